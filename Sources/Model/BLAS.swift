@@ -1,0 +1,37 @@
+import CBLAS
+
+/// The one door to the linear-algebra engine. Every matrix product in the model goes through
+/// `gemm`, so switching from OpenBLAS to another engine means changing this file alone.
+public enum BLAS {
+    /// Whether a matrix operand is used as stored or transposed.
+    public enum Transpose: Sendable {
+        case none, transpose
+        var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+    }
+
+    /// `C ← alpha·op(A)·op(B) + beta·C` for row-major float32 matrices, where op(A) is m×k,
+    /// op(B) is k×n and C is m×n, with leading dimensions `lda`, `ldb`, `ldc`.
+    @inline(__always)
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA.cblas, transB.cblas,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// The number of threads the engine uses for one product.
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(newValue)) }
+    }
+
+    /// The kernel family the engine selected for this CPU (OpenBLAS's core name, e.g. "SkylakeX").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// The engine's build description (version and options).
+    public static var configuration: String { String(cString: openblas_get_config()) }
+}

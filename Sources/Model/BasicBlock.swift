@@ -1,0 +1,57 @@
+/// The CIFAR ResNet's residual block: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`,
+/// where the shortcut is the identity or, when the stride or width changes, a 1×1
+/// convolution followed by BatchNorm (`shortcut.0`, `shortcut.1` in PyTorch's names).
+public final class BasicBlock {
+    /// The block's layers, in PyTorch `state_dict` order.
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    /// The projection shortcut, when the block changes stride or width.
+    public let shortcut: (conv: Conv2d, bn: BatchNorm2d)?
+    private let output = Workspace()
+    private let gradient = Workspace()
+    private var savedOutput: FeatureMap?
+
+    /// A block named `prefix` (e.g. `layer2.0`) from `inPlanes` to `planes` channels.
+    public init(name prefix: String, inPlanes: Int, planes: Int, stride: Int) {
+        conv1 = Conv2d(name: prefix + ".conv1.weight", inChannels: inPlanes, outChannels: planes, kernel: 3, stride: stride, padding: 1)
+        bn1 = BatchNorm2d(name: prefix + ".bn1", channels: planes, appliesReLU: true)
+        conv2 = Conv2d(name: prefix + ".conv2.weight", inChannels: planes, outChannels: planes, kernel: 3, stride: 1, padding: 1)
+        bn2 = BatchNorm2d(name: prefix + ".bn2", channels: planes, appliesReLU: false)
+        if stride != 1 || inPlanes != planes {
+            shortcut = (
+                Conv2d(name: prefix + ".shortcut.0.weight", inChannels: inPlanes, outChannels: planes, kernel: 1, stride: stride),
+                BatchNorm2d(name: prefix + ".shortcut.1", channels: planes, appliesReLU: false))
+        } else {
+            shortcut = nil
+        }
+    }
+
+    /// The convolutions in `state_dict` order.
+    public var convolutions: [Conv2d] { [conv1, conv2] + (shortcut.map { [$0.conv] } ?? []) }
+    /// The BatchNorms in `state_dict` order.
+    public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (shortcut.map { [$0.bn] } ?? []) }
+
+    /// Runs the block on `x`.
+    public func forward(_ x: FeatureMap, training: Bool, scratch: Workspace) -> FeatureMap {
+        let a = bn1.forward(conv1.forward(x, scratch: scratch), training: training)
+        let b = bn2.forward(conv2.forward(a, scratch: scratch), training: training)
+        let skip = shortcut.map { $0.bn.forward($0.conv.forward(x, scratch: scratch), training: training) } ?? x
+        let y = b.sameShape(at: output.reserve(b.count))
+        ReLU.addForward(b.data, skip.data, into: y.data, count: y.count)
+        savedOutput = y
+        return y
+    }
+
+    /// Back-propagates `∂L/∂out` through both paths and returns `∂L/∂x`.
+    public func backward(_ dy: FeatureMap, scratch: Workspace) -> FeatureMap {
+        guard let y = savedOutput else { preconditionFailure("BasicBlock: backward before forward") }
+        let dz = dy.sameShape(at: gradient.reserve(dy.count))
+        ReLU.backward(dy.data, output: y.data, into: dz.data, count: dz.count)
+        let da = conv2.backward(bn2.backward(dz), scratch: scratch)!
+        let dx = conv1.backward(bn1.backward(da), scratch: scratch)!
+        let dSkip = shortcut.map { $0.conv.backward($0.bn.backward(dz), scratch: scratch)! } ?? dz
+        Parallel.forEachRange(dx.count, minimumPerThread: 65_536) { range in
+            for i in range { dx.data[i] += dSkip.data[i] }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,42 @@
+import Dispatch
+import Synchronization
+
+/// Splits element-wise work (BatchNorm, im2col, augmentation) across the worker's threads.
+///
+/// Work is cut into fixed contiguous ranges that depend only on the count and the thread
+/// setting, and no range is reduced across threads, so results are bit-identical from run
+/// to run: resuming from a checkpoint relies on that.
+public enum Parallel {
+    private static let threadSetting = Atomic<Int>(1)
+
+    /// The number of threads element-wise loops use (the BLAS has its own setting).
+    public static var threads: Int {
+        get { threadSetting.load(ordering: .relaxed) }
+        set { threadSetting.store(Swift.max(1, newValue), ordering: .relaxed) }
+    }
+
+    /// Calls `body(range)` for disjoint ranges covering `0..<count`, concurrently when more
+    /// than one thread is configured and there is enough work to share.
+    public static func forEachRange(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = Swift.min(threads, Swift.max(1, count / Swift.max(1, minimumPerThread)))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        // The ranges are disjoint and the call returns only when all are done, so sharing the
+        // caller's (non-Sendable) closure and the memory it captures across threads is safe.
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = count * part / parts
+                let end = count * (part + 1) / parts
+                if start < end { shared.value(start..<end) }
+            }
+        }
+    }
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

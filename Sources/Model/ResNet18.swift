@@ -1,0 +1,137 @@
+/// The CIFAR ResNet18 of kuangliu/pytorch-cifar (the original study's model), with a width
+/// multiplier, any number of input channels and classes, and PyTorch `state_dict` names.
+///
+/// Stem: 3×3 conv → BN → ReLU; four stages of two BasicBlocks with widths w, 2w, 4w, 8w and
+/// first strides 1, 2, 2, 2; global average pool; linear. Width 64 with 3 input channels and
+/// 10 classes has 11,173,962 parameters.
+public final class ResNet18 {
+    /// The shape-determining hyper-parameters.
+    public struct Architecture: Codable, Hashable, Sendable {
+        /// Channels of the first stage (64 in the paper).
+        public var width: Int
+        /// Image channels (3 for CIFAR-10, 1 for Fashion-MNIST).
+        public var inputChannels: Int
+        /// Output classes.
+        public var classes: Int
+
+        /// An architecture; the defaults are the paper's CIFAR-10 network.
+        public init(width: Int = 64, inputChannels: Int = 3, classes: Int = 10) {
+            self.width = width
+            self.inputChannels = inputChannels
+            self.classes = classes
+        }
+    }
+
+    /// The architecture this network was built with.
+    public let architecture: Architecture
+    /// The stem convolution and BatchNorm.
+    public let conv1: Conv2d, bn1: BatchNorm2d
+    /// The eight residual blocks, `layer1.0` … `layer4.1`.
+    public let blocks: [BasicBlock]
+    /// The classifier.
+    public let linear: Linear
+    /// Every parameter in PyTorch `state_dict` order.
+    public let parameters: [Parameter]
+    /// Every BatchNorm running buffer in PyTorch `state_dict` order.
+    public let buffers: [(name: String, tensor: Tensor)]
+
+    private let pool = GlobalAveragePool()
+    private let scratch = Workspace()
+
+    /// A network with zero weights and fresh BatchNorms; call `initialise(seed:)` or load a
+    /// state before use.
+    public init(_ architecture: Architecture) {
+        self.architecture = architecture
+        let w = architecture.width
+        conv1 = Conv2d(name: "conv1.weight", inChannels: architecture.inputChannels, outChannels: w, kernel: 3, stride: 1, padding: 1)
+        bn1 = BatchNorm2d(name: "bn1", channels: w, appliesReLU: true)
+        var blocks: [BasicBlock] = []
+        var inPlanes = w
+        for (stage, (planes, stride)) in [(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)].enumerated() {
+            for index in 0..<2 {
+                blocks.append(BasicBlock(name: "layer\(stage + 1).\(index)", inPlanes: inPlanes, planes: planes, stride: index == 0 ? stride : 1))
+                inPlanes = planes
+            }
+        }
+        self.blocks = blocks
+        linear = Linear(name: "linear", inFeatures: 8 * w, outFeatures: architecture.classes)
+
+        var parameters = [conv1.weight, bn1.weight, bn1.bias]
+        var buffers = bn1.buffers(prefix: "bn1")
+        for block in blocks {
+            for (conv, bn) in zip(block.convolutions, block.batchNorms) {
+                parameters += [conv.weight, bn.weight, bn.bias]
+                buffers += bn.buffers(prefix: String(bn.weight.name.dropLast(".weight".count)))
+            }
+        }
+        parameters += [linear.weight, linear.bias]
+        self.parameters = parameters
+        self.buffers = buffers.map { (name: $0.0, tensor: $0.1) }
+    }
+
+    /// All convolutions in `state_dict` order (stem, then each block's conv1, conv2, shortcut).
+    public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
+    /// All BatchNorms in `state_dict` order.
+    public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) }
+    /// The prunable tensors: every conv weight and the linear weight (21 of them).
+    public var prunableParameters: [Parameter] { parameters.filter(\.prunable) }
+
+    /// PyTorch's default initialisation, drawn from `seed`'s initialisation stream: conv and
+    /// linear weights and the linear bias U(±1/√fan_in) (kaiming_uniform with a = √5), BN γ = 1,
+    /// β = 0, running mean 0, running variance 1.
+    public func initialise(seed: UInt64) {
+        var random = RandomStream(seed: seed, stream: .initialisation)
+        for parameter in parameters {
+            if let bn = batchNorms.first(where: { $0.weight === parameter }) {
+                bn.weight.value.fill(1)
+            } else if batchNorms.contains(where: { $0.bias === parameter }) {
+                parameter.value.fill(0)
+            } else {
+                let fanIn = parameter === linear.bias ? linear.inFeatures : parameter.shape.dropFirst().reduce(1, *)
+                let bound = 1 / Float(fanIn).squareRoot()
+                for i in 0..<parameter.value.count { parameter.value[i] = random.nextSymmetric(bound) }
+            }
+            parameter.momentum.fill(0)
+        }
+        for bn in batchNorms {
+            bn.runningMean.fill(0)
+            bn.runningVar.fill(1)
+        }
+    }
+
+    /// The logits `[classes, N, 1, 1]` of a batch of images in channel-major layout.
+    public func forward(_ input: FeatureMap, training: Bool) -> FeatureMap {
+        var x = bn1.forward(conv1.forward(input, scratch: scratch), training: training)
+        for block in blocks { x = block.forward(x, training: training, scratch: scratch) }
+        return linear.forward(pool.forward(x))
+    }
+
+    /// Back-propagates `∂L/∂logits` of the last training forward into every parameter's gradient.
+    public func backward(_ logitGradient: FeatureMap) {
+        var dx = pool.backward(linear.backward(logitGradient))
+        for block in blocks.reversed() { dx = block.backward(dx, scratch: scratch) }
+        _ = conv1.backward(bn1.backward(dx), scratch: scratch, inputGradientNeeded: false)
+    }
+
+    /// The full state (parameters then buffers, each in `state_dict` order) by name.
+    public var state: [(name: String, tensor: Tensor)] {
+        parameters.map { (name: $0.name, tensor: $0.value) } + buffers
+    }
+
+    /// The number of parameters (weights, biases, BN γ/β; not running buffers).
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Forward multiply-adds per image of `height`×`width` pixels (convolutions and linear).
+    public func multiplyAddsPerImage(height: Int, width: Int) -> Int {
+        var total = conv1.multiplyAdds(height: height, width: width)
+        var h = height, w = width
+        for block in blocks {
+            total += block.conv1.multiplyAdds(height: h, width: w)
+            total += block.shortcut?.conv.multiplyAdds(height: h, width: w) ?? 0
+            h = block.conv1.outputExtent(h)
+            w = block.conv1.outputExtent(w)
+            total += block.conv2.multiplyAdds(height: h, width: w)
+        }
+        return total + linear.inFeatures * linear.outFeatures
+    }
+}
