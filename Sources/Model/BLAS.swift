@@ -1,4 +1,6 @@
 import CBLAS
+import Foundation
+import Synchronization
 
 /// The one door to the linear-algebra engine. Every matrix product in the model goes through
 /// `gemm`, so switching from OpenBLAS to another engine means changing this file alone.
@@ -18,9 +20,28 @@ public enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        let start = DispatchTime.now().uptimeNanoseconds
         cblas_sgemm(
             CblasRowMajor, transA.cblas, transB.cblas,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        accounting.add(elapsed, ordering: .relaxed)
+        flopAccounting.add(UInt64(2 * m * n * k), ordering: .relaxed)
+    }
+
+    private static let accounting = Atomic<UInt64>(0)
+    private static let flopAccounting = Atomic<UInt64>(0)
+
+    /// Seconds spent inside `gemm` and floating-point operations it performed since the last
+    /// reset: the benchmark's split of where training time goes.
+    public static var usage: (seconds: Double, flops: Double) {
+        (Double(accounting.load(ordering: .relaxed)) / 1e9, Double(flopAccounting.load(ordering: .relaxed)))
+    }
+
+    /// Zeroes `usage`.
+    public static func resetUsage() {
+        accounting.store(0, ordering: .relaxed)
+        flopAccounting.store(0, ordering: .relaxed)
     }
 
     /// The number of threads the engine uses for one product.

@@ -1,0 +1,142 @@
+import Foundation
+
+/// Measures what limits training speed: the BLAS alone, on a square product and on the
+/// network's own GEMM shapes, then full training and evaluation steps of ResNet18 on random
+/// data, with the share of time spent inside GEMM.
+public struct Benchmark {
+    /// What to measure.
+    public struct Options: Sendable {
+        /// Network width (64 = the paper).
+        public var width = 64
+        /// Images per step.
+        public var batchSize = 128
+        /// Timed training steps (after one warm-up step).
+        public var steps = 3
+        /// Image side (32 for CIFAR).
+        public var imageSize = 32
+
+        /// The defaults: width 64, batch 128, 3 steps, 32×32 images.
+        public init() {}
+    }
+
+    /// One measured figure.
+    public struct Line: Sendable {
+        /// What was measured.
+        public var name: String
+        /// The value, already in `unit`.
+        public var value: Double
+        /// The unit, e.g. "GFLOP/s".
+        public var unit: String
+    }
+
+    /// The figures, in the order they were measured.
+    public private(set) var lines: [Line] = []
+
+    /// Runs every measurement; `progress` receives each line as it is measured.
+    public static func run(_ options: Options, progress: (Line) -> Void) -> Benchmark {
+        var result = Benchmark()
+        func record(_ name: String, _ value: Double, _ unit: String) {
+            let line = Line(name: name, value: value, unit: unit)
+            result.lines.append(line)
+            progress(line)
+        }
+
+        record("sgemm 2048×2048×2048", gemmRate(m: 2048, n: 2048, k: 2048), "GFLOP/s")
+        let network = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
+        network.initialise(seed: 0)
+        let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
+        record("sgemm on the network's conv GEMM shapes (time-weighted)", shapeRate, "GFLOP/s")
+
+        let batch = options.batchSize, size = options.imageSize
+        var random = RandomStream(seed: 1, stream: .synthetic)
+        let input = Tensor(shape: [batch, 3, size, size])
+        for i in 0..<input.count { input[i] = random.nextSymmetric(1) }
+        let labels = (0..<batch).map { Int32($0 % 10) }
+        let space = Workspace()
+        let x = FeatureMap.channelMajor(fromNCHW: input.pointer, batch: batch, channels: 3, height: size, width: size, into: space)
+        let loss = CrossEntropy()
+        let sgd = SGD()
+        func trainStep(first: Bool) {
+            let logits = network.forward(x, training: true)
+            _ = labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+            network.backward(loss.backward(like: logits))
+            sgd.step(network.parameters, learningRate: 0.01, firstStep: first)
+        }
+        trainStep(first: true)
+        BLAS.resetUsage()
+        let start = Date()
+        for _ in 0..<options.steps { trainStep(first: false) }
+        let seconds = Date().timeIntervalSince(start)
+        let gemm = BLAS.usage
+        let images = Double(options.steps * batch)
+        let flopsPerImage = 6 * Double(network.multiplyAddsPerImage(height: size, width: size))
+        let trainingRate = flopsPerImage * images / seconds / 1e9
+        record("training (width \(options.width), batch \(batch))", images / seconds, "images/s")
+        record("training effective (3 × 2 × MACs per image)", trainingRate, "GFLOP/s")
+        record("training / BLAS on the network's shapes", trainingRate / shapeRate, "ratio")
+        record("time inside GEMM", 100 * gemm.seconds / seconds, "%")
+        record("GEMM rate inside training", gemm.flops / gemm.seconds / 1e9, "GFLOP/s")
+
+        _ = network.forward(x, training: false)
+        let evalStart = Date()
+        for _ in 0..<options.steps { _ = network.forward(x, training: false) }
+        record("evaluation", images / Date().timeIntervalSince(evalStart), "images/s")
+        record("peak resident memory", peakResidentMegabytes(), "MiB")
+        record("BLAS threads", Double(BLAS.threads), "")
+        record("element-wise threads", Double(Parallel.threads), "")
+        return result
+    }
+
+    /// GFLOP/s of one product shape, repeated for at least a quarter second.
+    public static func gemmRate(m: Int, n: Int, k: Int, transA: BLAS.Transpose = .none, transB: BLAS.Transpose = .none) -> Double {
+        let a = Tensor(shape: [m * k], repeating: 0.5), b = Tensor(shape: [k * n], repeating: 0.25), c = Tensor(shape: [m * n])
+        let lda = transA == .none ? k : m, ldb = transB == .none ? n : k
+        func once() { BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: c.pointer, ldc: n) }
+        once()
+        var repeats = 0
+        let start = Date()
+        repeat {
+            once()
+            repeats += 1
+        } while Date().timeIntervalSince(start) < 0.25
+        return 2 * Double(m) * Double(n) * Double(k) * Double(repeats) / Date().timeIntervalSince(start) / 1e9
+    }
+
+    /// Time-weighted GFLOP/s of every GEMM one training step performs: each conv's forward,
+    /// weight-gradient and input-gradient products at this batch size.
+    static func networkShapeRate(_ network: ResNet18, batch: Int, size: Int) -> Double {
+        var totalFlops = 0.0, totalSeconds = 0.0
+        var cache: [[Int]: Double] = [:]
+        func add(_ m: Int, _ n: Int, _ k: Int, _ ta: BLAS.Transpose, _ tb: BLAS.Transpose) {
+            let key = [m, n, k, ta == .none ? 0 : 1, tb == .none ? 0 : 1]
+            let rate = cache[key] ?? gemmRate(m: m, n: n, k: k, transA: ta, transB: tb)
+            cache[key] = rate
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            totalFlops += flops
+            totalSeconds += flops / (rate * 1e9)
+        }
+        func addConvolution(_ conv: Conv2d, inputSide: Int, needsInputGradient: Bool = true) {
+            let out = conv.outputExtent(inputSide)
+            let columns = batch * out * out, rows = conv.inChannels * conv.kernel * conv.kernel
+            add(conv.outChannels, columns, rows, .none, .none)
+            add(conv.outChannels, rows, columns, .none, .transpose)
+            if needsInputGradient { add(rows, columns, conv.outChannels, .transpose, .none) }
+        }
+        addConvolution(network.conv1, inputSide: size, needsInputGradient: false)
+        var side = size
+        for block in network.blocks {
+            addConvolution(block.conv1, inputSide: side)
+            if let shortcut = block.shortcut { addConvolution(shortcut.conv, inputSide: side) }
+            side = block.conv1.outputExtent(side)
+            addConvolution(block.conv2, inputSide: side)
+        }
+        return totalFlops / totalSeconds / 1e9
+    }
+
+    /// The process's peak resident set, in MiB.
+    public static func peakResidentMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
