@@ -88,7 +88,7 @@ public struct Benchmark {
     }
 
     /// GFLOP/s of one product shape, repeated for at least a quarter second.
-    public static func gemmRate(m: Int, n: Int, k: Int, transA: BLAS.Transpose = .none, transB: BLAS.Transpose = .none) -> Double {
+    public static func gemmRate(m: Int, n: Int, k: Int, transA: BLAS.Transpose = .none, transB: BLAS.Transpose = .none, minimumSeconds: Double = 0.25) -> Double {
         let a = Tensor(shape: [m * k], repeating: 0.5), b = Tensor(shape: [k * n], repeating: 0.25), c = Tensor(shape: [m * n])
         let lda = transA == .none ? k : m, ldb = transB == .none ? n : k
         func once() { BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: c.pointer, ldc: n) }
@@ -98,7 +98,7 @@ public struct Benchmark {
         repeat {
             once()
             repeats += 1
-        } while Date().timeIntervalSince(start) < 0.25
+        } while Date().timeIntervalSince(start) < minimumSeconds
         return 2 * Double(m) * Double(n) * Double(k) * Double(repeats) / Date().timeIntervalSince(start) / 1e9
     }
 

@@ -1,0 +1,40 @@
+/// What one training epoch measured.
+public struct EpochMetrics: Codable, Hashable, Sendable {
+    /// The 1-based epoch.
+    public var epoch: Int
+    /// Mean training loss and accuracy over the epoch's batches (augmented, train mode).
+    public var trainLoss: Double, trainAccuracy: Double
+    /// Accuracy on the held-out validation images (nil without a validation split).
+    public var validationAccuracy: Double?
+    /// Accuracy and mean loss on the test images, at the end of the epoch.
+    public var testAccuracy: Double, testLoss: Double
+    /// The learning rate of the epoch's first step.
+    public var learningRate: Double
+    /// Wall time of the epoch (training and evaluation) and training throughput.
+    public var seconds: Double, imagesPerSecond: Double
+}
+
+/// Where a run stands: everything beyond the tensors that a resumed run needs to continue
+/// exactly where the interrupted one stopped.
+public struct TrainingProgress: Codable, Hashable, Sendable {
+    /// The identity (configuration hash) of the run this belongs to.
+    public var configIdentity: String
+    /// Epochs finished.
+    public var completedEpochs: Int
+    /// Optimiser steps taken (the cosine schedule's clock; 0 means the momentum is unset).
+    public var optimizerSteps: Int
+    /// The shuffling and augmentation streams' states, as hex words.
+    public var shuffleState: [String], augmentationState: [String]
+    /// Every finished epoch's metrics.
+    public var history: [EpochMetrics]
+    /// The best validation accuracy so far and its epoch.
+    public var bestValidationAccuracy: Double?, bestEpoch: Int?
+
+    static func hex(_ stream: RandomStream) -> [String] { stream.state.map { String($0, radix: 16) } }
+
+    static func stream(_ words: [String]) throws(ModelError) -> RandomStream {
+        let values = words.compactMap { UInt64($0, radix: 16) }
+        guard values.count == words.count else { throw .invalidCheckpoint("random state \(words) is not hex words") }
+        return try RandomStream(state: values)
+    }
+}

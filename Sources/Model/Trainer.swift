@@ -1,0 +1,193 @@
+import Foundation
+
+/// Runs one training configuration to the end, writing a checkpoint after every epoch, and
+/// resumes from the run directory's checkpoint when there is one.
+///
+/// Files in the run directory: `checkpoint.safetensors` (the latest epoch's full state),
+/// `best.safetensors` (weights of the best validation epoch, when there is a validation
+/// split), `weights.safetensors` (final weights and masks) and `metrics.json`.
+public final class Trainer {
+    /// The run's configuration.
+    public let config: TrainingConfig
+    /// The network being trained.
+    public let network: ResNet18
+    /// The images.
+    public let data: DataSplits
+    /// Where checkpoints and results go.
+    public let directory: URL
+    private let log: (String) -> Void
+    private let assembler = BatchAssembler()
+    private let loss = CrossEntropy()
+    private var progress: TrainingProgress
+
+    /// The path of the latest checkpoint.
+    public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
+
+    /// Prepares a run. Starts from `initialState` (weights and BN buffers, PyTorch names) when
+    /// given, else from the seed's initialisation; applies `masks` (by parameter name). If the
+    /// directory holds a checkpoint of the same configuration the run resumes from it; one of
+    /// another configuration is an error rather than being overwritten.
+    public init(config: TrainingConfig, data: DataSplits, directory: URL, initialState: Safetensors? = nil,
+                masks: [String: Tensor] = [:], log: @escaping (String) -> Void = { print($0) }) throws(ModelError) {
+        try config.validate()
+        self.config = config
+        self.data = data
+        self.directory = directory
+        self.log = log
+        network = ResNet18(.init(width: config.width, inputChannels: data.train.channels, classes: data.train.classes))
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .io("cannot create run directory \(directory.path): \(error.localizedDescription)")
+        }
+        progress = TrainingProgress(
+            configIdentity: config.identity, completedEpochs: 0, optimizerSteps: 0,
+            shuffleState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .shuffle)),
+            augmentationState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .augmentation)),
+            history: [])
+        if FileManager.default.fileExists(atPath: checkpointURL.path) {
+            let saved = try Checkpoint.load(checkpointURL, into: network)
+            guard saved.configIdentity == config.identity else {
+                throw .invalidConfiguration("\(checkpointURL.path) belongs to another configuration (\(saved.configIdentity.prefix(12))…, this one is \(config.identity.prefix(12))…); use a fresh --out directory or delete it")
+            }
+            progress = saved
+            log("resuming \(directory.lastPathComponent) after epoch \(saved.completedEpochs) of \(config.epochs)")
+        } else {
+            if let initialState {
+                try network.loadState(from: initialState, source: "initial state")
+            } else {
+                network.initialise(seed: config.seed)
+            }
+            for parameter in network.parameters {
+                try parameter.setMask(masks[parameter.name])
+            }
+        }
+    }
+
+    /// Whether every epoch is done.
+    public var isFinished: Bool { progress.completedEpochs >= config.epochs }
+    /// Every finished epoch's metrics.
+    public var history: [EpochMetrics] { progress.history }
+
+    /// Trains until `stopAfterEpoch` (default: the last epoch), checkpointing each epoch, and
+    /// writes the final files when the run is complete.
+    public func run(stopAfterEpoch: Int? = nil) throws(ModelError) {
+        let lastEpoch = Swift.min(stopAfterEpoch ?? config.epochs, config.epochs)
+        while progress.completedEpochs < lastEpoch {
+            let metrics = try trainEpoch()
+            log(Self.describe(metrics, of: config.epochs))
+        }
+        if isFinished { try writeResults() }
+    }
+
+    private var stepsPerEpoch: Int { (data.train.count + config.batchSize - 1) / config.batchSize }
+
+    private func trainEpoch() throws(ModelError) -> EpochMetrics {
+        let epoch = progress.completedEpochs + 1
+        let start = Date()
+        var shuffle = try TrainingProgress.stream(progress.shuffleState)
+        var augmentation: RandomStream? = config.augment ? try TrainingProgress.stream(progress.augmentationState) : nil
+        let order = shuffle.permutation(data.train.count)
+        let totalSteps = stepsPerEpoch * config.epochs
+        let firstRate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
+        var lossSum = 0.0, correct = 0
+        for first in stride(from: 0, to: order.count, by: config.batchSize) {
+            let indices = order[first..<Swift.min(first + config.batchSize, order.count)]
+            let x = assembler.assemble(data.train, indices: indices, random: &augmentation)
+            let logits = network.forward(x, training: true)
+            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+            network.backward(loss.backward(like: logits))
+            let rate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
+            config.optimizer.step(network.parameters, learningRate: Float(rate), firstStep: progress.optimizerSteps == 0)
+            progress.optimizerSteps += 1
+            lossSum += result.loss * Double(indices.count)
+            correct += result.correct
+        }
+        let trainSeconds = Date().timeIntervalSince(start)
+        let validation = data.validation.count > 0 ? evaluate(data.validation).accuracy : nil
+        let test = evaluate(data.test)
+        let metrics = EpochMetrics(
+            epoch: epoch, trainLoss: lossSum / Double(order.count), trainAccuracy: Double(correct) / Double(order.count),
+            validationAccuracy: validation, testAccuracy: test.accuracy, testLoss: test.loss, learningRate: firstRate,
+            seconds: Date().timeIntervalSince(start), imagesPerSecond: Double(order.count) / trainSeconds)
+        progress.completedEpochs = epoch
+        progress.shuffleState = TrainingProgress.hex(shuffle)
+        if let augmentation { progress.augmentationState = TrainingProgress.hex(augmentation) }
+        progress.history.append(metrics)
+        if let validation, validation > (progress.bestValidationAccuracy ?? -1) {
+            progress.bestValidationAccuracy = validation
+            progress.bestEpoch = epoch
+            try saveWeights(to: directory.appendingPathComponent("best.safetensors"), extra: ["epoch": String(epoch)])
+        }
+        try Checkpoint.save(network, progress: progress, config: config, to: checkpointURL)
+        return metrics
+    }
+
+    /// Mean loss and top-1 accuracy over `dataset` in evaluation mode.
+    public func evaluate(_ dataset: ImageDataset) -> (loss: Double, accuracy: Double) {
+        var lossSum = 0.0, correct = 0
+        var noAugmentation: RandomStream? = nil
+        for first in stride(from: 0, to: dataset.count, by: config.batchSize) {
+            let indices = (first..<Swift.min(first + config.batchSize, dataset.count)).map { $0 }
+            let x = assembler.assemble(dataset, indices: indices[...], random: &noAugmentation)
+            let logits = network.forward(x, training: false)
+            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+            lossSum += result.loss * Double(indices.count)
+            correct += result.correct
+        }
+        return (lossSum / Double(Swift.max(dataset.count, 1)), Double(correct) / Double(Swift.max(dataset.count, 1)))
+    }
+
+    private func saveWeights(to url: URL, extra: [String: String] = [:]) throws(ModelError) {
+        var file = Safetensors(metadata: extra.merging(["config": String(decoding: config.canonicalJSON, as: UTF8.self)]) { $1 })
+        network.addState(to: &file)
+        for parameter in network.parameters { if let mask = parameter.mask { file.add("mask." + parameter.name, mask) } }
+        try file.write(to: url)
+    }
+
+    private func writeResults() throws(ModelError) {
+        try saveWeights(to: directory.appendingPathComponent("weights.safetensors"))
+        let summary = RunSummary(config: config, identity: config.identity, history: progress.history,
+                                 bestValidationAccuracy: progress.bestValidationAccuracy, bestEpoch: progress.bestEpoch,
+                                 finalTestAccuracy: progress.history.last?.testAccuracy ?? 0,
+                                 parameters: network.parameterCount,
+                                 prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
+                                 remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
+                                 blasCore: BLAS.coreName, threads: BLAS.threads)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try Safetensors.writeAtomically(try encoder.encode(summary), to: directory.appendingPathComponent("metrics.json"))
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw .io("cannot encode metrics for \(directory.path): \(error)")
+        }
+    }
+
+    /// The one-line progress report of an epoch.
+    public static func describe(_ m: EpochMetrics, of epochs: Int) -> String {
+        func percent(_ value: Double) -> String { String(format: "%.2f%%", 100 * value) }
+        var line = "epoch \(m.epoch)/\(epochs)  loss \(String(format: "%.4f", m.trainLoss))  train \(percent(m.trainAccuracy))"
+        if let validation = m.validationAccuracy { line += "  val \(percent(validation))" }
+        line += "  test \(percent(m.testAccuracy))  lr \(String(format: "%.4g", m.learningRate))"
+        line += "  \(String(format: "%.1f", m.seconds)) s  \(String(format: "%.1f", m.imagesPerSecond)) img/s"
+        return line
+    }
+}
+
+/// The `metrics.json` of a finished run.
+public struct RunSummary: Codable, Sendable {
+    /// The configuration and its hash.
+    public var config: TrainingConfig, identity: String
+    /// Every epoch's metrics.
+    public var history: [EpochMetrics]
+    /// The best validation accuracy and its epoch (nil without validation).
+    public var bestValidationAccuracy: Double?, bestEpoch: Int?
+    /// Test accuracy of the last epoch's weights.
+    public var finalTestAccuracy: Double
+    /// Parameters in all, prunable weights, and prunable weights the masks keep.
+    public var parameters: Int, prunable: Int, remaining: Int
+    /// The BLAS kernel family and thread count the run used.
+    public var blasCore: String, threads: Int
+}
