@@ -14,15 +14,15 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        print(try compute.prepare())
-        print(BLAS.configuration)
+        say(try compute.prepare())
+        say(BLAS.configuration)
         var options = Benchmark.Options()
         options.width = width
         options.batchSize = batchSize
         options.steps = steps
         _ = Benchmark.run(options) { line in
             let value = line.value >= 100 ? String(format: "%.0f", line.value) : String(format: "%.3g", line.value)
-            print("\(line.name.padding(toLength: 58, withPad: " ", startingAt: 0)) \(value) \(line.unit)")
+            say("\(line.name.padding(toLength: 58, withPad: " ", startingAt: 0)) \(value) \(line.unit)")
         }
     }
 }
@@ -33,6 +33,6 @@ struct BLASProbeCommand: ParsableCommand {
 
     func run() throws {
         guard let rate = BLASCoreSelection.probe() else { throw ExitCode(1) }
-        print("\(BLAS.coreName) \(rate)")
+        say("\(BLAS.coreName) \(rate)")
     }
 }

@@ -31,7 +31,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        print(try compute.prepare())
+        say(try compute.prepare())
         let learningRateSchedule: LearningRateSchedule
         switch schedule {
         case "multistep":
@@ -53,12 +53,12 @@ struct TrainCommand: ParsableCommand {
         try failing { () throws(ModelError) in
             try config.validate()
             let data = try config.loadData(from: dataDir.map { URL(fileURLWithPath: $0) })
-            print("data: \(data.train.count) training, \(data.validation.count) validation, \(data.test.count) test images of \(data.train.channels)×\(data.train.height)×\(data.train.width) (\(dataset.rawValue))")
-            let trainer = try Trainer(config: config, data: data, directory: directory)
-            print("run \(config.identity.prefix(12)) in \(directory.path): width \(width), \(trainer.network.parameterCount) parameters, batch \(batchSize), \(epochs) epochs")
+            say("data: \(data.train.count) training, \(data.validation.count) validation, \(data.test.count) test images of \(data.train.channels)×\(data.train.height)×\(data.train.width) (\(dataset.rawValue))")
+            let trainer = try Trainer(config: config, data: data, directory: directory, log: say)
+            say("run \(config.identity.prefix(12)) in \(directory.path): width \(width), \(trainer.network.parameterCount) parameters, batch \(batchSize), \(epochs) epochs")
             try trainer.run()
             let final = trainer.history.last?.testAccuracy ?? 0
-            print("done: test accuracy \(String(format: "%.2f%%", 100 * final)); metrics in \(directory.appendingPathComponent("metrics.json").path)")
+            say("done: test accuracy \(String(format: "%.2f%%", 100 * final)); metrics in \(directory.appendingPathComponent("metrics.json").path)")
         }
     }
 }

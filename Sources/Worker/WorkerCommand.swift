@@ -34,3 +34,9 @@ func failing<T>(_ body: () throws(ModelError) -> T) throws -> T {
         throw ExitCode(2)
     }
 }
+
+/// Writes one line to standard output at once: progress must reach a log file or pipe as it
+/// happens, and `print` is block-buffered when stdout is not a terminal.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,81 @@
+import Testing
+@testable import Model
+
+/// The BLAS and the convolution against plain loops on odd shapes.
+@Suite struct KernelTests {
+    @Test(arguments: [(1, 1, 1), (37, 53, 29), (64, 3, 130), (5, 257, 17)])
+    func gemmMatchesNaiveLoop(m: Int, n: Int, k: Int) {
+        #expect(BLASCheck.maximumError(m: m, n: n, k: k) < 1e-5)
+    }
+
+    @Test func gemmHonoursLeadingDimensions() {
+        // C (2×2) inside a 2×5 array, A and B with padded rows.
+        let a: [Float] = [1, 2, 9, 3, 4, 9], b: [Float] = [5, 6, 9, 9, 7, 8, 9, 9]
+        var c = [Float](repeating: -1, count: 10)
+        BLAS.gemm(.none, .none, m: 2, n: 2, k: 2, a: a, lda: 3, b: b, ldb: 4, c: &c, ldc: 5)
+        #expect(c == [19, 22, -1, -1, -1, 43, 50, -1, -1, -1])
+    }
+
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (5, 2, 2), (3, 3, 0)])
+    func convolutionMatchesDirectLoop(kernel: Int, stride: Int, padding: Int) {
+        let (cin, cout, n, h, w) = (3, 5, 2, 7, 6)
+        let conv = Conv2d(name: "c.weight", inChannels: cin, outChannels: cout, kernel: kernel, stride: stride, padding: padding)
+        GradientCheckTests.randomise(conv.weight, seed: 11)
+        let x = GradientCheckTests.Map(cin, n, h, w, seed: 12)
+        let y = conv.forward(x.map, scratch: Workspace())
+        let (oh, ow) = (conv.outputExtent(h), conv.outputExtent(w))
+        #expect(y.height == oh && y.width == ow)
+        var worst: Float = 0
+        for o in 0..<cout {
+            for image in 0..<n {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var expected: Float = 0
+                        for c in 0..<cin {
+                            for ki in 0..<kernel {
+                                for kj in 0..<kernel {
+                                    let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    expected += conv.weight.value[((o * cin + c) * kernel + ki) * kernel + kj]
+                                        * x.tensor[((c * n + image) * h + iy) * w + ix]
+                                }
+                            }
+                        }
+                        worst = max(worst, abs(expected - y.data[((o * n + image) * oh + oy) * ow + ox]))
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-5)
+    }
+
+    @Test func floorAndCeilDivision() {
+        #expect(floorDivide(-1, 2) == -1 && floorDivide(3, 2) == 1 && floorDivide(-4, 2) == -2)
+        #expect(ceilDivide(1, 2) == 1 && ceilDivide(-1, 2) == 0 && ceilDivide(4, 2) == 2)
+    }
+
+    @Test func learningRateSchedules() {
+        // TV10 of the pruning reference.
+        let dense = LearningRateSchedule.multiStep(milestones: [60, 120, 160], gamma: 0.2)
+        let expected: [(Int, Double)] = [(1, 0.1), (60, 0.1), (61, 0.02), (121, 0.004), (161, 0.0008), (200, 0.0008)]
+        for (epoch, rate) in expected {
+            #expect(abs(dense.rate(base: 0.1, epoch: epoch, step: 0, totalSteps: 1) - rate) < 1e-12, "epoch \(epoch)")
+        }
+        let han = LearningRateSchedule.multiStep(milestones: [50, 75], gamma: 0.2)
+        #expect(abs(han.rate(base: 0.01, epoch: 51, step: 0, totalSteps: 1) - 0.002) < 1e-12)
+        #expect(abs(han.rate(base: 0.01, epoch: 76, step: 0, totalSteps: 1) - 0.0004) < 1e-12)
+        #expect(LearningRateSchedule.cosine.rate(base: 0.1, epoch: 1, step: 0, totalSteps: 10) == 0.1)
+        #expect(abs(LearningRateSchedule.cosine.rate(base: 0.1, epoch: 1, step: 5, totalSteps: 10) - 0.05) < 1e-12)
+    }
+
+    @Test func randomStreamsAreIndependentAndRestorable() throws {
+        var a = RandomStream(seed: 1, stream: .shuffle), b = RandomStream(seed: 1, stream: .augmentation)
+        #expect(a.next() != b.next())
+        let saved = a.state
+        let next = a.next()
+        var restored = try RandomStream(state: saved)
+        #expect(restored.next() == next)
+        #expect(throws: ModelError.self) { try RandomStream(state: [0, 0, 0, 0]) }
+        #expect(Set(a.permutation(50)) == Set(0..<50))
+    }
+}
