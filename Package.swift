@@ -41,5 +41,9 @@ let package = Package(
             dependencies: ["Model"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: ["Model", "Worker"]
+        ),
     ]
 )

@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` (the main job) and `make test`.
+# Both install the Debian packages they need first (idempotent) and build.
+
+DEBIAN_PACKAGES := libopenblas-dev libzmq3-dev zlib1g-dev pkg-config dataset-fashion-mnist
+SWIFT_BUILD := swift build -c release
+WORKER := .build/release/worker
+
+.PHONY: deps build run test bench
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT_BUILD)
+
+# One local training run: ResNet18 width 16 on Fashion-MNIST, 2 epochs, cosine schedule.
+# Rerunning it resumes from the last finished epoch.
+run: build
+	$(WORKER) train --dataset fashion-mnist --width 16 --epochs 2 --schedule cosine \
+		--validation-size 0 --seed 0 --out runs/fashion-mnist-w16
+
+# Tests run optimised (numeric code is 20-100x slower in debug) with one BLAS thread each,
+# since Swift Testing runs suites in parallel on the 2 cores.
+test: deps
+	OPENBLAS_NUM_THREADS=1 swift test -c release
+
+bench: build
+	$(WORKER) bench
