@@ -7,7 +7,6 @@ public final class BasicBlock {
     /// The projection shortcut, when the block changes stride or width.
     public let shortcut: (conv: Conv2d, bn: BatchNorm2d)?
     private let output = Workspace()
-    private let gradient = Workspace()
     private var savedOutput: FeatureMap?
 
     /// A block named `prefix` (e.g. `layer2.0`) from `inPlanes` to `planes` channels.
@@ -44,13 +43,16 @@ public final class BasicBlock {
     /// Back-propagates `∂L/∂out` through both paths and returns `∂L/∂x`.
     public func backward(_ dy: FeatureMap, scratch: Workspace) -> FeatureMap {
         guard let y = savedOutput else { preconditionFailure("BasicBlock: backward before forward") }
-        let dz = dy.sameShape(at: gradient.reserve(dy.count))
-        ReLU.backward(dy.data, output: y.data, into: dz.data, count: dz.count)
-        let da = conv2.backward(bn2.backward(dz), scratch: scratch)!
+        // The final ReLU's mask is applied inside the BatchNorms' backward passes (and in the
+        // identity-shortcut sum below) instead of in a pass of its own.
+        let gate = UnsafePointer(y.data)
+        let da = conv2.backward(bn2.backward(dy, gatedBy: gate), scratch: scratch)!
         let dx = conv1.backward(bn1.backward(da), scratch: scratch)!
-        let dSkip = shortcut.map { $0.conv.backward($0.bn.backward(dz), scratch: scratch)! } ?? dz
-        Parallel.forEachRange(dx.count, minimumPerThread: 65_536) { range in
-            for i in range { dx.data[i] += dSkip.data[i] }
+        if let shortcut {
+            let dSkip = shortcut.conv.backward(shortcut.bn.backward(dy, gatedBy: gate), scratch: scratch)!
+            ReLU.accumulate(dSkip.data, into: dx.data, count: dx.count)
+        } else {
+            ReLU.accumulateBackward(dy.data, output: gate, into: dx.data, count: dx.count)
         }
         return dx
     }

@@ -17,9 +17,10 @@ public final class BatchNorm2d {
     public let momentum: Float = 0.1, epsilon: Float = 1e-5
 
     private let output = Workspace()
-    private let normalized = Workspace()
     private let inputGradient = Workspace()
+    private let batchMean: UnsafeMutablePointer<Float>
     private let inverseStd: UnsafeMutablePointer<Float>
+    private var savedInput: FeatureMap?
 
     /// A BatchNorm whose tensors are named `prefix.weight`, `prefix.bias`, `prefix.running_mean`,
     /// `prefix.running_var`; γ = 1, β = 0, mean 0, variance 1.
@@ -31,11 +32,16 @@ public final class BatchNorm2d {
         bias = Parameter(name: prefix + ".bias", shape: [channels], prunable: false)
         runningMean = Tensor(shape: [channels])
         runningVar = Tensor(shape: [channels], repeating: 1)
+        batchMean = .allocate(capacity: channels)
+        batchMean.initialize(repeating: 0, count: channels)
         inverseStd = .allocate(capacity: channels)
         inverseStd.initialize(repeating: 0, count: channels)
     }
 
-    deinit { inverseStd.deallocate() }
+    deinit {
+        batchMean.deallocate()
+        inverseStd.deallocate()
+    }
 
     /// The buffer names and tensors, in PyTorch `state_dict` order.
     public func buffers(prefix: String) -> [(String, Tensor)] {
@@ -43,45 +49,41 @@ public final class BatchNorm2d {
     }
 
     /// Normalises `x`; in training mode also updates the running statistics and keeps what
-    /// `backward` needs.
+    /// `backward` needs: the input itself (its producer leaves it untouched until its next
+    /// forward), the batch mean and 1/σ, so the normalised values need no buffer of their own.
     public func forward(_ x: FeatureMap, training: Bool) -> FeatureMap {
         precondition(x.channels == channels, "\(weight.name): \(x.channels) channels, expected \(channels)")
         let y = x.sameShape(at: output.reserve(x.count))
         let m = x.plane
-        let xhat = training ? normalized.reserve(x.count) : nil
+        savedInput = training ? x : nil
         let gamma = weight.value.pointer, beta = bias.value.pointer
-        let mean = runningMean.pointer, variance = runningVar.pointer, invStd = inverseStd
+        let mean = runningMean.pointer, variance = runningVar.pointer, batchMean = batchMean, invStd = inverseStd
         let relu = appliesReLU, eps = epsilon, mom = momentum
         Parallel.forEachRange(channels) { range in
             for c in range {
                 let row = UnsafePointer(x.data + c * m), out = y.data + c * m
                 let mu: Float, istd: Float
-                if let xhat {
-                    let batchMean = sum(row, count: m) / Double(m)
-                    let squared = sumOfSquaredDeviations(row, count: m, from: batchMean)
+                if training {
+                    let moments = sumAndSumOfSquares(row, count: m)
+                    let mean64 = moments.sum / Double(m)
+                    let squared = Swift.max(0, moments.sumOfSquares - moments.sum * mean64)
                     let biased = squared / Double(m)
                     let unbiased = m > 1 ? squared / Double(m - 1) : biased
-                    mu = Float(batchMean)
+                    mu = Float(mean64)
                     istd = Float(1 / (biased + Double(eps)).squareRoot())
+                    batchMean[c] = mu
                     invStd[c] = istd
-                    mean[c] = (1 - mom) * mean[c] + mom * Float(batchMean)
+                    mean[c] = (1 - mom) * mean[c] + mom * Float(mean64)
                     variance[c] = (1 - mom) * variance[c] + mom * Float(unbiased)
-                    let normalizedRow = xhat + c * m
-                    let g = gamma[c], b = beta[c]
-                    for i in 0..<m {
-                        let n = (row[i] - mu) * istd
-                        normalizedRow[i] = n
-                        let v = g * n + b
-                        out[i] = relu ? Swift.max(v, 0) : v
-                    }
                 } else {
                     mu = mean[c]
                     istd = 1 / (variance[c] + eps).squareRoot()
-                    let scale = gamma[c] * istd, shift = beta[c] - mu * gamma[c] * istd
-                    for i in 0..<m {
-                        let v = row[i] * scale + shift
-                        out[i] = relu ? Swift.max(v, 0) : v
-                    }
+                }
+                let scale = gamma[c] * istd, shift = beta[c] - mu * gamma[c] * istd
+                if relu {
+                    for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift, 0) }
+                } else {
+                    for i in 0..<m { out[i] = row[i] * scale + shift }
                 }
             }
         }
@@ -89,30 +91,32 @@ public final class BatchNorm2d {
     }
 
     /// Given `∂L/∂y` of the last training forward, writes `∂L/∂γ`, `∂L/∂β` and returns `∂L/∂x`.
-    public func backward(_ dy: FeatureMap) -> FeatureMap {
+    ///
+    /// `gate`, when given, is the output of a ReLU that follows this layer outside it (the
+    /// residual block's): the incoming gradient is taken as zero where `gate` is not positive,
+    /// which saves the block a separate masking pass. A fused ReLU gates by this layer's output.
+    public func backward(_ dy: FeatureMap, gatedBy gate: UnsafePointer<Float>? = nil) -> FeatureMap {
+        guard let x = savedInput else { preconditionFailure("\(weight.name): backward before a training forward") }
         let m = dy.plane
         let dx = dy.sameShape(at: inputGradient.reserve(dy.count))
-        let y = UnsafePointer(output.pointer), xhat = UnsafePointer(normalized.pointer)
+        let gate = appliesReLU ? UnsafePointer(output.pointer) : gate
         let gamma = weight.value.pointer, dGamma = weight.gradient.pointer, dBeta = bias.gradient.pointer
-        let invStd = inverseStd, relu = appliesReLU
+        let batchMean = batchMean, invStd = inverseStd
         Parallel.forEachRange(channels) { range in
             for c in range {
-                let g = UnsafePointer(dy.data + c * m), yRow = y + c * m, xhatRow = xhat + c * m
+                let g = UnsafePointer(dy.data + c * m), input = UnsafePointer(x.data + c * m)
+                let gateRow = gate.map { $0 + c * m }
                 let out = dx.data + c * m
-                if relu {
-                    // The ReLU's gradient is staged in dx, which is overwritten below anyway.
-                    for i in 0..<m { out[i] = yRow[i] > 0 ? g[i] : 0 }
-                }
-                let upstream = relu ? UnsafePointer(out) : g
-                let sumDy = sum(upstream, count: m)
-                let sumDyXhat = dot(upstream, xhatRow, count: m)
+                let mu = batchMean[c], istd = invStd[c]
+                let sums = gradientSums(g, gatedBy: gateRow, input: input, mean: mu, count: m)
+                let sumDyXhat = sums.dotCentered * Double(istd)
                 dGamma[c] = Float(sumDyXhat)
-                dBeta[c] = Float(sumDy)
-                let scale = gamma[c] * invStd[c] / Float(m)
-                let meanTerm = Float(sumDy), xhatTerm = Float(sumDyXhat), count = Float(m)
-                for i in 0..<m {
-                    out[i] = scale * (count * upstream[i] - meanTerm - xhatRow[i] * xhatTerm)
-                }
+                dBeta[c] = Float(sums.sum)
+                // dx = γ/(σ·M) · (M·g − Σg − x̂·Σg·x̂), written as a·g + b·x + c per element.
+                let scale = gamma[c] * istd / Float(m)
+                let a = scale * Float(m), b = -scale * istd * Float(sumDyXhat)
+                let shift = -scale * Float(sums.sum) - b * mu
+                affineGradient(g, gatedBy: gateRow, input: input, into: out, count: m, a: a, b: b, c: shift)
             }
         }
         return dx

@@ -106,29 +106,23 @@ public struct Benchmark {
     /// weight-gradient and input-gradient products at this batch size.
     static func networkShapeRate(_ network: ResNet18, batch: Int, size: Int) -> Double {
         var totalFlops = 0.0, totalSeconds = 0.0
-        var cache: [[Int]: Double] = [:]
-        func add(_ m: Int, _ n: Int, _ k: Int, _ ta: BLAS.Transpose, _ tb: BLAS.Transpose) {
-            let key = [m, n, k, ta == .none ? 0 : 1, tb == .none ? 0 : 1]
-            let rate = cache[key] ?? gemmRate(m: m, n: n, k: k, transA: ta, transB: tb)
-            cache[key] = rate
-            let flops = 2 * Double(m) * Double(n) * Double(k)
-            totalFlops += flops
-            totalSeconds += flops / (rate * 1e9)
-        }
-        func addConvolution(_ conv: Conv2d, inputSide: Int, needsInputGradient: Bool = true) {
-            let out = conv.outputExtent(inputSide)
-            let columns = batch * out * out, rows = conv.inChannels * conv.kernel * conv.kernel
-            add(conv.outChannels, columns, rows, .none, .none)
-            add(conv.outChannels, rows, columns, .none, .transpose)
-            if needsInputGradient { add(rows, columns, conv.outChannels, .transpose, .none) }
-        }
-        addConvolution(network.conv1, inputSide: size, needsInputGradient: false)
+        var rates: [Conv2d.GEMMShape: Double] = [:]
+        var shapes = network.conv1.gemmShapes(batch: batch, inputSide: size, inputGradientNeeded: false)
         var side = size
         for block in network.blocks {
-            addConvolution(block.conv1, inputSide: side)
-            if let shortcut = block.shortcut { addConvolution(shortcut.conv, inputSide: side) }
+            shapes += block.conv1.gemmShapes(batch: batch, inputSide: side)
+            shapes += block.shortcut?.conv.gemmShapes(batch: batch, inputSide: side) ?? []
             side = block.conv1.outputExtent(side)
-            addConvolution(block.conv2, inputSide: side)
+            shapes += block.conv2.gemmShapes(batch: batch, inputSide: side)
+        }
+        for shape in shapes {
+            let rate = rates[shape] ?? gemmRate(m: shape.m, n: shape.n, k: shape.k,
+                                                transA: shape.transposeA ? .transpose : .none,
+                                                transB: shape.transposeB ? .transpose : .none)
+            rates[shape] = rate
+            let flops = 2 * Double(shape.m) * Double(shape.n) * Double(shape.k)
+            totalFlops += flops
+            totalSeconds += flops / (rate * 1e9)
         }
         return totalFlops / totalSeconds / 1e9
     }

@@ -4,6 +4,12 @@
 /// Forward: `Y[out, N·Ho·Wo] = W[out, in·k·k] × col[in·k·k, N·Ho·Wo]`, one GEMM for the whole
 /// batch thanks to the channel-major layout. Backward recomputes `col` from the saved input
 /// rather than keeping one per layer: it costs a memory pass but saves gigabytes at width 64.
+///
+/// The input gradient of a stride-1 "same" convolution (every 3×3 conv but the three that
+/// downsample) is itself a convolution of `∂L/∂Y` with the flipped, transposed kernel:
+/// `dX[in, ·] = W̃[in, out·k·k] × col(dY)`. That GEMM has the forward's efficient shape
+/// (K = out·k·k instead of K = out) and writes `dX` directly, with no scatter-add pass.
+/// Other convolutions take `dcol = Wᵀ·dY` followed by `col2im`.
 public final class Conv2d {
     /// Input channels, output channels, kernel size (square), stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -11,6 +17,7 @@ public final class Conv2d {
     public let weight: Parameter
     private let output = Workspace()
     private let inputGradient = Workspace()
+    private let flippedWeight = Workspace()
     private var savedInput: FeatureMap?
 
     /// A convolution whose weight is named `name` (e.g. `layer1.0.conv1.weight`), zero-initialised.
@@ -30,6 +37,31 @@ public final class Conv2d {
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
     private var columnRows: Int { inChannels * kernel * kernel }
+
+    /// Whether the input gradient is computed as a convolution (stride 1, output size = input size).
+    private var usesTransposedConvolution: Bool { kernel > 1 && stride == 1 && 2 * padding == kernel - 1 }
+
+    /// One matrix product of a training step: `m×k` times `k×n`, with operand transposes.
+    public struct GEMMShape: Hashable, Sendable {
+        /// The product's dimensions.
+        public var m: Int, n: Int, k: Int
+        /// Whether A and B are used transposed.
+        public var transposeA: Bool, transposeB: Bool
+    }
+
+    /// The products one training step performs for an `inputSide`² input batch: forward,
+    /// weight gradient and (when needed) input gradient.
+    public func gemmShapes(batch: Int, inputSide: Int, inputGradientNeeded: Bool = true) -> [GEMMShape] {
+        let columns = batch * outputExtent(inputSide) * outputExtent(inputSide)
+        var shapes = [GEMMShape(m: outChannels, n: columns, k: columnRows, transposeA: false, transposeB: false),
+                      GEMMShape(m: outChannels, n: columnRows, k: columns, transposeA: false, transposeB: true)]
+        if inputGradientNeeded {
+            shapes.append(usesTransposedConvolution
+                ? GEMMShape(m: inChannels, n: columns, k: outChannels * kernel * kernel, transposeA: false, transposeB: false)
+                : GEMMShape(m: columnRows, n: columns, k: outChannels, transposeA: true, transposeB: false))
+        }
+        return shapes
+    }
 
     /// Multiply-adds of one forward pass per image with an `height`×`width` input.
     public func multiplyAdds(height: Int, width: Int) -> Int {
@@ -60,7 +92,12 @@ public final class Conv2d {
                   a: dy.data, lda: columns, b: col, ldb: columns, c: weight.gradient.pointer, ldc: columnRows)
         guard inputGradientNeeded else { return nil }
         let dx = x.sameShape(at: inputGradient.reserve(x.count))
-        if isPointwise {
+        if usesTransposedConvolution {
+            let flipped = flippedKernel()
+            let dyColumns = im2col(dy, output: x, scratch: scratch)
+            BLAS.gemm(.none, .none, m: inChannels, n: columns, k: outChannels * kernel * kernel,
+                      a: flipped, lda: outChannels * kernel * kernel, b: dyColumns, ldb: columns, c: dx.data, ldc: columns)
+        } else if isPointwise {
             BLAS.gemm(.transpose, .none, m: columnRows, n: columns, k: outChannels,
                       a: weight.value.pointer, lda: columnRows, b: dy.data, ldb: columns, c: dx.data, ldc: columns)
         } else {
@@ -73,6 +110,20 @@ public final class Conv2d {
         return dx
     }
 
+    /// `W̃[c, (o, i, j)] = W[o, c, k−1−i, k−1−j]`: the kernel of the transposed convolution.
+    private func flippedKernel() -> UnsafeMutablePointer<Float> {
+        let k = kernel, area = k * k
+        let flipped = flippedWeight.reserve(inChannels * outChannels * area)
+        let w = weight.value.pointer
+        for o in 0..<outChannels {
+            for c in 0..<inChannels {
+                let source = w + (o * inChannels + c) * area, target = flipped + (c * outChannels + o) * area
+                for t in 0..<area { target[t] = source[area - 1 - t] }
+            }
+        }
+        return flipped
+    }
+
     /// The output columns `ox` whose input column `ox·stride − padding + kj` lies inside the
     /// image; outside that range the tap reads zero padding.
     private func validColumns(tap kj: Int, inputWidth: Int, outputWidth: Int) -> Range<Int> {
@@ -82,18 +133,27 @@ public final class Conv2d {
     }
 
     /// Row `(c, ki, kj)` of the column matrix holds, for every output position, the input
-    /// value that kernel tap sees (or zero in the padding).
+    /// value that kernel tap sees (or zero in the padding). `x` may have any channel count
+    /// (the transposed convolution passes `∂L/∂Y`); `y` gives the output extents.
     private func im2col(_ x: FeatureMap, output y: FeatureMap, scratch: Workspace) -> UnsafeMutablePointer<Float> {
         let k = kernel, s = stride, p = padding
         let n = x.batch, h = x.height, w = x.width, oh = y.height, ow = y.width
-        let columns = n * oh * ow
-        let col = scratch.reserve(columnRows * columns)
+        let columns = n * oh * ow, rowCount = x.channels * k * k
+        let col = scratch.reserve(rowCount * columns)
         let source = x.data
-        Parallel.forEachRange(columnRows) { rows in
+        Parallel.forEachRange(rowCount) { rows in
             for r in rows {
                 let c = r / (k * k), ki = (r / k) % k, kj = r % k
                 let valid = self.validColumns(tap: kj, inputWidth: w, outputWidth: ow)
                 var dst = col + r * columns
+                if s == 1 && oh == h && ow == w {
+                    for image in 0..<n {
+                        Self.shiftedPlane(source + (c * n + image) * h * w, into: dst, height: h, width: w,
+                                          rowShift: ki - p, columnShift: kj - p)
+                        dst += oh * ow
+                    }
+                    continue
+                }
                 for image in 0..<n {
                     let plane = source + (c * n + image) * h * w
                     for oy in 0..<oh {
@@ -116,6 +176,35 @@ public final class Conv2d {
             }
         }
         return col
+    }
+
+    /// `dst[y, x] = plane[y + dy, x + dx]`, zero outside the plane, for one `height`×`width` map.
+    /// With equal input and output sizes the valid rows form one contiguous run of the source
+    /// shifted by `dy·width + dx`, so it is one copy (instead of one small copy per row), after
+    /// which the `|dx|` columns that wrapped round from the neighbouring row are zeroed.
+    @inline(__always)
+    private static func shiftedPlane(_ plane: UnsafeMutablePointer<Float>, into dst: UnsafeMutablePointer<Float>,
+                                     height h: Int, width w: Int, rowShift dy: Int, columnShift dx: Int) {
+        let firstRow = Swift.max(0, -dy), endRow = Swift.min(h, h - dy)
+        guard firstRow < endRow else {
+            dst.update(repeating: 0, count: h * w)
+            return
+        }
+        dst.update(repeating: 0, count: firstRow * w)
+        (dst + endRow * w).update(repeating: 0, count: (h - endRow) * w)
+        // The run may start one element before the plane or end one after it; those
+        // elements are wrapped columns that are zeroed below anyway, so they are skipped.
+        var start = firstRow * w, end = endRow * w
+        let offset = dy * w + dx
+        if start + offset < 0 { start = -offset }
+        if end + offset > h * w { end = h * w - offset }
+        (dst + start).update(from: plane + start + offset, count: end - start)
+        if dx != 0 {
+            let columns = dx > 0 ? (w - dx)..<w : 0..<(-dx)
+            for y in firstRow..<endRow {
+                for x in columns { dst[y * w + x] = 0 }
+            }
+        }
     }
 
     /// The adjoint of `im2col`: every column-matrix entry is added back to the input position

@@ -52,7 +52,7 @@ import Testing
         return relativeError(analytic, numeric)
     }
 
-    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (1, 1, 0), (3, 2, 0)])
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (1, 1, 0), (3, 2, 0), (5, 1, 2)])
     func convolution(kernel: Int, stride: Int, padding: Int) {
         let conv = Conv2d(name: "c.weight", inChannels: 3, outChannels: 4, kernel: kernel, stride: stride, padding: padding)
         Self.randomise(conv.weight, seed: 1)
@@ -141,10 +141,10 @@ import Testing
 
     @Test func addReLU() {
         let a: [Float] = [1, -2, 0.5, -0.25], b: [Float] = [-3, 1, 0.25, 0.5]
-        var out = [Float](repeating: 9, count: 4), dx = [Float](repeating: 9, count: 4)
+        var out = [Float](repeating: 9, count: 4), dx: [Float] = [1, 1, 1, 1]
         ReLU.addForward(a, b, into: &out, count: 4)
         #expect(out == [0, 0, 0.75, 0.25])
-        ReLU.backward([5, 6, 7, 8], output: out, into: &dx, count: 4)
-        #expect(dx == [0, 0, 7, 8])
+        ReLU.accumulateBackward([5, 6, 7, 8], output: out, into: &dx, count: 4)
+        #expect(dx == [1, 1, 8, 9])
     }
 }

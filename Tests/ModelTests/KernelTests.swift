@@ -16,7 +16,7 @@ import Testing
         #expect(c == [19, 22, -1, -1, -1, 43, 50, -1, -1, -1])
     }
 
-    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (5, 2, 2), (3, 3, 0)])
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (5, 2, 2), (3, 3, 0), (5, 1, 2)])
     func convolutionMatchesDirectLoop(kernel: Int, stride: Int, padding: Int) {
         let (cin, cout, n, h, w) = (3, 5, 2, 7, 6)
         let conv = Conv2d(name: "c.weight", inChannels: cin, outChannels: cout, kernel: kernel, stride: stride, padding: padding)
