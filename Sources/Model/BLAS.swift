@@ -29,6 +29,18 @@ public enum BLAS {
         flopAccounting.add(UInt64(2 * m * n * k), ordering: .relaxed)
     }
 
+    /// `C ← alpha·op(A)·op(B) + beta·C` in float64 (SynFlow scoring); not counted in `usage`.
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+        alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(
+            CblasRowMajor, transA.cblas, transB.cblas,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
     private static let accounting = Atomic<UInt64>(0)
     private static let flopAccounting = Atomic<UInt64>(0)
 

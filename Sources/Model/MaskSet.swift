@@ -1,0 +1,100 @@
+import Foundation
+
+/// A {0,1} mask for every prunable tensor of a network, by PyTorch parameter name, with the
+/// accounting the study got wrong made explicit: `density` is the fraction of prunable weights
+/// kept, `sparsity` the fraction removed, both over the prunable tensors only.
+public struct MaskSet: Sendable, Equatable {
+    /// The tensor names in `state_dict` order.
+    public var names: [String]
+    /// The masks' values by name (1 keeps a weight, 0 prunes it).
+    public var values: [String: [Float]]
+    /// The tensor shapes by name.
+    public var shapes: [String: [Int]]
+
+    /// All-ones masks for `network`'s prunable tensors.
+    public init(onesFor network: ResNet18) {
+        names = network.prunableParameters.map(\.name)
+        values = [:]
+        shapes = [:]
+        for parameter in network.prunableParameters {
+            values[parameter.name] = [Float](repeating: 1, count: parameter.value.count)
+            shapes[parameter.name] = parameter.shape
+        }
+    }
+
+    /// The masks `network` carries now (all ones where a tensor has none).
+    public init(of network: ResNet18) {
+        self.init(onesFor: network)
+        for parameter in network.prunableParameters { if let mask = parameter.mask { values[parameter.name] = mask.array } }
+    }
+
+    /// Reads masks stored as `mask.NAME` (the layout of weight files and checkpoints) or as
+    /// plain `NAME` tensors, for every prunable tensor of `network`.
+    public init(from file: Safetensors, for network: ResNet18, source: String) throws(ModelError) {
+        self.init(onesFor: network)
+        for name in names {
+            let key = file.entries["mask." + name] != nil ? "mask." + name : name
+            guard file.entries[key] != nil else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
+            let tensor = try file.tensor(key)
+            guard tensor.shape == shapes[name] else {
+                throw .invalidCheckpoint("\(source): mask \(name) has shape \(tensor.shape), the network needs \(shapes[name] ?? [])")
+            }
+            let mask = tensor.array
+            if let bad = mask.first(where: { $0 != 0 && $0 != 1 }) {
+                throw .invalidCheckpoint("\(source): mask \(name) holds \(bad); masks hold only 0 and 1")
+            }
+            values[name] = mask
+        }
+    }
+
+    /// Installs the masks on `network` (zeroing pruned weights and their momentum).
+    public func apply(to network: ResNet18) throws(ModelError) {
+        for parameter in network.prunableParameters {
+            guard let mask = values[parameter.name], let shape = shapes[parameter.name] else { continue }
+            try parameter.setMask(Tensor(shape: shape, values: mask))
+        }
+    }
+
+    /// Weights kept, over all prunable tensors.
+    public var kept: Int { values.values.reduce(0) { $0 + $1.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } } }
+    /// Prunable weights in all.
+    public var total: Int { values.values.reduce(0) { $0 + $1.count } }
+    /// Fraction of prunable weights kept.
+    public var density: Double { Double(kept) / Double(Swift.max(total, 1)) }
+    /// Fraction of prunable weights removed: 1 − density.
+    public var sparsity: Double { 1 - density }
+
+    /// Kept fraction per tensor, by name.
+    public var layerDensities: [String: Double] {
+        values.mapValues { mask in Double(mask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }) / Double(Swift.max(mask.count, 1)) }
+    }
+
+    /// The masks as a safetensors file with `mask.NAME` tensors and the accounting in its metadata.
+    public func safetensors(metadata: [String: String] = [:]) -> Safetensors {
+        var file = Safetensors(metadata: metadata.merging([
+            "density": String(density), "sparsity": String(sparsity),
+            "kept": String(kept), "total_prunable": String(total),
+        ]) { $1 })
+        for name in names {
+            if let mask = values[name], let shape = shapes[name] { file.add("mask." + name, Tensor(shape: shape, values: mask)) }
+        }
+        return file
+    }
+
+    /// The JSON-friendly summary of a pruning step's result.
+    public var report: PruningReport {
+        PruningReport(density: density, sparsity: sparsity, remaining: kept, prunable: total, layerDensities: layerDensities)
+    }
+}
+
+/// What a prune step reports: explicit density and sparsity, counts and per-layer densities.
+public struct PruningReport: Codable, Sendable, Equatable {
+    /// Fraction of prunable weights kept.
+    public var density: Double
+    /// Fraction of prunable weights removed.
+    public var sparsity: Double
+    /// Prunable weights kept, and prunable weights in all.
+    public var remaining: Int, prunable: Int
+    /// Kept fraction per tensor.
+    public var layerDensities: [String: Double]
+}
