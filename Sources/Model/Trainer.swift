@@ -19,6 +19,9 @@ public final class Trainer {
     private let assembler = BatchAssembler()
     private let loss = CrossEntropy()
     private var progress: TrainingProgress
+    /// The run's identity: the configuration's hash, folded with the hashes of the initial
+    /// weights and masks when the run starts from given ones.
+    public let identity: String
 
     /// The path of the latest checkpoint.
     public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
@@ -35,20 +38,27 @@ public final class Trainer {
         self.directory = directory
         self.log = log
         network = ResNet18(.init(width: config.width, inputChannels: data.train.channels, classes: data.train.classes))
+        if initialState == nil && masks.isEmpty {
+            identity = config.identity
+        } else {
+            var maskFile = Safetensors()
+            for name in masks.keys.sorted() { maskFile.add(name, masks[name]!) }
+            identity = Steps.identity(step: "train", spec: config, inputs: [initialState?.contentDigest ?? "", maskFile.contentDigest])
+        }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw .io("cannot create run directory \(directory.path): \(error.localizedDescription)")
         }
         progress = TrainingProgress(
-            configIdentity: config.identity, completedEpochs: 0, optimizerSteps: 0,
+            configIdentity: identity, completedEpochs: 0, optimizerSteps: 0,
             shuffleState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .shuffle)),
             augmentationState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .augmentation)),
             history: [])
         if FileManager.default.fileExists(atPath: checkpointURL.path) {
             let saved = try Checkpoint.load(checkpointURL, into: network)
-            guard saved.configIdentity == config.identity else {
-                throw .invalidConfiguration("\(checkpointURL.path) belongs to another configuration (\(saved.configIdentity.prefix(12))…, this one is \(config.identity.prefix(12))…); use a fresh --out directory or delete it")
+            guard saved.configIdentity == identity else {
+                throw .invalidConfiguration("\(checkpointURL.path) belongs to another run (\(saved.configIdentity.prefix(12))…, this one is \(identity.prefix(12))…: another configuration, initial weights or mask); use a fresh --out directory or delete it")
             }
             progress = saved
             log("resuming \(directory.lastPathComponent) after epoch \(saved.completedEpochs) of \(config.epochs)")
@@ -147,8 +157,10 @@ public final class Trainer {
 
     private func writeResults() throws(ModelError) {
         try saveWeights(to: directory.appendingPathComponent("weights.safetensors"))
-        let summary = RunSummary(config: config, identity: config.identity, history: progress.history,
+        let bestTest = try bestCheckpointTestAccuracy()
+        let summary = RunSummary(config: config, identity: identity, history: progress.history,
                                  bestValidationAccuracy: progress.bestValidationAccuracy, bestEpoch: progress.bestEpoch,
+                                 bestValidationTestAccuracy: bestTest,
                                  finalTestAccuracy: progress.history.last?.testAccuracy ?? 0,
                                  parameters: network.parameterCount,
                                  prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
@@ -163,6 +175,18 @@ public final class Trainer {
         } catch {
             throw .io("cannot encode metrics for \(directory.path): \(error)")
         }
+    }
+
+    /// Test accuracy of the best-validation weights (the dense baseline's reported figure),
+    /// evaluated on a separate network so the final weights stay in place.
+    private func bestCheckpointTestAccuracy() throws(ModelError) -> Double? {
+        let url = directory.appendingPathComponent("best.safetensors")
+        guard progress.bestEpoch != nil, FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let final = network.state.map { $0.tensor.clone() }
+        try network.loadState(from: try Safetensors(contentsOf: url), source: url.path)
+        let accuracy = evaluate(data.test).accuracy
+        for ((_, tensor), saved) in zip(network.state, final) { tensor.copy(from: saved) }
+        return accuracy
     }
 
     /// The one-line progress report of an epoch.
@@ -184,6 +208,8 @@ public struct RunSummary: Codable, Sendable {
     public var history: [EpochMetrics]
     /// The best validation accuracy and its epoch (nil without validation).
     public var bestValidationAccuracy: Double?, bestEpoch: Int?
+    /// Test accuracy of the best-validation weights (nil without validation).
+    public var bestValidationTestAccuracy: Double?
     /// Test accuracy of the last epoch's weights.
     public var finalTestAccuracy: Double
     /// Parameters in all, prunable weights, and prunable weights the masks keep.

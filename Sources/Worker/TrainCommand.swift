@@ -27,6 +27,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Train on only this many images.") var trainLimit: Int?
     @Option(help: "Test on only this many images.") var testLimit: Int?
     @Option(help: "Run seed (initialisation, order, augmentation).") var seed: UInt64 = 0
+    @Option(help: "Start from these weights (safetensors, PyTorch names; default: the seed's initialisation).") var initial: String?
+    @Option(help: "Train under this mask (safetensors of mask.NAME tensors).") var mask: String?
     @Option(help: "Run directory for checkpoints, weights and metrics.json.") var out = "runs/train"
     @OptionGroup var compute: ComputeOptions
 
@@ -54,7 +56,15 @@ struct TrainCommand: ParsableCommand {
             try config.validate()
             let data = try config.loadData(from: dataDir.map { URL(fileURLWithPath: $0) })
             say("data: \(data.train.count) training, \(data.validation.count) validation, \(data.test.count) test images of \(data.train.channels)×\(data.train.height)×\(data.train.width) (\(dataset.rawValue))")
-            let trainer = try Trainer(config: config, data: data, directory: directory, log: say)
+            let initialState = try initial.map { path throws(ModelError) in try Safetensors(contentsOf: URL(fileURLWithPath: path)) }
+            var masks: [String: Tensor] = [:]
+            if let mask {
+                let probe = ResNet18(.init(width: width, inputChannels: data.train.channels, classes: data.train.classes))
+                let set = try MaskSet(from: try Safetensors(contentsOf: URL(fileURLWithPath: mask)), for: probe, source: mask)
+                for name in set.names { masks[name] = Tensor(shape: set.shapes[name]!, values: set.values[name]!) }
+                say("mask \(mask): density \(String(format: "%.4f", set.density)) (\(set.kept) of \(set.total) prunable weights)")
+            }
+            let trainer = try Trainer(config: config, data: data, directory: directory, initialState: initialState, masks: masks, log: say)
             say("run \(config.identity.prefix(12)) in \(directory.path): width \(width), \(trainer.network.parameterCount) parameters, batch \(batchSize), \(epochs) epochs")
             try trainer.run()
             let final = trainer.history.last?.testAccuracy ?? 0

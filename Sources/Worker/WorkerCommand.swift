@@ -8,7 +8,7 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Runs PruneSweep training and pruning steps on this machine.",
-        subcommands: [TrainCommand.self, BenchCommand.self, BLASProbeCommand.self])
+        subcommands: [TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self, BenchCommand.self, BLASProbeCommand.self])
 }
 
 /// Options shared by every command that computes.

@@ -25,6 +25,7 @@ import Testing
         }
         let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: directory.appendingPathComponent("metrics.json")))
         #expect(summary.history.count == 3 && summary.identity == Self.config.identity)
+        #expect(summary.bestValidationTestAccuracy != nil && summary.bestEpoch != nil)
     }
 
     @Test func resumeIsBitIdentical() throws {
@@ -57,7 +58,7 @@ import Testing
             masks[parameter.name] = mask
         }
         try Self.trainer(directory, masks: masks).run(stopAfterEpoch: 1)
-        let resumed = try Self.trainer(directory, masks: [:])
+        let resumed = try Self.trainer(directory, masks: masks)
         try resumed.run()
         for parameter in resumed.network.prunableParameters {
             let mask = try #require(masks[parameter.name])
@@ -75,7 +76,7 @@ import Testing
         try trainer.run(stopAfterEpoch: 1)
         var other = Self.config
         other.seed = 6
-        #expect { try Self.trainer(directory, config: other) } throws: { "\($0)".contains("another configuration") }
+        #expect { try Self.trainer(directory, config: other) } throws: { "\($0)".contains("another run") }
 
         var bytes = try Data(contentsOf: trainer.checkpointURL)
         bytes[bytes.count - 3] ^= 0xff
