@@ -15,6 +15,12 @@ public final class BatchAssembler {
     /// The crop padding used for an image side: 4 for CIFAR's 32, 2 for smaller images.
     public static func cropPadding(forSide side: Int) -> Int { side >= 32 ? 4 : 2 }
 
+    /// One sample's augmentation: crop offsets (row, column) in 0...2·padding and a flip.
+    static func drawCrop(padding: Int, random: inout RandomStream) -> (dy: Int, dx: Int, flip: Bool) {
+        let dy = random.nextIndex(2 * padding + 1), dx = random.nextIndex(2 * padding + 1)
+        return (dy, dx, random.nextUnitFloat() < 0.5)
+    }
+
     /// Fills a batch with `dataset`'s images at `indices`; augments with `random` when given.
     public func assemble(_ dataset: ImageDataset, indices: ArraySlice<Int>, random: inout RandomStream?) -> FeatureMap {
         let n = indices.count, c = dataset.channels, h = dataset.height, w = dataset.width
@@ -24,8 +30,7 @@ public final class BatchAssembler {
         for index in indices {
             labels.append(dataset.labels[index])
             if random != nil {
-                let dy = random!.nextIndex(2 * padding + 1), dx = random!.nextIndex(2 * padding + 1)
-                crops.append((dy, dx, random!.nextUnitFloat() < 0.5))
+                crops.append(Self.drawCrop(padding: padding, random: &random!))
             } else {
                 crops.append((padding, padding, false))
             }

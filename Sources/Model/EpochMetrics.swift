@@ -21,8 +21,11 @@ public struct TrainingProgress: Codable, Hashable, Sendable {
     public var configIdentity: String
     /// Epochs finished.
     public var completedEpochs: Int
-    /// Optimiser steps taken (the cosine schedule's clock; 0 means the momentum is unset).
+    /// Optimiser steps on the schedule's clock (fast-forwarded when a run starts at a rewind point).
     public var optimizerSteps: Int
+    /// Whether the momentum buffers hold a value (false until the run's first step: PyTorch
+    /// then initialises them to the first update).
+    public var momentumInitialized: Bool
     /// The shuffling and augmentation streams' states, as hex words.
     public var shuffleState: [String], augmentationState: [String]
     /// Every finished epoch's metrics.

@@ -16,6 +16,7 @@ public final class Trainer {
     /// Where checkpoints and results go.
     public let directory: URL
     private let log: (String) -> Void
+    private let snapshotEpochs: Set<Int>
     private let assembler = BatchAssembler()
     private let loss = CrossEntropy()
     private var progress: TrainingProgress
@@ -26,12 +27,15 @@ public final class Trainer {
     /// The path of the latest checkpoint.
     public var checkpointURL: URL { directory.appendingPathComponent("checkpoint.safetensors") }
 
-    /// Prepares a run. Starts from `initialState` (weights and BN buffers, PyTorch names) when
+    /// Prepares a run. `snapshotEpochs` lists epochs after which the weights are kept as
+    /// `epoch-K.safetensors` (θK, for late rewinding). Starts from `initialState` (weights and BN buffers, PyTorch names) when
     /// given, else from the seed's initialisation; applies `masks` (by parameter name). If the
     /// directory holds a checkpoint of the same configuration the run resumes from it; one of
     /// another configuration is an error rather than being overwritten.
     public init(config: TrainingConfig, data: DataSplits, directory: URL, initialState: Safetensors? = nil,
-                masks: [String: Tensor] = [:], log: @escaping (String) -> Void = { print($0) }) throws(ModelError) {
+                masks: [String: Tensor] = [:], snapshotEpochs: Set<Int> = [],
+                log: @escaping (String) -> Void = { print($0) }) throws(ModelError) {
+        self.snapshotEpochs = snapshotEpochs
         try config.validate()
         self.config = config
         self.data = data
@@ -51,7 +55,7 @@ public final class Trainer {
             throw .io("cannot create run directory \(directory.path): \(error.localizedDescription)")
         }
         progress = TrainingProgress(
-            configIdentity: identity, completedEpochs: 0, optimizerSteps: 0,
+            configIdentity: identity, completedEpochs: 0, optimizerSteps: 0, momentumInitialized: false,
             shuffleState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .shuffle)),
             augmentationState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .augmentation)),
             history: [])
@@ -70,8 +74,30 @@ public final class Trainer {
             }
             for parameter in network.parameters {
                 try parameter.setMask(masks[parameter.name])
+                parameter.momentum.fill(0)
+            }
+            if config.startEpoch > 0 { try fastForward(to: config.startEpoch) }
+        }
+    }
+
+    /// Moves the schedule's clock and the shuffling and augmentation streams to where an
+    /// uninterrupted run stands after `epochs` epochs, drawing (and discarding) exactly what
+    /// those epochs would have drawn. The optimiser stays fresh.
+    private func fastForward(to epochs: Int) throws(ModelError) {
+        var shuffle = try TrainingProgress.stream(progress.shuffleState)
+        var augmentation = try TrainingProgress.stream(progress.augmentationState)
+        let padding = BatchAssembler.cropPadding(forSide: Swift.min(data.train.height, data.train.width))
+        for _ in 0..<epochs {
+            _ = shuffle.permutation(data.train.count)
+            if config.augment {
+                for _ in 0..<data.train.count { _ = BatchAssembler.drawCrop(padding: padding, random: &augmentation) }
             }
         }
+        progress.shuffleState = TrainingProgress.hex(shuffle)
+        progress.augmentationState = TrainingProgress.hex(augmentation)
+        progress.completedEpochs = epochs
+        progress.optimizerSteps = epochs * stepsPerEpoch
+        log("starting at epoch \(epochs + 1) of \(config.epochs) (rewind point; schedule and data order fast-forwarded, fresh optimiser)")
     }
 
     /// Whether every epoch is done.
@@ -108,8 +134,9 @@ public final class Trainer {
             let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
             network.backward(loss.backward(like: logits))
             let rate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
-            config.optimizer.step(network.parameters, learningRate: Float(rate), firstStep: progress.optimizerSteps == 0)
+            config.optimizer.step(network.parameters, learningRate: Float(rate), firstStep: !progress.momentumInitialized)
             progress.optimizerSteps += 1
+            progress.momentumInitialized = true
             lossSum += result.loss * Double(indices.count)
             correct += result.correct
         }
@@ -128,6 +155,9 @@ public final class Trainer {
             progress.bestValidationAccuracy = validation
             progress.bestEpoch = epoch
             try saveWeights(to: directory.appendingPathComponent("best.safetensors"), extra: ["epoch": String(epoch)])
+        }
+        if snapshotEpochs.contains(epoch) {
+            try saveWeights(to: directory.appendingPathComponent("epoch-\(epoch).safetensors"), extra: ["epoch": String(epoch)])
         }
         try Checkpoint.save(network, progress: progress, config: config, to: checkpointURL)
         return metrics

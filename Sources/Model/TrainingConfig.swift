@@ -41,6 +41,10 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public var synthetic: SyntheticShape?
     /// The run seed: initialisation, shuffling and augmentation streams derive from it.
     public var seed: UInt64
+    /// Epochs already behind the starting weights (late rewinding to θK, open_lth semantics):
+    /// training runs epochs K+1…epochs with the learning-rate schedule and the data order
+    /// fast-forwarded to epoch K+1 and a fresh optimiser. 0 starts at the beginning.
+    public var startEpoch: Int
 
     /// The shape of a synthetic dataset.
     public struct SyntheticShape: Codable, Hashable, Sendable {
@@ -62,7 +66,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public init(dataset: Dataset = .cifar10, width: Int = 64, epochs: Int = 200, batchSize: Int = 128,
                 learningRate: Double = 0.1, schedule: LearningRateSchedule = .multiStep(milestones: [60, 120, 160], gamma: 0.2),
                 optimizer: SGD = SGD(), augment: Bool = true, validationSize: Int = 5000,
-                trainLimit: Int? = nil, testLimit: Int? = nil, synthetic: SyntheticShape? = nil, seed: UInt64 = 0) {
+                trainLimit: Int? = nil, testLimit: Int? = nil, synthetic: SyntheticShape? = nil, seed: UInt64 = 0, startEpoch: Int = 0) {
         self.dataset = dataset
         self.width = width
         self.epochs = epochs
@@ -76,6 +80,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
         self.testLimit = testLimit
         self.synthetic = synthetic
         self.seed = seed
+        self.startEpoch = startEpoch
     }
 
     /// Checks every field, naming the first that cannot work.
@@ -87,6 +92,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
         guard optimizer.momentum >= 0, optimizer.weightDecay >= 0 else {
             throw .invalidConfiguration("momentum and weightDecay must be ≥ 0, got \(optimizer.momentum) and \(optimizer.weightDecay)")
         }
+        guard startEpoch >= 0, startEpoch < epochs else { throw .invalidConfiguration("startEpoch must be in 0..<epochs (\(epochs)), got \(startEpoch)") }
         guard validationSize >= 0 else { throw .invalidConfiguration("validationSize must be ≥ 0, got \(validationSize)") }
         if case .multiStep(let milestones, let gamma) = schedule {
             guard milestones == milestones.sorted(), milestones.allSatisfy({ $0 >= 1 }), gamma > 0 else {

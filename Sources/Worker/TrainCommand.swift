@@ -29,6 +29,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run seed (initialisation, order, augmentation).") var seed: UInt64 = 0
     @Option(help: "Start from these weights (safetensors, PyTorch names; default: the seed's initialisation).") var initial: String?
     @Option(help: "Train under this mask (safetensors of mask.NAME tensors).") var mask: String?
+    @Option(help: "Epochs already behind --initial (late rewinding to θK): start at epoch K+1 with the schedule and data order fast-forwarded.")
+    var startEpoch = 0
+    @Option(help: "Keep the weights after these epochs as epoch-K.safetensors (comma-separated), for late rewinding.")
+    var saveEpochs = ""
     @Option(help: "Run directory for checkpoints, weights and metrics.json.") var out = "runs/train"
     @OptionGroup var compute: ComputeOptions
 
@@ -50,7 +54,8 @@ struct TrainCommand: ParsableCommand {
             dataset: dataset, width: width, epochs: epochs, batchSize: batchSize, learningRate: learningRate,
             schedule: learningRateSchedule, optimizer: SGD(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov),
             augment: !noAugment, validationSize: validationSize, trainLimit: trainLimit, testLimit: testLimit,
-            synthetic: dataset == .synthetic ? .init(trainCount: 2048, testCount: 512, side: 16) : nil, seed: seed)
+            synthetic: dataset == .synthetic ? .init(trainCount: 2048, testCount: 512, side: 16) : nil, seed: seed, startEpoch: startEpoch)
+        let snapshots = Set(saveEpochs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
         let directory = URL(fileURLWithPath: out)
         try failing { () throws(ModelError) in
             try config.validate()
@@ -64,7 +69,8 @@ struct TrainCommand: ParsableCommand {
                 for name in set.names { masks[name] = Tensor(shape: set.shapes[name]!, values: set.values[name]!) }
                 say("mask \(mask): density \(String(format: "%.4f", set.density)) (\(set.kept) of \(set.total) prunable weights)")
             }
-            let trainer = try Trainer(config: config, data: data, directory: directory, initialState: initialState, masks: masks, log: say)
+            let trainer = try Trainer(config: config, data: data, directory: directory, initialState: initialState, masks: masks,
+                                      snapshotEpochs: snapshots, log: say)
             say("run \(config.identity.prefix(12)) in \(directory.path): width \(width), \(trainer.network.parameterCount) parameters, batch \(batchSize), \(epochs) epochs")
             try trainer.run()
             let final = trainer.history.last?.testAccuracy ?? 0

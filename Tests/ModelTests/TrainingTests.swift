@@ -122,3 +122,29 @@ import Testing
         #expect { try bad.validate() } throws: { "\($0)".contains("batchSize") }
     }
 }
+
+/// Late rewinding (open_lth semantics): a run started from θK at epoch K follows the
+/// uninterrupted run's schedule and data order, with a fresh optimiser.
+@Suite struct LateRewindingTests {
+    @Test func startEpochFastForwardsScheduleAndDataOrder() throws {
+        let whole = try DataTests.temporaryDirectory(), late = try DataTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: whole); try? FileManager.default.removeItem(at: late) }
+        let config = TrainingTests.config
+        let data = try config.loadData()
+        let full = try Trainer(config: config, data: data, directory: whole, snapshotEpochs: [1], log: { _ in })
+        try full.run()
+        let thetaK = try Safetensors(contentsOf: whole.appendingPathComponent("epoch-1.safetensors"))
+        var rewound = config
+        rewound.startEpoch = 1
+        let branch = try Trainer(config: rewound, data: data, directory: late, initialState: thetaK, log: { _ in })
+        try branch.run()
+        #expect(branch.history.map(\.epoch) == [2, 3])
+        #expect(branch.history[0].learningRate == full.history[1].learningRate)
+        let a = try Checkpoint.load(full.checkpointURL, into: ResNet18(full.network.architecture))
+        let b = try Checkpoint.load(branch.checkpointURL, into: ResNet18(branch.network.architecture))
+        #expect(a.shuffleState == b.shuffleState && a.augmentationState == b.augmentationState)
+        #expect(a.optimizerSteps == b.optimizerSteps)
+        // A fresh optimiser: the branch's weights differ from the uninterrupted run's.
+        #expect(full.network.conv1.weight.value.array != branch.network.conv1.weight.value.array)
+    }
+}
