@@ -13,12 +13,17 @@ public final class ResNet18 {
         public var inputChannels: Int
         /// Output classes.
         public var classes: Int
+        /// Residual blocks per stage; stage s has width·2^s channels and downsamples (stride 2)
+        /// in its first block when s > 0. ResNet18 is [2, 2, 2, 2]; smaller lists give the
+        /// miniature networks of the pruning reference's test vectors.
+        public var blocksPerStage: [Int]
 
         /// An architecture; the defaults are the paper's CIFAR-10 network.
-        public init(width: Int = 64, inputChannels: Int = 3, classes: Int = 10) {
+        public init(width: Int = 64, inputChannels: Int = 3, classes: Int = 10, blocksPerStage: [Int] = [2, 2, 2, 2]) {
             self.width = width
             self.inputChannels = inputChannels
             self.classes = classes
+            self.blocksPerStage = blocksPerStage
         }
     }
 
@@ -26,7 +31,7 @@ public final class ResNet18 {
     public let architecture: Architecture
     /// The stem convolution and BatchNorm.
     public let conv1: Conv2d, bn1: BatchNorm2d
-    /// The eight residual blocks, `layer1.0` … `layer4.1`.
+    /// The residual blocks, `layer1.0` … `layer4.1` for ResNet18.
     public let blocks: [BasicBlock]
     /// The classifier.
     public let linear: Linear
@@ -47,14 +52,16 @@ public final class ResNet18 {
         bn1 = BatchNorm2d(name: "bn1", channels: w, appliesReLU: true)
         var blocks: [BasicBlock] = []
         var inPlanes = w
-        for (stage, (planes, stride)) in [(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)].enumerated() {
-            for index in 0..<2 {
-                blocks.append(BasicBlock(name: "layer\(stage + 1).\(index)", inPlanes: inPlanes, planes: planes, stride: index == 0 ? stride : 1))
+        for (stage, count) in architecture.blocksPerStage.enumerated() {
+            let planes = w << stage
+            for index in 0..<count {
+                let stride = index == 0 && stage > 0 ? 2 : 1
+                blocks.append(BasicBlock(name: "layer\(stage + 1).\(index)", inPlanes: inPlanes, planes: planes, stride: stride))
                 inPlanes = planes
             }
         }
         self.blocks = blocks
-        linear = Linear(name: "linear", inFeatures: 8 * w, outFeatures: architecture.classes)
+        linear = Linear(name: "linear", inFeatures: inPlanes, outFeatures: architecture.classes)
 
         var parameters = [conv1.weight, bn1.weight, bn1.bias]
         var buffers = bn1.buffers(prefix: "bn1")

@@ -52,6 +52,49 @@ import Testing
         #expect(second["w1"] == [0, 1, 1, 0, 1, 0] && second["w2"] == [1, 0, 1, 0])
     }
 
+    /// TV5: conv → (fresh eval BN) → ReLU → GAP → linear on a 4×4 all-ones image, exact scores.
+    @Test func tv5ConvolutionPoolLinearScores() throws {
+        let network = ResNet18(.init(width: 2, inputChannels: 1, classes: 2, blocksPerStage: []))
+        network.conv1.weight.value.buffer.update(fromContentsOf: [1, -1, 2, 0, 3, -1, 1, 1, -2, -2, 0, 1, 1, -1, 0, 0, 2, 1] as [Float])
+        network.linear.weight.value.buffer.update(fromContentsOf: [1, -2, 3, 1] as [Float])
+        let (r, scores) = SynFlowScorer(network: network, inputSide: 4).scores()
+        let bn = 0.9999950000374997
+        #expect(abs(r - 51 * bn) < 1e-9)
+        let conv: [Double] = [2.25, 3, 4.5, 0, 12, 3, 2.25, 3, 4.5, 3.375, 0, 1.6875, 2.25, 3, 0, 0, 4.5, 1.6875]
+        for (got, want) in zip(scores["conv1.weight"]!, conv) { #expect(abs(got - want * bn) < 1e-9) }
+        for (got, want) in zip(scores["linear.weight"]!, [8.625, 11, 25.875, 5.5]) { #expect(abs(got - want * bn) < 1e-9) }
+        #expect(abs(scores["conv1.weight"]!.reduce(0, +) - 51 * bn) < 1e-9)
+    }
+
+    /// TV6: a mini-ResNet (stem 3→4, one downsampling block 4→8 with a projection shortcut,
+    /// fc 8→3 with bias) with patterned integer weights: R, conservation and spot scores.
+    @Test func tv6MiniResNetInvariants() throws {
+        let network = ResNet18(.init(width: 4, inputChannels: 3, classes: 3, blocksPerStage: [0, 1]))
+        let block = try #require(network.blocks.first)
+        let tensors = [network.conv1.weight, block.conv1.weight, block.conv2.weight, block.shortcut!.conv.weight, network.linear.weight]
+        for (t, parameter) in tensors.enumerated() {
+            for i in 0..<parameter.value.count {
+                parameter.value[i] = ((3 * i + t) % 2 == 0 ? 1 : -1) * Float(1 + (5 * i + t) % 4)
+            }
+        }
+        network.linear.bias.value.buffer.update(fromContentsOf: [0.5, -0.25, 1.0] as [Float])
+        let (r, scores) = SynFlowScorer(network: network, inputSide: 4).scores()
+        func total(_ name: String) -> Double { scores[name]!.reduce(0, +) }
+        func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * abs(b) }
+        #expect(close(r, 15_236_683.339754432), "R = \(r)")
+        #expect(close(total("conv1.weight"), 15_236_681.58975443) && close(total("linear.weight"), 15_236_681.58975443))
+        #expect(close(total("layer2.0.conv1.weight"), 15_208_571.87085162) && close(total("layer2.0.conv2.weight"), 15_208_571.87085162))
+        #expect(close(total("layer2.0.shortcut.0.weight"), 28_109.718902810975))
+        for (got, want) in zip(scores["conv1.weight"]!.prefix(3), [48_059.2794090059, 113_038.3056211738, 129_958.0524243357]) {
+            #expect(close(got, want), "stem \(got) vs \(want)")
+        }
+        for (got, want) in zip(scores["linear.weight"]!.prefix(4), [253_944.6931625739, 507_889.3863251477, 761_834.0794877216, 1_015_778.7726502954]) {
+            #expect(close(got, want), "fc \(got) vs \(want)")
+        }
+        let masks = SynFlow.prune(network, inputSide: 4, density: 0.1, iterations: 10)
+        #expect(masks.total == 1028 && masks.kept == 103)
+    }
+
     @Test func tv7ExponentialScheduleCounts() {
         let n = 11_164_352.0
         let expected: [(Int, Int)] = [(1, 502_478), (2, 982_341), (3, 1_440_607), (5, 2_296_191), (10, 4_120_122), (20, 6_719_743),
