@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Model", targets: ["Model"]),
+        .library(name: "Protocol", targets: ["Protocol"]),
         .executable(name: "worker", targets: ["Worker"]),
     ],
     dependencies: [
@@ -19,6 +20,10 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -28,6 +33,10 @@ let package = Package(
                 "CBLAS", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .target(
+            name: "Protocol",
+            dependencies: ["CZeroMQ"]
         ),
         .executableTarget(
             name: "Worker",
@@ -40,6 +49,10 @@ let package = Package(
             name: "ModelTests",
             dependencies: ["Model"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["Protocol"]
         ),
         .testTarget(
             name: "WorkerTests",

@@ -1,0 +1,189 @@
+import Foundation
+
+/// Everything the coordinator and workers say to each other. Each case's header is a typed,
+/// JSON-encoded record; artifact chunks carry their bytes as one extra frame.
+public enum Message: Equatable, Sendable {
+    /// Worker → coordinator, first: who the worker is.
+    case hello(Hello)
+    /// Worker → coordinator: how many more tasks it can take.
+    case ready(Ready)
+    /// Coordinator → worker: run a step.
+    case task(TaskAssignment)
+    /// Worker → coordinator: an epoch finished.
+    case progress(Progress)
+    /// Either way: send me bytes of this artifact.
+    case artifactGet(ArtifactRequest)
+    /// Either way: bytes of an artifact (answer to `artifactGet`, or an upload).
+    case artifactChunk(ArtifactChunk, Data)
+    /// Worker → coordinator: a step finished; its outputs are artifacts by hash.
+    case result(TaskResult)
+    /// Worker → coordinator: a step failed.
+    case error(TaskFailure)
+    /// Either way: I am alive.
+    case heartbeat
+    /// Coordinator → worker: stop (the sweep is over, or this worker is refused).
+    case shutdown(Shutdown)
+
+    /// The wire name of the message type.
+    public var type: String {
+        switch self {
+        case .hello: "hello"
+        case .ready: "ready"
+        case .task: "task"
+        case .progress: "progress"
+        case .artifactGet: "artifact-get"
+        case .artifactChunk: "artifact-chunk"
+        case .result: "result"
+        case .error: "error"
+        case .heartbeat: "heartbeat"
+        case .shutdown: "shutdown"
+        }
+    }
+}
+
+/// A worker's introduction.
+public struct Hello: Codable, Equatable, Sendable {
+    /// A name unique to this worker process (host, slot and process id).
+    public var worker: String
+    /// The host it runs on.
+    public var host: String
+    /// Cores of the host and threads this worker computes with.
+    public var cores: Int, threads: Int
+    /// The BLAS kernel family in use.
+    public var blasCore: String
+    /// The worker's code version.
+    public var version: String
+
+    /// A hello record.
+    public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String) {
+        self.worker = worker
+        self.host = host
+        self.cores = cores
+        self.threads = threads
+        self.blasCore = blasCore
+        self.version = version
+    }
+}
+
+/// Credit: the number of further tasks a worker accepts.
+public struct Ready: Codable, Equatable, Sendable {
+    /// Tasks the worker can take now.
+    public var credit: Int
+    /// A ready record.
+    public init(credit: Int) { self.credit = credit }
+}
+
+/// A step to run.
+public struct TaskAssignment: Codable, Equatable, Sendable {
+    /// The task's identity (content hash of its specification and inputs).
+    public var taskID: String
+    /// The attempt number, from 1.
+    public var attempt: Int
+    /// The step's specification as JSON text (its schema belongs to the step).
+    public var spec: String
+    /// Input artifacts by role ("weights", "mask", "checkpoint"…), as content hashes.
+    public var inputs: [String: String]
+
+    /// A task record.
+    public init(taskID: String, attempt: Int, spec: String, inputs: [String: String]) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.spec = spec
+        self.inputs = inputs
+    }
+}
+
+/// An epoch of a running task.
+public struct Progress: Codable, Equatable, Sendable {
+    /// The task and attempt.
+    public var taskID: String, attempt: Int
+    /// Epochs done and in all.
+    public var epoch: Int, epochs: Int
+    /// Metrics of the epoch (loss, accuracies, seconds…).
+    public var metrics: [String: Double]
+    /// The hash of the epoch's checkpoint, once uploaded (a lost worker's task resumes from it).
+    public var checkpoint: String?
+
+    /// A progress record.
+    public init(taskID: String, attempt: Int, epoch: Int, epochs: Int, metrics: [String: Double], checkpoint: String?) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.epoch = epoch
+        self.epochs = epochs
+        self.metrics = metrics
+        self.checkpoint = checkpoint
+    }
+}
+
+/// A request for part of an artifact.
+public struct ArtifactRequest: Codable, Equatable, Sendable {
+    /// The artifact's SHA-256.
+    public var hash: String
+    /// The first byte wanted.
+    public var offset: Int
+    /// Bytes wanted at most.
+    public var length: Int
+
+    /// A request record.
+    public init(hash: String, offset: Int, length: Int) {
+        self.hash = hash
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// Where a chunk's bytes sit in its artifact.
+public struct ArtifactChunk: Codable, Equatable, Sendable {
+    /// The artifact's SHA-256 (checked by the receiver over the whole artifact).
+    public var hash: String
+    /// The chunk's first byte within the artifact, and the artifact's size.
+    public var offset: Int, total: Int
+
+    /// A chunk record.
+    public init(hash: String, offset: Int, total: Int) {
+        self.hash = hash
+        self.offset = offset
+        self.total = total
+    }
+}
+
+/// A finished step.
+public struct TaskResult: Codable, Equatable, Sendable {
+    /// The task and attempt.
+    public var taskID: String, attempt: Int
+    /// Output artifacts by role, as content hashes.
+    public var outputs: [String: String]
+    /// The step's metrics as JSON text.
+    public var metrics: String
+
+    /// A result record.
+    public init(taskID: String, attempt: Int, outputs: [String: String], metrics: String) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.outputs = outputs
+        self.metrics = metrics
+    }
+}
+
+/// A failed step.
+public struct TaskFailure: Codable, Equatable, Sendable {
+    /// The task and attempt.
+    public var taskID: String, attempt: Int
+    /// What went wrong, for the log.
+    public var message: String
+
+    /// A failure record.
+    public init(taskID: String, attempt: Int, message: String) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.message = message
+    }
+}
+
+/// Why a worker is told to stop.
+public struct Shutdown: Codable, Equatable, Sendable {
+    /// The reason, for the worker's log.
+    public var reason: String
+    /// A shutdown record.
+    public init(reason: String) { self.reason = reason }
+}

@@ -1,0 +1,101 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+/// One OS thread that owns one ZeroMQ socket: it polls the socket and an eventfd, sends what
+/// other threads queued, hands every received multipart message to `onMessage`, and calls
+/// `onTick` at least every `tick` seconds (for heartbeats). libzmq sockets are not
+/// thread-safe, so this is the only thread that touches the socket; training and
+/// bookkeeping run elsewhere and talk to it through `send`.
+public final class SocketLoop: Sendable {
+    /// What the loop's thread shares with callers; boxed because `Mutex` and `Atomic` cannot be copied.
+    private final class Shared: Sendable {
+        let outbox = Mutex<[[Data]]>([])
+        let stopping = Atomic<Bool>(false)
+        let eventDescriptor: Int32
+        let finished = DispatchSemaphore(value: 0)
+        init(eventDescriptor: Int32) { self.eventDescriptor = eventDescriptor }
+
+        func wake() {
+            var one: UInt64 = 1
+            _ = write(eventDescriptor, &one, 8)
+        }
+    }
+
+    private let shared: Shared
+    /// The endpoint the socket bound or connected to (a bound `*` port resolved).
+    public let endpoint: String
+
+    /// Starts the loop. `setUp` creates and configures the socket on the loop's thread and
+    /// returns it with its endpoint; a failure there is thrown from `init`.
+    public init(tick: Double = 0.05,
+                setUp: @escaping @Sendable () throws -> (ZMQSocket, String),
+                onMessage: @escaping @Sendable ([Data]) -> Void,
+                onTick: @escaping @Sendable () -> Void = {}) throws {
+        let descriptor = eventfd(0, Int32(EFD_NONBLOCK))
+        guard descriptor >= 0 else { throw ZMQError("eventfd") }
+        let shared = Shared(eventDescriptor: descriptor)
+        self.shared = shared
+        let started = DispatchSemaphore(value: 0)
+        let startResult = StartResult()
+        let thread = Thread {
+            let socket: ZMQSocket
+            do {
+                let (created, endpoint) = try setUp()
+                socket = created
+                startResult.value.withLock { $0 = .success(endpoint) }
+                started.signal()
+            } catch {
+                startResult.value.withLock { $0 = .failure(error) }
+                started.signal()
+                shared.finished.signal()
+                return
+            }
+            let milliseconds = Swift.max(1, Int(tick * 1000))
+            while !shared.stopping.load(ordering: .acquiring) {
+                guard let (readable, event) = try? poll([socket], eventDescriptor: descriptor, milliseconds: milliseconds) else { break }
+                if event {
+                    var counter: UInt64 = 0
+                    _ = read(descriptor, &counter, 8)
+                }
+                for frames in shared.outbox.withLock({ queued in defer { queued.removeAll() }; return queued }) {
+                    _ = try? socket.send(frames, dontWait: true)
+                }
+                if readable[0] {
+                    while let frames = try? socket.receive() { onMessage(frames) }
+                }
+                onTick()
+            }
+            // Queued messages (a last shutdown or result) still go out before the socket closes.
+            for frames in shared.outbox.withLock({ $0 }) { _ = try? socket.send(frames, dontWait: true) }
+            socket.close()
+            shared.finished.signal()
+        }
+        thread.name = "prunesweep-socket"
+        thread.start()
+        started.wait()
+        switch startResult.value.withLock({ $0 }) {
+        case .success(let endpoint): self.endpoint = endpoint
+        case .failure(let error): close(descriptor); throw error
+        case nil: close(descriptor); throw ZMQError("socket thread start")
+        }
+    }
+
+    private final class StartResult: Sendable {
+        let value = Mutex<Result<String, any Error>?>(nil)
+    }
+
+    /// Queues `frames` for sending from the loop's thread; callable from any thread.
+    public func send(_ frames: [Data]) {
+        shared.outbox.withLock { $0.append(frames) }
+        shared.wake()
+    }
+
+    /// Stops the loop (after sending what is queued), closes the socket and waits for the thread.
+    public func stop() {
+        guard !shared.stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shared.wake()
+        shared.finished.wait()
+        close(shared.eventDescriptor)
+    }
+}

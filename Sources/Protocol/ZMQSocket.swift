@@ -1,0 +1,145 @@
+import CZeroMQ
+import Foundation
+
+/// A failed ZeroMQ call, with the call and libzmq's explanation.
+public struct ZMQError: Error, CustomStringConvertible, Sendable {
+    /// What was being done, e.g. "bind tcp://127.0.0.1:5555".
+    public var operation: String
+    /// libzmq's errno and its text.
+    public var code: Int32, message: String
+
+    init(_ operation: String) {
+        self.operation = operation
+        code = zmq_errno()
+        message = String(cString: zmq_strerror(code))
+    }
+
+    public var description: String { "\(operation) failed: \(message) (errno \(code))" }
+}
+
+/// The process's one ZeroMQ context. Sockets of one context can talk over `inproc://`.
+public final class ZMQContext: @unchecked Sendable {
+    /// The shared context (libzmq contexts are thread-safe).
+    public static let shared = ZMQContext()
+    let handle: UnsafeMutableRawPointer
+
+    private init() {
+        // zmq_ctx_new fails only when the process is out of file descriptors or memory.
+        guard let context = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: \(ZMQError("zmq_ctx_new"))") }
+        handle = context
+    }
+}
+
+/// A ZeroMQ socket. Not thread-safe, like libzmq's: create, use and close it on one thread
+/// (the owner of a `SocketLoop`). Frames are sent and received whole, as `Data`.
+public final class ZMQSocket {
+    /// The socket kinds the wire uses.
+    public enum Kind: Int32, Sendable {
+        /// The coordinator's side: routes by peer identity.
+        case router = 6
+        /// The worker's side: asynchronous, no request/reply lockstep.
+        case dealer = 5
+    }
+
+    /// Option: a ROUTER send to an unknown peer fails instead of being dropped silently.
+    public static let routerMandatory = ZMQ_ROUTER_MANDATORY
+    /// Option: a ROUTER hands an identity over to a reconnecting peer instead of refusing it.
+    public static let routerHandover = ZMQ_ROUTER_HANDOVER
+    /// Option: the identity this socket announces to a ROUTER.
+    public static let routingID = ZMQ_ROUTING_ID
+
+    let handle: UnsafeMutableRawPointer
+    private var closed = false
+
+    /// A new socket of `kind` with linger 0, so closing never blocks on unsent messages.
+    public init(_ kind: Kind, context: ZMQContext = .shared) throws(ZMQError) {
+        guard let socket = zmq_socket(context.handle, kind.rawValue) else { throw ZMQError("zmq_socket") }
+        handle = socket
+        try set(ZMQ_LINGER, 0)
+    }
+
+    deinit { close() }
+
+    /// Closes the socket; further calls fail.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        zmq_close(handle)
+    }
+
+    /// Sets an integer option.
+    public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("setsockopt \(option)") }
+    }
+
+    /// Sets a bytes option (routing id).
+    public func set(_ option: Int32, bytes: Data) throws(ZMQError) {
+        let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, bytes.count) }
+        guard result == 0 else { throw ZMQError("setsockopt \(option)") }
+    }
+
+    /// Binds to `endpoint` and returns the endpoint actually bound (a `*` port resolved).
+    @discardableResult
+    public func bind(_ endpoint: String) throws(ZMQError) -> String {
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError("bind \(endpoint)") }
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { throw ZMQError("getsockopt LAST_ENDPOINT") }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Connects to `endpoint` (ZeroMQ reconnects by itself when the peer comes and goes).
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError("connect \(endpoint)") }
+    }
+
+    /// Sends `frames` as one multipart message. Returns false when it would block (or, on a
+    /// router with ZMQ_ROUTER_MANDATORY, when the peer is unknown) instead of throwing.
+    @discardableResult
+    public func send(_ frames: [Data], dontWait: Bool = true) throws(ZMQError) -> Bool {
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if dontWait { flags |= ZMQ_DONTWAIT }
+            let sent = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, frame.count, flags) }
+            if sent < 0 {
+                let error = ZMQError("send")
+                if error.code == EAGAIN || error.code == EHOSTUNREACH { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// Receives one whole multipart message without waiting; nil when none is queued.
+    public func receive() throws(ZMQError) -> [Data]? {
+        var frames: [Data] = []
+        while true {
+            var message = zmq_msg_t()
+            zmq_msg_init(&message)
+            defer { zmq_msg_close(&message) }
+            if zmq_msg_recv(&message, handle, frames.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
+                let error = ZMQError("receive")
+                if error.code == EAGAIN && frames.isEmpty { return nil }
+                throw error
+            }
+            frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
+            if zmq_msg_more(&message) == 0 { return frames }
+        }
+    }
+}
+
+/// Waits until one of `sockets` has a message or `eventDescriptor` is readable, at most
+/// `milliseconds`; returns which sockets are readable and whether the descriptor fired.
+public func poll(_ sockets: [ZMQSocket], eventDescriptor: Int32?, milliseconds: Int) throws(ZMQError) -> (readable: [Bool], event: Bool) {
+    var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    if let eventDescriptor { items.append(zmq_pollitem_t(socket: nil, fd: eventDescriptor, events: Int16(ZMQ_POLLIN), revents: 0)) }
+    if zmq_poll(&items, Int32(items.count), milliseconds) < 0 {
+        let error = ZMQError("poll")
+        if error.code == EINTR { return (sockets.map { _ in false }, false) }
+        throw error
+    }
+    let readable = items.prefix(sockets.count).map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    let event = eventDescriptor != nil && items.last!.revents & Int16(ZMQ_POLLIN) != 0
+    return (readable, event)
+}
