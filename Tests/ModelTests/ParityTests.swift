@@ -20,10 +20,13 @@ import Testing
     }
 
     func expectState(_ prefix: String, tolerance: Double) throws {
+        var worst = 0.0
         for (name, tensor) in network.state {
             let error = relativeError(tensor.array, try fixture.tensor(prefix + name).array)
+            worst = max(worst, error)
             #expect(error < tolerance, "\(prefix)\(name): relative error \(error)")
         }
+        print("parity: worst \(prefix)* relative error \(worst)")
     }
 
     @Test func trainingMatchesPyTorch() throws {
@@ -57,6 +60,7 @@ import Testing
 
         let (evalLogits, _, _) = try forwardLoss(training: false)
         let evalError = relativeError(evalLogits.nchwArray, try fixture.tensor("eval.logits").array)
+        print("parity: eval.logits \(evalError), train.loss \(lossError), step2.loss \(step2LossError)")
         #expect(evalError < 1e-4, "eval.logits relative error \(evalError)")
     }
 
