@@ -38,6 +38,10 @@ let package = Package(
             name: "Protocol",
             dependencies: ["CZeroMQ"]
         ),
+        .target(
+            name: "Coordinator",
+            dependencies: ["Model", "Protocol"]
+        ),
         .executableTarget(
             name: "Worker",
             dependencies: [
@@ -49,6 +53,10 @@ let package = Package(
             name: "ModelTests",
             dependencies: ["Model"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: ["Coordinator"]
         ),
         .testTarget(
             name: "ProtocolTests",
