@@ -40,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "Coordinator",
-            dependencies: ["Model", "Protocol"]
+            dependencies: ["Model", "Protocol", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "Worker",

@@ -1,0 +1,50 @@
+import Crypto
+import Foundation
+import Model
+
+/// One unit of a sweep: a step, the tasks whose outputs it consumes (by role), and the labels
+/// that place its result in the tables. Its id is the hash of the step and of its inputs' ids,
+/// so identical work in different parts of a sweep is one task.
+public struct TaskSpec: Codable, Hashable, Sendable {
+    /// What the task computes.
+    public enum Step: Codable, Hashable, Sendable {
+        /// θ0 of a seed → `weights`.
+        case initialise(ResNet18.Architecture, seed: UInt64)
+        /// Training from `initial` weights under an optional `mask` → `weights`, `metrics`.
+        case train(TrainingConfig)
+        /// A prune of `weights` (and the previous `mask`) → `mask`.
+        case prune(PruningMethod, seed: UInt64)
+    }
+
+    /// Where the result belongs in the study's tables (not part of the identity).
+    public struct Labels: Codable, Hashable, Sendable {
+        /// The method family ("dense", "lottery-ticket", "han", "synflow", "random", …).
+        public var method: String
+        /// The options that distinguish runs of the method ("T=100", "" …).
+        public var options: String
+        /// The run seed.
+        public var seed: UInt64
+        /// The LTH round or Han iteration (0 for single-shot methods).
+        public var round: Int
+        /// The density the step aims at, when preset (nil for Han, whose density is realised).
+        public var targetDensity: Double?
+        /// Whether this task's result is a row of the results table (training tasks).
+        public var reported: Bool
+    }
+
+    /// The step.
+    public var step: Step
+    /// Input task ids by role ("initial", "mask", "weights").
+    public var inputs: [String: String]
+    /// The result labels.
+    public var labels: Labels
+
+    /// The content hash of the step and the inputs' ids.
+    public var id: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = (try? encoder.encode(step)) ?? Data()
+        for role in inputs.keys.sorted() { data.append(Data("|\(role)=\(inputs[role]!)".utf8)) }
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}
