@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+
+/// The sweep's durable state, in SQLite in the run directory: the sweep, its tasks, every
+/// attempt, accepted results and an append-only event log. Every change is committed (with
+/// its event) before the coordinator acknowledges anything, so a coordinator killed at any
+/// moment restarts from exactly what it had promised.
+public final class Journal: Sendable {
+    /// A task's lifecycle.
+    public enum State: String, Codable, Sendable {
+        /// Waiting for its inputs or for a worker.
+        case queued
+        /// Handed to a worker.
+        case running
+        /// Finished; its outputs are in the artifact store.
+        case done
+        /// Failed more often than the retry limit allows.
+        case failed
+    }
+
+    /// One task's row.
+    public struct TaskRow: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+        public static let databaseTableName = "task"
+        /// The task id and its specification (JSON of `TaskSpec`).
+        public var id: String, spec: String
+        /// Position in the plan (inputs first).
+        public var position: Int
+        /// Where it stands.
+        public var state: State
+        /// Attempts started, and attempts that failed by error (lost workers do not count).
+        public var attempts: Int, failures: Int
+        /// Output artifacts by role (JSON), once done.
+        public var outputs: String?
+        /// The last epoch checkpoint's artifact hash, to resume from after a lost worker.
+        public var checkpoint: String?
+    }
+
+    private let database: DatabaseQueue
+
+    /// Opens (creating if needed) the journal `journal.sqlite` in `directory`.
+    public init(directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        database = try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "sweep") { t in
+                t.column("id", .integer).primaryKey()
+                t.column("name", .text).notNull()
+                t.column("spec", .text).notNull()
+            }
+            try db.create(table: "task") { t in
+                t.column("id", .text).primaryKey()
+                t.column("spec", .text).notNull()
+                t.column("position", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("attempts", .integer).notNull()
+                t.column("failures", .integer).notNull()
+                t.column("outputs", .text)
+                t.column("checkpoint", .text)
+            }
+            try db.create(table: "attempt") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("task", .text).notNull().references("task")
+                t.column("number", .integer).notNull()
+                t.column("worker", .text).notNull()
+                t.column("started", .double).notNull()
+                t.column("ended", .double)
+                t.column("outcome", .text)
+            }
+            try db.create(table: "result") { t in
+                t.column("task", .text).primaryKey().references("task")
+                t.column("record", .text).notNull()
+            }
+            try db.create(table: "event") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("time", .double).notNull()
+                t.column("kind", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+        }
+        try migrator.migrate(database)
+    }
+
+    private static func now() -> Double { Date().timeIntervalSince1970 }
+
+    private static func event(_ db: Database, _ kind: String, _ detail: String) throws {
+        try db.execute(sql: "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", arguments: [now(), kind, detail])
+    }
+
+    /// Records the sweep and its planned tasks. On an existing journal the sweep must be the
+    /// same; a changed sweep is refused unless `extend` is set, in which case new tasks are
+    /// added and existing ones kept. Returns the number of tasks added.
+    @discardableResult
+    public func record(sweep: SweepSpec, plan: SweepPlan, extend: Bool) throws -> Int {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let specJSON = String(decoding: try encoder.encode(sweep), as: UTF8.self)
+        return try database.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") {
+                if existing != specJSON && !extend {
+                    throw SweepError.invalid("this run directory holds a different sweep; rerun with the same sweep, pass --extend to add the new tasks, or use a fresh --run-dir")
+                }
+                try db.execute(sql: "UPDATE sweep SET spec = ?, name = ? WHERE id = 1", arguments: [specJSON, sweep.name])
+            } else {
+                try db.execute(sql: "INSERT INTO sweep (id, name, spec) VALUES (1, ?, ?)", arguments: [sweep.name, specJSON])
+            }
+            var added = 0
+            let known = Set(try String.fetchAll(db, sql: "SELECT id FROM task"))
+            let base = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position) + 1, 0) FROM task") ?? 0
+            for task in plan.tasks where !known.contains(task.id) {
+                let spec = String(decoding: try encoder.encode(task), as: UTF8.self)
+                try TaskRow(id: task.id, spec: spec, position: base + added, state: .queued, attempts: 0, failures: 0).insert(db)
+                added += 1
+            }
+            try Self.event(db, "plan", "{\"sweep\":\"\(sweep.name)\",\"added\":\(added)}")
+            return added
+        }
+    }
+
+    /// Every task, in plan order.
+    public func tasks() throws -> [TaskRow] {
+        try database.read { db in try TaskRow.order(Column("position")).fetchAll(db) }
+    }
+
+    /// Queued tasks whose inputs are all done, in plan order.
+    public func runnable() throws -> [TaskRow] {
+        let all = try tasks()
+        let done = Set(all.filter { $0.state == .done }.map(\.id))
+        return all.filter { row in
+            guard row.state == .queued, let spec = try? JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8)) else { return false }
+            return spec.inputs.values.allSatisfy(done.contains)
+        }
+    }
+
+    /// Marks `task` running on `worker` and returns the attempt number.
+    public func start(_ task: String, worker: String) throws -> Int {
+        try database.write { db in
+            guard var row = try TaskRow.fetchOne(db, key: task) else { throw SweepError.invalid("unknown task \(task)") }
+            row.state = .running
+            row.attempts += 1
+            try row.update(db)
+            try db.execute(sql: "INSERT INTO attempt (task, number, worker, started) VALUES (?, ?, ?, ?)",
+                           arguments: [task, row.attempts, worker, Self.now()])
+            try Self.event(db, "start", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
+            return row.attempts
+        }
+    }
+
+    /// Remembers the latest epoch checkpoint of a running task.
+    public func checkpoint(_ task: String, artifact: String) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE task SET checkpoint = ? WHERE id = ?", arguments: [artifact, task])
+            try Self.event(db, "checkpoint", "{\"task\":\"\(task)\",\"artifact\":\"\(artifact)\"}")
+        }
+    }
+
+    /// Accepts a result once per task: returns false (and changes nothing) for a duplicate.
+    public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String) throws -> Bool {
+        try database.write { db in
+            guard var row = try TaskRow.fetchOne(db, key: task), row.state != .done else {
+                try Self.event(db, "duplicate-result", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
+                return false
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            row.state = .done
+            row.outputs = String(decoding: try encoder.encode(outputs), as: UTF8.self)
+            try row.update(db)
+            try db.execute(sql: "INSERT INTO result (task, record) VALUES (?, ?)", arguments: [task, record])
+            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
+                           arguments: [Self.now(), task, attempt])
+            try Self.event(db, "done", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
+            return true
+        }
+    }
+
+    /// Ends a running attempt without a result. A lost worker re-queues the task without
+    /// counting a failure; an error counts, and past `retryLimit` failures the task fails.
+    public func abandon(_ task: String, attempt: Int, lostWorker: Bool, message: String, retryLimit: Int) throws {
+        try database.write { db in
+            guard var row = try TaskRow.fetchOne(db, key: task), row.state == .running else { return }
+            if !lostWorker { row.failures += 1 }
+            row.state = row.failures > retryLimit ? .failed : .queued
+            try row.update(db)
+            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ?",
+                           arguments: [Self.now(), lostWorker ? "lost" : "error", task, attempt])
+            let detail = String(decoding: try JSONEncoder().encode(["task": task, "message": message]), as: UTF8.self)
+            try Self.event(db, lostWorker ? "lost" : "error", detail)
+        }
+    }
+
+    /// After a coordinator restart: every task still marked running goes back to the queue
+    /// (its worker may reconnect and report, and the result is then accepted once); returns them.
+    @discardableResult
+    public func requeueInterrupted() throws -> [String] {
+        try database.write { db in
+            let running = try String.fetchAll(db, sql: "SELECT id FROM task WHERE state = 'running'")
+            try db.execute(sql: "UPDATE task SET state = 'queued' WHERE state = 'running'")
+            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'interrupted' WHERE ended IS NULL", arguments: [Self.now()])
+            try Self.event(db, "restart", "{\"requeued\":\(running.count)}")
+            return running
+        }
+    }
+
+    /// Accepted result records in plan order.
+    public func results() throws -> [String] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT result.record FROM result JOIN task ON task.id = result.task ORDER BY task.position")
+        }
+    }
+
+    /// How many attempts each task has had, by task id (the fault tests read this).
+    public func attemptCounts() throws -> [String: Int] {
+        try database.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, attempts FROM task").map { ($0["id"], $0["attempts"]) })
+        }
+    }
+
+    /// The number of events of `kind` in the log.
+    public func eventCount(_ kind: String) throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE kind = ?", arguments: [kind]) ?? 0 }
+    }
+}
