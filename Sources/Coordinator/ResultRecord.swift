@@ -1,0 +1,32 @@
+/// One row of `results.json`: a finished training task with everything needed to place it in
+/// the study's tables and to trace it back to its code, configuration and machine.
+public struct ResultRecord: Codable, Equatable, Sendable {
+    /// Method family, distinguishing options, run seed and round (LTH round / Han iteration).
+    public var method: String, options: String, seed: UInt64, round: Int
+    /// Fraction of prunable weights kept, and removed.
+    public var density: Double, sparsity: Double
+    /// Prunable weights kept, and prunable weights in all.
+    public var remainingWeights: Int, prunableWeights: Int
+    /// All parameters of the network.
+    public var parameters: Int
+    /// Size in MB (10^6 bytes) as float32 dense, and sparse (kept values plus a one-bit mask per prunable weight).
+    public var sizeMBDense: Double, sizeMBSparse: Double
+    /// Best validation accuracy (nil without validation), and test accuracy of the last epoch.
+    public var bestValidationAccuracy: Double?, finalTestAccuracy: Double
+    /// Test accuracy of the best-validation weights (nil without validation).
+    public var bestValidationTestAccuracy: Double?
+    /// Epochs trained and wall seconds of the task.
+    public var epochs: Int, wallSeconds: Double
+    /// Where it ran: worker, host, BLAS core.
+    public var worker: String, host: String, blasCore: String
+    /// The training run's identity and the code version.
+    public var configHash: String, codeVersion: String
+
+    /// The two model sizes for `parameters` parameters of which `prunable` are prunable and
+    /// `remaining` of those kept.
+    public static func sizes(parameters: Int, prunable: Int, remaining: Int) -> (dense: Double, sparse: Double) {
+        let dense = Double(parameters * 4) / 1e6
+        let sparse = (Double((parameters - prunable + remaining) * 4) + Double(prunable) / 8) / 1e6
+        return (dense, sparse)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+@testable import Coordinator
+
+@Suite struct ResultsTests {
+    static func record(_ method: String, seed: UInt64, density: Double, accuracy: Double) -> ResultRecord {
+        let sizes = ResultRecord.sizes(parameters: 1000, prunable: 800, remaining: Int(800 * density))
+        return ResultRecord(method: method, options: "", seed: seed, round: 0, density: density, sparsity: 1 - density,
+                            remainingWeights: Int(800 * density), prunableWeights: 800, parameters: 1000,
+                            sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse, bestValidationAccuracy: nil,
+                            finalTestAccuracy: accuracy, bestValidationTestAccuracy: nil, epochs: 2, wallSeconds: 1,
+                            worker: "w", host: "h", blasCore: "c", configHash: "x", codeVersion: "v")
+    }
+
+    @Test func artifactsAreContentAddressedAndChecked() throws {
+        let directory = try JournalTests.directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try ArtifactStore(runDirectory: directory)
+        let hash = try store.put(Data("weights".utf8))
+        #expect(hash == ArtifactStore.hash(Data("weights".utf8)) && store.contains(hash))
+        #expect(try store.put(Data("weights".utf8)) == hash)
+        #expect(try store.data(hash) == Data("weights".utf8))
+        #expect(throws: ArtifactError.self) { try store.put(Data("other".utf8), expected: hash) }
+        try Data("tampered".utf8).write(to: store.url(hash))
+        #expect(throws: ArtifactError.self) { try store.data(hash) }
+        #expect(throws: ArtifactError.missing("ab12")) { try store.data("ab12") }
+    }
+
+    @Test func aggregateMatchesAnIndependentComputation() {
+        let records = [Self.record("synflow", seed: 42, density: 0.1, accuracy: 0.80), Self.record("synflow", seed: 43, density: 0.1, accuracy: 0.84),
+                       Self.record("synflow", seed: 44, density: 0.1, accuracy: 0.82), Self.record("random", seed: 42, density: 0.1, accuracy: 0.5)]
+        let rows = AggregateRow.aggregate(records, seeds: [42, 43, 44])
+        #expect(rows.count == 2)
+        let synflow = rows.first { $0.method == "synflow" }!
+        #expect(abs(synflow.accuracy.mean - 0.82) < 1e-12 && abs(synflow.accuracy.std! - 0.02) < 1e-12)
+        #expect(abs(synflow.accuracy.ci95! - 4.302652730 * 0.02 / 3.0.squareRoot()) < 1e-8)
+        #expect(synflow.missingSeeds.isEmpty)
+        #expect(rows.first { $0.method == "random" }!.missingSeeds == [43, 44])
+        let sizes = ResultRecord.sizes(parameters: 1000, prunable: 800, remaining: 80)
+        #expect(sizes.dense == 0.004 && abs(sizes.sparse - (280 * 4 + 100) / 1e6) < 1e-15)
+    }
+
+    @Test func reportComesFromTheAggregate() throws {
+        let rows = AggregateRow.aggregate([Self.record("synflow", seed: 42, density: 0.05, accuracy: 0.7512),
+                                           Self.record("synflow", seed: 43, density: 0.05, accuracy: 0.7600)], seeds: [42, 43, 44])
+        let markdown = Report.markdown(sweep: "t", rows: rows)
+        #expect(markdown.contains("| synflow | – | 0 | 0.9500 | 75.56 ± "))
+        #expect(markdown.contains("| 44 |"))
+        let svg = Report.svg(rows: rows)
+        let parser = XMLParser(data: Data(svg.utf8))
+        #expect(parser.parse(), "curve.svg is not well-formed XML")
+        #expect(svg.contains("<polygon") && svg.contains("<polyline"))
+    }
+}
