@@ -204,10 +204,10 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Accepted result records in plan order.
+    /// Accepted result records of reported tasks, in plan order.
     public func results() throws -> [String] {
         try database.read { db in
-            try String.fetchAll(db, sql: "SELECT result.record FROM result JOIN task ON task.id = result.task ORDER BY task.position")
+            try String.fetchAll(db, sql: "SELECT result.record FROM result JOIN task ON task.id = result.task WHERE result.record != '{}' ORDER BY task.position")
         }
     }
 

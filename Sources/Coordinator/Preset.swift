@@ -40,13 +40,4 @@ public struct Preset: Codable, Hashable, Sendable {
         config.schedule = .multiStep(milestones: hanMilestones, gamma: 0.2)
         return config
     }
-
-    /// The image side and channels of the preset's data.
-    public var input: (channels: Int, side: Int) {
-        switch training.dataset {
-        case .cifar10: (3, 32)
-        case .fashionMNIST: (1, 28)
-        case .synthetic: (3, training.synthetic?.side ?? 16)
-        }
-    }
 }

@@ -10,7 +10,7 @@ public struct SweepPlan: Sendable {
     /// The plan of `sweep`.
     public init(_ sweep: SweepSpec) throws(SweepError) {
         let preset = try sweep.resolvedPreset()
-        let input = preset.input
+        let input = preset.training.inputShape
         let architecture = ResNet18.Architecture(width: preset.training.width, inputChannels: input.channels, classes: 10)
         for seed in sweep.seeds {
             var training = preset.training
@@ -26,7 +26,7 @@ public struct SweepPlan: Sendable {
             if let dense, sweep.lotteryRounds > 0 {
                 var weights = dense, mask: String? = nil
                 for round in 1...sweep.lotteryRounds {
-                    let prune = add(.prune(.lotteryTicket(), seed: seed), mask.map { ["weights": weights, "mask": $0] } ?? ["weights": weights],
+                    let prune = add(.prune(.lotteryTicket(), data: training), mask.map { ["weights": weights, "mask": $0] } ?? ["weights": weights],
                                     label("lottery-ticket", "layerwise", seed, round, nil, reported: false))
                     weights = trainTask(training, initial: theta0, mask: prune,
                                         label("lottery-ticket", "layerwise", seed, round, pow(0.8, Double(round))))
@@ -38,7 +38,7 @@ public struct SweepPlan: Sendable {
                 var weights = trainTask(han, initial: dense, mask: nil, label("han", "q=1", seed, 0, nil))
                 var mask: String? = nil
                 for iteration in 1..<sweep.hanIterations {
-                    let prune = add(.prune(.han(), seed: seed), mask.map { ["weights": weights, "mask": $0] } ?? ["weights": weights],
+                    let prune = add(.prune(.han(), data: training), mask.map { ["weights": weights, "mask": $0] } ?? ["weights": weights],
                                     label("han", "q=1", seed, iteration, nil, reported: false))
                     weights = trainTask(han, initial: weights, mask: prune, label("han", "q=1", seed, iteration, nil))
                     mask = prune
@@ -46,7 +46,7 @@ public struct SweepPlan: Sendable {
             }
             for iterations in sweep.synflowIterations {
                 for density in sweep.synflowDensities {
-                    let prune = add(.prune(.synflow(density: density, iterations: iterations), seed: seed), ["weights": theta0],
+                    let prune = add(.prune(.synflow(density: density, iterations: iterations), data: training), ["weights": theta0],
                                     label("synflow", "T=\(iterations)", seed, 0, density, reported: false))
                     _ = trainTask(training, initial: theta0, mask: prune, label("synflow", "T=\(iterations)", seed, 0, density))
                 }
@@ -60,7 +60,7 @@ public struct SweepPlan: Sendable {
                     default: .synflow(density: density)
                     }
                     let options = name == "synflow" ? "T=100" : ""
-                    let prune = add(.prune(method, seed: seed), ["weights": theta0], label(name, options, seed, 0, density, reported: false))
+                    let prune = add(.prune(method, data: training), ["weights": theta0], label(name, options, seed, 0, density, reported: false))
                     _ = trainTask(training, initial: theta0, mask: prune, label(name, options, seed, 0, density))
                 }
             }

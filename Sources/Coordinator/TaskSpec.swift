@@ -12,8 +12,9 @@ public struct TaskSpec: Codable, Hashable, Sendable {
         case initialise(ResNet18.Architecture, seed: UInt64)
         /// Training from `initial` weights under an optional `mask` → `weights`, `metrics`.
         case train(TrainingConfig)
-        /// A prune of `weights` (and the previous `mask`) → `mask`.
-        case prune(PruningMethod, seed: UInt64)
+        /// A prune of `weights` (and the previous `mask`) → `mask`; `data` names the network's
+        /// input and, for SNIP, the images it scores on.
+        case prune(PruningMethod, data: TrainingConfig)
     }
 
     /// Where the result belongs in the study's tables (not part of the identity).

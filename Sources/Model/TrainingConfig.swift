@@ -117,6 +117,15 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
         SHA256.hash(data: canonicalJSON).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Image channels and side of the dataset (the synthetic set is 3×side×side).
+    public var inputShape: (channels: Int, side: Int) {
+        switch dataset {
+        case .cifar10: (3, 32)
+        case .fashionMNIST: (1, 28)
+        case .synthetic: (3, synthetic?.side ?? 16)
+        }
+    }
+
     /// Loads the images this configuration trains and tests on; `directory` overrides the
     /// dataset's default location.
     public func loadData(from directory: URL? = nil) throws(ModelError) -> DataSplits {

@@ -40,7 +40,7 @@ struct PruneCommand: ParsableCommand {
         let pruning = try pruningMethod()
         try failing { () throws(ModelError) in
             try pruning.validate()
-            let shape = try Self.inputShape(dataset)
+            let shape = TrainingConfig(dataset: dataset, synthetic: .init(trainCount: 512, testCount: 64, side: 16)).inputShape
             let architecture = ResNet18.Architecture(width: width, inputChannels: shape.channels, classes: 10)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("prunesweep-\(getpid())")
             try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -62,15 +62,6 @@ struct PruneCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             say(String(decoding: (try? encoder.encode(report)) ?? Data(), as: UTF8.self))
             say("mask: \(report.remaining) of \(report.prunable) prunable weights kept (density \(String(format: "%.4f", report.density)), sparsity \(String(format: "%.4f", report.sparsity))) in \(out)")
-        }
-    }
-
-    /// Image channels and side of a dataset (the synthetic set of the CLI is 3×16×16).
-    static func inputShape(_ dataset: TrainingConfig.Dataset) throws(ModelError) -> (channels: Int, side: Int) {
-        switch dataset {
-        case .cifar10: (3, 32)
-        case .fashionMNIST: (1, 28)
-        case .synthetic: (3, 16)
         }
     }
 

@@ -21,7 +21,7 @@ import Testing
         let first = try journal.runnable()
         #expect(first.map(\.id) == [plan.tasks[0].id])
         let attempt = try journal.start(first[0].id, worker: "w1")
-        #expect(try journal.complete(first[0].id, attempt: attempt, outputs: ["weights": "h0"], record: "{}"))
+        #expect(try journal.complete(first[0].id, attempt: attempt, outputs: ["weights": "h0"], record: #"{"x":1}"#))
         #expect(try !journal.complete(first[0].id, attempt: attempt, outputs: ["weights": "h0"], record: "{}"), "duplicate accepted")
         #expect(try journal.runnable().count == 2)
 

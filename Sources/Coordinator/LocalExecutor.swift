@@ -1,0 +1,63 @@
+import Foundation
+
+/// Runs a sweep's tasks one after another in this process, through the same journal,
+/// artifact store and step runner the distributed coordinator uses. Rerunning it on the
+/// same run directory continues where it stopped: done tasks are never redone.
+public struct LocalExecutor {
+    /// The sweep.
+    public let sweep: SweepSpec
+    /// Its run directory.
+    public let runDirectory: URL
+
+    /// An executor of `sweep` in `runDirectory`.
+    public init(sweep: SweepSpec, runDirectory: URL) {
+        self.sweep = sweep
+        self.runDirectory = runDirectory
+    }
+
+    /// Runs every runnable task until none is left and writes the outputs; returns the report.
+    public func run(extend: Bool = false, retryLimit: Int = 2, log: @escaping (String) -> Void = { _ in }) throws -> URL {
+        let journal = try Journal(directory: runDirectory)
+        try journal.record(sweep: sweep, plan: try SweepPlan(sweep), extend: extend)
+        try journal.requeueInterrupted()
+        let store = try ArtifactStore(runDirectory: runDirectory)
+        let runner = StepRunner(store: store, scratch: runDirectory.appendingPathComponent("scratch"))
+        let host = ProcessInfo.processInfo.hostName
+        while let row = try journal.runnable().first {
+            let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+            let outputs = try journal.tasks().reduce(into: [String: [String: String]]()) { all, row in
+                if let json = row.outputs { all[row.id] = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
+            }
+            var inputs: [String: String] = [:]
+            for (role, producer) in task.inputs {
+                inputs[role] = role == "mask" ? outputs[producer]?["mask"] : outputs[producer]?["weights"]
+            }
+            let attempt = try journal.start(row.id, worker: "local")
+            let start = Date()
+            do {
+                let output = try runner.run(task, inputs: inputs, checkpoint: row.checkpoint,
+                                            onEpoch: { _, checkpoint in try? journal.checkpoint(row.id, artifact: checkpoint) }, log: log)
+                var record = "{}"
+                if let summary = output.summary, task.labels.reported {
+                    let result = SweepOutputs.record(for: task, summary: summary, wallSeconds: Date().timeIntervalSince(start),
+                                                     worker: "local", host: host, codeVersion: CodeVersion.current)
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    record = String(decoding: try encoder.encode(result), as: UTF8.self)
+                }
+                _ = try journal.complete(row.id, attempt: attempt, outputs: output.artifacts, record: record)
+                log("done \(task.labels.method) \(task.labels.options) seed \(task.labels.seed) round \(task.labels.round)")
+            } catch {
+                try journal.abandon(row.id, attempt: attempt, lostWorker: false, message: "\(error)", retryLimit: retryLimit)
+                log("failed \(task.labels.method) \(row.id.prefix(12)): \(error)")
+            }
+        }
+        return try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
+    }
+}
+
+/// The version recorded with every result.
+public enum CodeVersion {
+    /// The package's version string.
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Model
+
+/// Runs one task's step on this machine: reads its input artifacts from a store, calls the
+/// step (`Steps`, `Trainer`) in a scratch directory, and puts the outputs back in the store.
+/// The worker process runs tasks with it; the tests run whole plans with it.
+public struct StepRunner: Sendable {
+    /// Where inputs come from and outputs go.
+    public let store: ArtifactStore
+    /// Scratch space for run directories.
+    public let scratch: URL
+    /// Dataset directory override (nil: each dataset's default).
+    public let dataDirectory: URL?
+
+    /// A runner over `store`, working under `scratch`.
+    public init(store: ArtifactStore, scratch: URL, dataDirectory: URL? = nil) {
+        self.store = store
+        self.scratch = scratch
+        self.dataDirectory = dataDirectory
+    }
+
+    /// What a finished step produced.
+    public struct Output: Sendable {
+        /// Output artifacts by role.
+        public var artifacts: [String: String]
+        /// The training run's summary (train steps only).
+        public var summary: RunSummary?
+    }
+
+    /// Runs `task`, whose inputs (by role) are artifact hashes; `checkpoint`, when given, is
+    /// the hash of an epoch checkpoint of an earlier attempt to resume from. `onEpoch` hears
+    /// each finished epoch with the hash of its checkpoint, stored.
+    public func run(_ task: TaskSpec, inputs: [String: String], checkpoint: String? = nil,
+                    onEpoch: @escaping (EpochMetrics, String) -> Void = { _, _ in },
+                    log: @escaping (String) -> Void = { _ in }) throws -> Output {
+        let directory = scratch.appendingPathComponent(task.id)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        func file(_ role: String) throws -> URL {
+            guard let hash = inputs[role] else { throw SweepError.invalid("task \(task.id.prefix(12)) has no input \(role)") }
+            let url = directory.appendingPathComponent("input-\(role).safetensors")
+            try store.data(hash).write(to: url)
+            return url
+        }
+        switch task.step {
+        case .initialise(let architecture, let seed):
+            let url = directory.appendingPathComponent("theta0.safetensors")
+            try Steps.initialWeights(architecture: architecture, seed: seed, output: url)
+            return Output(artifacts: ["weights": try store.put(file: url)], summary: nil)
+
+        case .prune(let method, let config):
+            let data = method.needsData ? try config.loadData(from: dataDirectory).train : nil
+            let shape = config.inputShape
+            let url = directory.appendingPathComponent("mask.safetensors")
+            let report = try Steps.prune(method: method, architecture: .init(width: config.width, inputChannels: shape.channels, classes: 10),
+                                         inputSide: shape.side, weights: try file("weights"),
+                                         oldMask: inputs["mask"] == nil ? nil : try file("mask"),
+                                         data: data, seed: config.seed, output: url, log: log)
+            let reportData = try JSONEncoder().encode(report)
+            return Output(artifacts: ["mask": try store.put(file: url), "report": try store.put(reportData)], summary: nil)
+
+        case .train(let config):
+            let run = directory.appendingPathComponent("run")
+            try? FileManager.default.removeItem(at: run)
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            if let checkpoint { try store.data(checkpoint).write(to: run.appendingPathComponent("checkpoint.safetensors")) }
+            let data = try config.loadData(from: dataDirectory)
+            let initial = try Safetensors(contentsOf: try file("initial"))
+            var masks: [String: Tensor] = [:]
+            if inputs["mask"] != nil {
+                let probe = ResNet18(.init(width: config.width, inputChannels: data.train.channels, classes: data.train.classes))
+                let set = try MaskSet(from: try Safetensors(contentsOf: try file("mask")), for: probe, source: "mask")
+                for name in set.names { masks[name] = Tensor(shape: set.shapes[name]!, values: set.values[name]!) }
+            }
+            let store = store
+            let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, log: log)
+            var reported = trainer.history.count
+            while !trainer.isFinished {
+                try trainer.run(stopAfterEpoch: reported + 1)
+                reported += 1
+                if let metrics = trainer.history.last {
+                    onEpoch(metrics, try store.put(file: trainer.checkpointURL))
+                }
+            }
+            let summaryURL = run.appendingPathComponent("metrics.json")
+            let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: summaryURL))
+            return Output(artifacts: ["weights": try store.put(file: run.appendingPathComponent("weights.safetensors")),
+                                      "metrics": try store.put(file: summaryURL)], summary: summary)
+        }
+    }
+}

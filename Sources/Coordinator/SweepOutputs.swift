@@ -1,0 +1,36 @@
+import Foundation
+import Model
+
+/// The files a sweep leaves in its run directory: `results.json` (one record per reported
+/// task), `aggregate.json` (statistics across seeds), `report.md` and `curve.svg`.
+public enum SweepOutputs {
+    /// Writes all four from the journal's accepted results and returns the report's path.
+    @discardableResult
+    public static func write(journal: Journal, sweep: SweepSpec, runDirectory: URL) throws -> URL {
+        let records = try journal.results().compactMap { try? JSONDecoder().decode(ResultRecord.self, from: Data($0.utf8)) }
+        let rows = AggregateRow.aggregate(records, seeds: sweep.seeds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(records).write(to: runDirectory.appendingPathComponent("results.json"), options: .atomic)
+        try encoder.encode(rows).write(to: runDirectory.appendingPathComponent("aggregate.json"), options: .atomic)
+        try Data(Report.svg(rows: rows).utf8).write(to: runDirectory.appendingPathComponent("curve.svg"), options: .atomic)
+        let report = runDirectory.appendingPathComponent("report.md")
+        try Data(Report.markdown(sweep: sweep.name, rows: rows).utf8).write(to: report, options: .atomic)
+        return report
+    }
+
+    /// The results record of a finished training task.
+    public static func record(for task: TaskSpec, summary: RunSummary, wallSeconds: Double, worker: String, host: String,
+                              codeVersion: String) -> ResultRecord {
+        let density = Double(summary.remaining) / Double(Swift.max(summary.prunable, 1))
+        let sizes = ResultRecord.sizes(parameters: summary.parameters, prunable: summary.prunable, remaining: summary.remaining)
+        return ResultRecord(
+            method: task.labels.method, options: task.labels.options, seed: task.labels.seed, round: task.labels.round,
+            density: density, sparsity: 1 - density, remainingWeights: summary.remaining, prunableWeights: summary.prunable,
+            parameters: summary.parameters, sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse,
+            bestValidationAccuracy: summary.bestValidationAccuracy, finalTestAccuracy: summary.finalTestAccuracy,
+            bestValidationTestAccuracy: summary.bestValidationTestAccuracy, epochs: summary.history.count,
+            wallSeconds: wallSeconds, worker: worker, host: host, blasCore: summary.blasCore,
+            configHash: summary.identity, codeVersion: codeVersion)
+    }
+}
