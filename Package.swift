@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Protocol", targets: ["Protocol"]),
         .executable(name: "worker", targets: ["Worker"]),
+        .executable(name: "coordinator", targets: ["CoordinatorCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,7 +46,16 @@ let package = Package(
                 "Model", "Protocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            exclude: ["CLI"]
+        ),
+        .executableTarget(
+            name: "CoordinatorCLI",
+            dependencies: [
+                "Coordinator", "Model",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Coordinator/CLI"
         ),
         .executableTarget(
             name: "Worker",

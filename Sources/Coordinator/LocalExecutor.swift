@@ -46,10 +46,10 @@ public struct LocalExecutor {
                     record = String(decoding: try encoder.encode(result), as: UTF8.self)
                 }
                 _ = try journal.complete(row.id, attempt: attempt, outputs: output.artifacts, record: record)
-                log("done \(task.labels.method) \(task.labels.options) seed \(task.labels.seed) round \(task.labels.round)")
+                log("done \(task.summary)")
             } catch {
                 try journal.abandon(row.id, attempt: attempt, lostWorker: false, message: "\(error)", retryLimit: retryLimit)
-                log("failed \(task.labels.method) \(row.id.prefix(12)): \(error)")
+                log("failed \(task.summary) (\(row.id.prefix(12))): \(error)")
             }
         }
         return try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)

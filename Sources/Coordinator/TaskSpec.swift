@@ -40,6 +40,17 @@ public struct TaskSpec: Codable, Hashable, Sendable {
     /// The result labels.
     public var labels: Labels
 
+    /// A one-line description for progress output, e.g. "train synflow T=100 seed 42 d=0.05".
+    public var summary: String {
+        let kind = switch step { case .initialise: "init"; case .train: "train"; case .prune: "prune" }
+        var parts = [kind, labels.method]
+        if !labels.options.isEmpty { parts.append(labels.options) }
+        parts.append("seed \(labels.seed)")
+        if labels.round > 0 { parts.append("round \(labels.round)") }
+        if let density = labels.targetDensity, density < 1 { parts.append("d=\(density)") }
+        return parts.joined(separator: " ")
+    }
+
     /// The content hash of the step and the inputs' ids.
     public var id: String {
         let encoder = JSONEncoder()
