@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator"]
+            dependencies: ["Coordinator", "CoordinatorCLI"]
         ),
         .testTarget(
             name: "ProtocolTests",
