@@ -145,21 +145,28 @@ public final class SynFlowScorer {
             weight = weights[conv.weight.name]!
         }
 
-        private func columns(_ x: Plane) -> (rows: Int, side: Int, col: [Double]) {
-            let k = conv.kernel, s = conv.stride, p = conv.padding, outSide = conv.outputExtent(x.side)
-            let rows = x.channels * k * k, count = outSide * outSide
-            var col = [Double](repeating: 0, count: rows * count)
-            for r in 0..<rows {
+        /// Calls `body(columnIndex, inputIndex)` for every column-matrix entry that reads a real
+        /// input value (not padding): the one index map that im2col and its adjoint share.
+        private func forEachTap(channels: Int, side: Int, _ body: (Int, Int) -> Void) {
+            let k = conv.kernel, s = conv.stride, p = conv.padding, outSide = conv.outputExtent(side)
+            let count = outSide * outSide
+            for r in 0..<(channels * k * k) {
                 let c = r / (k * k), ki = (r / k) % k, kj = r % k
                 for oy in 0..<outSide {
                     let iy = oy * s - p + ki
-                    guard iy >= 0 && iy < x.side else { continue }
+                    guard iy >= 0 && iy < side else { continue }
                     for ox in 0..<outSide {
                         let ix = ox * s - p + kj
-                        if ix >= 0 && ix < x.side { col[r * count + oy * outSide + ox] = x.values[(c * x.side + iy) * x.side + ix] }
+                        if ix >= 0 && ix < side { body(r * count + oy * outSide + ox, (c * side + iy) * side + ix) }
                     }
                 }
             }
+        }
+
+        private func columns(_ x: Plane) -> (rows: Int, side: Int, col: [Double]) {
+            let rows = x.channels * conv.kernel * conv.kernel, outSide = conv.outputExtent(x.side)
+            var col = [Double](repeating: 0, count: rows * outSide * outSide)
+            forEachTap(channels: x.channels, side: x.side) { column, input in col[column] = x.values[input] }
             return (rows, outSide, col)
         }
 
@@ -182,18 +189,7 @@ public final class SynFlowScorer {
             var dcol = [Double](repeating: 0, count: rows * count)
             BLAS.gemm(.transpose, .none, m: rows, n: count, k: conv.outChannels, a: weight, lda: rows, b: dy.values, ldb: count, c: &dcol, ldc: count)
             var dx = Plane(channels: x.channels, side: x.side, repeating: 0)
-            let k = conv.kernel, s = conv.stride, p = conv.padding
-            for r in 0..<rows {
-                let c = r / (k * k), ki = (r / k) % k, kj = r % k
-                for oy in 0..<outSide {
-                    let iy = oy * s - p + ki
-                    guard iy >= 0 && iy < x.side else { continue }
-                    for ox in 0..<outSide {
-                        let ix = ox * s - p + kj
-                        if ix >= 0 && ix < x.side { dx.values[(c * x.side + iy) * x.side + ix] += dcol[r * count + oy * outSide + ox] }
-                    }
-                }
-            }
+            forEachTap(channels: x.channels, side: x.side) { column, input in dx.values[input] += dcol[column] }
             return dx
         }
     }
