@@ -48,3 +48,44 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: run.path))
     }
 }
+
+/// `kill -9` of the coordinator mid-sweep, then the same command again.
+@Suite struct CoordinatorRestartTests {
+    @Test(.timeLimit(.minutes(5)))
+    func killedCoordinatorResumesWithoutRedoingTasks() throws {
+        let directory = try JournalTests.directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("sweep.json")
+        try Data(#"{"name":"restart","preset":"smoke","seeds":[1,2,3],"synflowIterations":[10],"synflowDensities":[0.2,0.1],"overrides":{"epochs":4}}"#.utf8)
+            .write(to: file)
+        let run = directory.appendingPathComponent("run")
+        let arguments = ["--sweep", file.path, "--run-dir", run.path, "--threads", "1"]
+        let victim = Process()
+        victim.executableURL = CoordinatorProcessTests.coordinator
+        victim.arguments = arguments
+        victim.standardOutput = FileHandle.nullDevice
+        victim.standardError = FileHandle.nullDevice
+        try victim.run()
+        var doneBeforeKill: [String] = []
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            usleep(20_000)
+            guard FileManager.default.fileExists(atPath: run.appendingPathComponent("journal.sqlite").path),
+                  let tasks = try? Journal(directory: run).tasks() else { continue }
+            doneBeforeKill = tasks.filter { $0.state == .done }.map(\.id)
+            if doneBeforeKill.count >= 5 { break }
+        }
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        let plan = try SweepPlan(try SweepSpec.load(file))
+        try #require(doneBeforeKill.count >= 5 && doneBeforeKill.count < plan.tasks.count, "the sweep finished before the kill; the test proved nothing")
+
+        let rerun = try CoordinatorProcessTests.run(arguments)
+        #expect(rerun.status == 0, "\(rerun.errors)")
+        let journal = try Journal(directory: run)
+        #expect(try journal.tasks().allSatisfy { $0.state == .done })
+        let attempts = try journal.attemptCounts()
+        for id in doneBeforeKill { #expect(attempts[id] == 1, "a task finished before the kill ran again") }
+        #expect(try journal.results().count == plan.tasks.filter(\.labels.reported).count)
+    }
+}
