@@ -25,7 +25,7 @@ public enum Report {
     public static func svg(rows: [AggregateRow]) -> String {
         let (width, height, margin) = (720.0, 440.0, 60.0)
         let series = Dictionary(grouping: rows) { $0.options.isEmpty ? $0.method : "\($0.method) \($0.options)" }
-        let names = series.keys.sorted()
+        let ordered = series.sorted { $0.key < $1.key }
         let colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
         func x(_ sparsity: Double) -> Double { margin + sparsity * (width - 2 * margin) }
         func y(_ accuracy: Double) -> Double { height - margin - accuracy * (height - 2 * margin) }
@@ -39,8 +39,8 @@ public enum Report {
             svg.append("<text x=\"\(x(tick))\" y=\"\(y(0) + 18)\" text-anchor=\"middle\">\(String(format: "%.1f", tick))</text>")
             svg.append("<text x=\"\(margin - 8)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(String(format: "%.1f", tick))</text>")
         }
-        for (index, name) in names.enumerated() {
-            let points = series[name]!.sorted { $0.sparsity < $1.sparsity }
+        for (index, (name, group)) in ordered.enumerated() {
+            let points = group.sorted { $0.sparsity < $1.sparsity }
             let colour = colours[index % colours.count]
             let upper = points.map { "\(x($0.sparsity)),\(y($0.accuracy.mean + ($0.accuracy.ci95 ?? 0)))" }
             let lower = points.reversed().map { "\(x($0.sparsity)),\(y($0.accuracy.mean - ($0.accuracy.ci95 ?? 0)))" }

@@ -69,7 +69,7 @@ public struct StepRunner: Sendable {
             if inputs["mask"] != nil {
                 let probe = ResNet18(.init(width: config.width, inputChannels: data.train.channels, classes: data.train.classes))
                 let set = try MaskSet(from: try Safetensors(contentsOf: try file("mask")), for: probe, source: "mask")
-                for name in set.names { masks[name] = Tensor(shape: set.shapes[name]!, values: set.values[name]!) }
+                masks = set.tensors
             }
             let store = store
             let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, log: log)

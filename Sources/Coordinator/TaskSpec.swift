@@ -56,7 +56,7 @@ public struct TaskSpec: Codable, Hashable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = (try? encoder.encode(step)) ?? Data()
-        for role in inputs.keys.sorted() { data.append(Data("|\(role)=\(inputs[role]!)".utf8)) }
+        for (role, input) in inputs.sorted(by: { $0.key < $1.key }) { data.append(Data("|\(role)=\(input)".utf8)) }
         return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 }

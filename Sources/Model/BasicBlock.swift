@@ -46,10 +46,10 @@ public final class BasicBlock {
         // The final ReLU's mask is applied inside the BatchNorms' backward passes (and in the
         // identity-shortcut sum below) instead of in a pass of its own.
         let gate = UnsafePointer(y.data)
-        let da = conv2.backward(bn2.backward(dy, gatedBy: gate), scratch: scratch)!
-        let dx = conv1.backward(bn1.backward(da), scratch: scratch)!
+        let da = conv2.backward(bn2.backward(dy, gatedBy: gate), scratch: scratch)
+        let dx = conv1.backward(bn1.backward(da), scratch: scratch)
         if let shortcut {
-            let dSkip = shortcut.conv.backward(shortcut.bn.backward(dy, gatedBy: gate), scratch: scratch)!
+            let dSkip = shortcut.conv.backward(shortcut.bn.backward(dy, gatedBy: gate), scratch: scratch)
             ReLU.accumulate(dSkip.data, into: dx.data, count: dx.count)
         } else {
             ReLU.accumulateBackward(dy.data, output: gate, into: dx.data, count: dx.count)

@@ -82,15 +82,10 @@ public final class Conv2d {
         return y
     }
 
-    /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x` (nil when not asked for, as
-    /// for the stem, whose input is the data).
-    public func backward(_ dy: FeatureMap, scratch: Workspace, inputGradientNeeded: Bool = true) -> FeatureMap? {
-        guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
+    /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x`.
+    public func backward(_ dy: FeatureMap, scratch: Workspace) -> FeatureMap {
+        let x = weightGradient(dy, scratch: scratch)
         let columns = dy.plane
-        let col = isPointwise ? UnsafePointer(x.data) : UnsafePointer(im2col(x, output: dy, scratch: scratch))
-        BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: columns,
-                  a: dy.data, lda: columns, b: col, ldb: columns, c: weight.gradient.pointer, ldc: columnRows)
-        guard inputGradientNeeded else { return nil }
         let dx = x.sameShape(at: inputGradient.reserve(x.count))
         if usesTransposedConvolution {
             let flipped = flippedKernel()
@@ -108,6 +103,22 @@ public final class Conv2d {
             col2im(dcol, output: dy, into: dx)
         }
         return dx
+    }
+
+    /// Writes `∂L/∂W` into `weight.gradient` only: the stem's input is the data, whose
+    /// gradient nobody needs.
+    public func backwardWeightOnly(_ dy: FeatureMap, scratch: Workspace) {
+        _ = weightGradient(dy, scratch: scratch)
+    }
+
+    /// `∂L/∂W = dY × colᵀ` from the saved input; returns that input.
+    private func weightGradient(_ dy: FeatureMap, scratch: Workspace) -> FeatureMap {
+        guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
+        let columns = dy.plane
+        let col = isPointwise ? UnsafePointer(x.data) : UnsafePointer(im2col(x, output: dy, scratch: scratch))
+        BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: columns,
+                  a: dy.data, lda: columns, b: col, ldb: columns, c: weight.gradient.pointer, ldc: columnRows)
+        return x
     }
 
     /// `W̃[c, (o, i, j)] = W[o, c, k−1−i, k−1−j]`: the kernel of the transposed convolution.

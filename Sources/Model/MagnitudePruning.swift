@@ -15,14 +15,12 @@ public enum MagnitudePruning {
     public static func prune(weights: [String: [Float]], masks: [String: [Float]], names: [String],
                              rate: Double, scope: Scope) -> [String: [Float]] {
         var result = masks
-        func magnitudes(_ name: String) -> [Double] {
-            zip(weights[name]!, masks[name]!).map { abs(Double($0 * $1)) }
-        }
-        func survivors(_ name: String) -> [Double] {
-            zip(weights[name]!, masks[name]!).filter { $1 != 0 }.map { abs(Double($0.0)) }
-        }
+        // Tensors without both weights and a mask are left as they are.
+        let names = names.filter { weights[$0] != nil && masks[$0] != nil }
+        func pairs(_ name: String) -> Zip2Sequence<[Float], [Float]> { zip(weights[name] ?? [], masks[name] ?? []) }
+        func survivors(_ name: String) -> [Double] { pairs(name).filter { $1 != 0 }.map { abs(Double($0.0)) } }
         func keep(_ name: String, above threshold: Double) {
-            result[name] = zip(magnitudes(name), masks[name]!).map { $0 > threshold && $1 != 0 ? 1 : 0 }
+            result[name] = pairs(name).map { abs(Double($0 * $1)) > threshold && $1 != 0 ? 1 : 0 }
         }
         switch scope {
         case .layerwise:
@@ -50,12 +48,12 @@ public enum HanPruning {
     public static func prune(weights: [String: [Float]], masks: [String: [Float]], names: [String], quality: Double) -> [String: [Float]] {
         var result = masks
         for name in names {
-            let x = zip(weights[name]!, masks[name]!).map { Double($0 * $1) }
-            guard x.count > 1 else { continue }
+            guard let w = weights[name], let m = masks[name], w.count > 1 else { continue }
+            let x = zip(w, m).map { Double($0 * $1) }
             let mean = x.reduce(0, +) / Double(x.count)
             let std = (x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count - 1)).squareRoot()
             let threshold = quality * std
-            result[name] = zip(x, masks[name]!).map { abs($0) >= threshold && $1 != 0 ? 1 : 0 }
+            result[name] = zip(x, m).map { abs($0) >= threshold && $1 != 0 ? 1 : 0 }
         }
         return result
     }

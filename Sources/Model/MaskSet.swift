@@ -55,6 +55,15 @@ public struct MaskSet: Sendable, Equatable {
         }
     }
 
+    /// The masks as tensors by name (the form `Trainer` takes).
+    public var tensors: [String: Tensor] {
+        var result: [String: Tensor] = [:]
+        for name in names {
+            if let mask = values[name], let shape = shapes[name] { result[name] = Tensor(shape: shape, values: mask) }
+        }
+        return result
+    }
+
     /// Weights kept, over all prunable tensors.
     public var kept: Int { values.values.reduce(0) { $0 + $1.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } } }
     /// Prunable weights in all.

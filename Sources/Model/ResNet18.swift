@@ -117,7 +117,7 @@ public final class ResNet18 {
     public func backward(_ logitGradient: FeatureMap) {
         var dx = pool.backward(linear.backward(logitGradient))
         for block in blocks.reversed() { dx = block.backward(dx, scratch: scratch) }
-        _ = conv1.backward(bn1.backward(dx), scratch: scratch, inputGradientNeeded: false)
+        conv1.backwardWeightOnly(bn1.backward(dx), scratch: scratch)
     }
 
     /// The full state (parameters then buffers, each in `state_dict` order) by name.

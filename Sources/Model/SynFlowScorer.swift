@@ -22,7 +22,7 @@ public final class SynFlowScorer {
     /// The scores of every prunable tensor under `masks` (a missing mask means all ones), and R.
     public func scores(masks: [String: [Double]] = [:]) -> (r: Double, scores: [String: [Double]]) {
         var effective = weights
-        for (name, mask) in masks { effective[name] = zip(effective[name]!, mask).map { $0 * $1 } }
+        for (name, mask) in masks { effective[name] = effective[name].map { zip($0, mask).map { $0 * $1 } } }
         var gradients: [String: [Double]] = [:]
 
         // Forward, keeping what backward needs.
@@ -82,7 +82,7 @@ public final class SynFlowScorer {
 
         var result: [String: [Double]] = [:]
         for (name, gradient) in gradients {
-            result[name] = zip(gradient, effective[name]!).map { abs($0 * $1) }
+            result[name] = zip(gradient, effective[name] ?? []).map { abs($0 * $1) }
         }
         return (r, result)
     }

@@ -46,7 +46,7 @@ public final class Trainer {
             identity = config.identity
         } else {
             var maskFile = Safetensors()
-            for name in masks.keys.sorted() { maskFile.add(name, masks[name]!) }
+            for (name, mask) in masks.sorted(by: { $0.key < $1.key }) { maskFile.add(name, mask) }
             identity = Steps.identity(step: "train", spec: config, inputs: [initialState?.contentDigest ?? "", maskFile.contentDigest])
         }
         do {

@@ -66,7 +66,7 @@ struct TrainCommand: ParsableCommand {
             if let mask {
                 let probe = ResNet18(.init(width: width, inputChannels: data.train.channels, classes: data.train.classes))
                 let set = try MaskSet(from: try Safetensors(contentsOf: URL(fileURLWithPath: mask)), for: probe, source: mask)
-                for name in set.names { masks[name] = Tensor(shape: set.shapes[name]!, values: set.values[name]!) }
+                masks = set.tensors
                 say("mask \(mask): density \(String(format: "%.4f", set.density)) (\(set.kept) of \(set.total) prunable weights)")
             }
             let trainer = try Trainer(config: config, data: data, directory: directory, initialState: initialState, masks: masks,
