@@ -117,7 +117,7 @@ public final class ResNet18 {
     public func backward(_ logitGradient: FeatureMap) {
         var dx = pool.backward(linear.backward(logitGradient))
         for block in blocks.reversed() { dx = block.backward(dx, scratch: scratch) }
-        conv1.backwardWeightOnly(bn1.backward(dx), scratch: scratch)
+        conv1.backwardWeightOnly(bn1.backward(dx))
     }
 
     /// The full state (parameters then buffers, each in `state_dict` order) by name.
