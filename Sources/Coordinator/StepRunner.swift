@@ -37,9 +37,9 @@ public struct StepRunner: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         func file(_ role: String) throws -> URL {
             guard let hash = inputs[role] else { throw SweepError.invalid("task \(task.id.prefix(12)) has no input \(role)") }
-            let url = directory.appendingPathComponent("input-\(role).safetensors")
-            try store.data(hash).write(to: url)
-            return url
+            // Reading checks the bytes against their hash; the step then reads the stored file itself.
+            _ = try store.data(hash)
+            return store.url(hash)
         }
         switch task.step {
         case .initialise(let architecture, let seed):

@@ -30,10 +30,10 @@ public final class BasicBlock {
     public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (shortcut.map { [$0.bn] } ?? []) }
 
     /// Runs the block on `x`.
-    public func forward(_ x: FeatureMap, training: Bool, scratch: Workspace) -> FeatureMap {
-        let a = bn1.forward(conv1.forward(x, scratch: scratch), training: training)
-        let b = bn2.forward(conv2.forward(a, scratch: scratch), training: training)
-        let skip = shortcut.map { $0.bn.forward($0.conv.forward(x, scratch: scratch), training: training) } ?? x
+    public func forward(_ x: FeatureMap, training: Bool) -> FeatureMap {
+        let a = bn1.forward(conv1.forward(x), training: training)
+        let b = bn2.forward(conv2.forward(a), training: training)
+        let skip = shortcut.map { $0.bn.forward($0.conv.forward(x), training: training) } ?? x
         let y = b.sameShape(at: output.reserve(b.count))
         ReLU.addForward(b.data, skip.data, into: y.data, count: y.count)
         savedOutput = y

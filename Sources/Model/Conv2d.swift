@@ -70,9 +70,8 @@ public final class Conv2d {
         outChannels * columnRows * outputExtent(height) * outputExtent(width)
     }
 
-    /// Convolves `x`. The input and its column matrix are kept for `backward`; `scratch` is
-    /// the network's shared buffer for the backward pass's temporary matrices.
-    public func forward(_ x: FeatureMap, scratch: Workspace) -> FeatureMap {
+    /// Convolves `x`. The input and its column matrix are kept for `backward`.
+    public func forward(_ x: FeatureMap) -> FeatureMap {
         precondition(x.channels == inChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = x
         let y = FeatureMap(

@@ -58,7 +58,8 @@ public enum PruningMethod: Codable, Hashable, Sendable {
                       log: (String) -> Void = { _ in }) throws(ModelError) -> MaskSet {
         try validate()
         var masks = MaskSet(of: network)
-        let weights = Dictionary(uniqueKeysWithValues: network.prunableParameters.map { ($0.name, $0.value.array) })
+        // Copied only for the magnitude rules that read them; SynFlow and the baselines score the network itself.
+        func weights() -> [String: [Float]] { Dictionary(uniqueKeysWithValues: network.prunableParameters.map { ($0.name, $0.value.array) }) }
         let names = masks.names
         func oneShot(_ scores: [String: [Double]], _ density: Double, _ global: Bool) {
             masks.values = Selection.masks(scores: scores, names: names, density: density, global: global, previous: masks.values)
@@ -66,9 +67,9 @@ public enum PruningMethod: Codable, Hashable, Sendable {
         switch self {
         case .lotteryTicket(let rate, let scope, let pruneClassifier):
             let pruned = pruneClassifier ? names : names.filter { $0 != network.linear.weight.name }
-            masks.values = MagnitudePruning.prune(weights: weights, masks: masks.values, names: pruned, rate: rate, scope: scope)
+            masks.values = MagnitudePruning.prune(weights: weights(), masks: masks.values, names: pruned, rate: rate, scope: scope)
         case .han(let quality):
-            masks.values = HanPruning.prune(weights: weights, masks: masks.values, names: names, quality: quality)
+            masks.values = HanPruning.prune(weights: weights(), masks: masks.values, names: names, quality: quality)
         case .synflow(let density, let iterations, let schedule, let global):
             let every = Swift.max(1, iterations / 10)
             masks = SynFlow.prune(network, inputSide: inputSide, density: density, iterations: iterations,

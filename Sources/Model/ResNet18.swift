@@ -108,8 +108,8 @@ public final class ResNet18 {
 
     /// The logits `[classes, N, 1, 1]` of a batch of images in channel-major layout.
     public func forward(_ input: FeatureMap, training: Bool) -> FeatureMap {
-        var x = bn1.forward(conv1.forward(input, scratch: scratch), training: training)
-        for block in blocks { x = block.forward(x, training: training, scratch: scratch) }
+        var x = bn1.forward(conv1.forward(input), training: training)
+        for block in blocks { x = block.forward(x, training: training) }
         return linear.forward(pool.forward(x))
     }
 

@@ -58,8 +58,8 @@ import Testing
         Self.randomise(conv.weight, seed: 1)
         let x = Map(3, 2, 5, 6, seed: 2)
         let scratch = Workspace()
-        let loss = { Self.projection(conv.forward(x.map, scratch: scratch)) }
-        let y = conv.forward(x.map, scratch: scratch)
+        let loss = { Self.projection(conv.forward(x.map)) }
+        let y = conv.forward(x.map)
         let (r, dy) = Self.projectionGradient(like: y)
         let dx = conv.backward(dy, scratch: scratch)
         let dxCopy = Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
@@ -128,8 +128,8 @@ import Testing
         block.bn2.bias.value.fill(6)
         let x = Map(inPlanes, 3, 4, 4, seed: 10)
         let scratch = Workspace()
-        let loss = { Self.projection(block.forward(x.map, training: true, scratch: scratch)) }
-        let y = block.forward(x.map, training: true, scratch: scratch)
+        let loss = { Self.projection(block.forward(x.map, training: true)) }
+        let y = block.forward(x.map, training: true)
         let (r, dy) = Self.projectionGradient(like: y)
         let dx = block.backward(dy, scratch: scratch)
         let dxCopy = Array(UnsafeBufferPointer(start: dx.data, count: dx.count))

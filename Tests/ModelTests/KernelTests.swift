@@ -22,7 +22,7 @@ import Testing
         let conv = Conv2d(name: "c.weight", inChannels: cin, outChannels: cout, kernel: kernel, stride: stride, padding: padding)
         GradientCheckTests.randomise(conv.weight, seed: 11)
         let x = GradientCheckTests.Map(cin, n, h, w, seed: 12)
-        let y = conv.forward(x.map, scratch: Workspace())
+        let y = conv.forward(x.map)
         let (oh, ow) = (conv.outputExtent(h), conv.outputExtent(w))
         #expect(y.height == oh && y.width == ow)
         var worst: Float = 0
