@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Protocol", targets: ["Protocol"]),
-        .executable(name: "worker", targets: ["Worker"]),
+        .executable(name: "worker", targets: ["WorkerCLI"]),
         .executable(name: "coordinator", targets: ["CoordinatorCLI"]),
     ],
     dependencies: [
@@ -57,12 +57,18 @@ let package = Package(
             ],
             path: "Sources/Coordinator/CLI"
         ),
-        .executableTarget(
+        .target(
             name: "Worker",
+            dependencies: ["Model", "Protocol", "Coordinator"],
+            exclude: ["CLI"]
+        ),
+        .executableTarget(
+            name: "WorkerCLI",
             dependencies: [
-                "Model",
+                "Model", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            path: "Sources/Worker/CLI"
         ),
         .testTarget(
             name: "ModelTests",
@@ -79,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["Model", "Worker"]
+            dependencies: ["Model", "Worker", "WorkerCLI"]
         ),
     ]
 )

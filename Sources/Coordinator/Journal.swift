@@ -148,6 +148,41 @@ public final class Journal: Sendable {
         }
     }
 
+    /// One task's row, if the journal has it.
+    public func task(_ id: String) throws -> TaskRow? {
+        try database.read { db in try TaskRow.fetchOne(db, key: id) }
+    }
+
+    /// A reconnecting worker still runs `task`, which a coordinator restart (or a declared
+    /// loss) put back in the queue: mark it running on `worker` again, under its last attempt,
+    /// instead of starting it twice. Returns the attempt, or nil when the task is not queued.
+    public func adopt(_ task: String, worker: String) throws -> Int? {
+        try database.write { db in
+            guard var row = try TaskRow.fetchOne(db, key: task), row.state == .queued, row.attempts > 0 else { return nil }
+            row.state = .running
+            try row.update(db)
+            try db.execute(sql: "UPDATE attempt SET ended = NULL, outcome = NULL, worker = ? WHERE task = ? AND number = ?",
+                           arguments: [worker, task, row.attempts])
+            try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
+            return row.attempts
+        }
+    }
+
+    /// Appends an event that changes no task (a worker joined or was lost, a frame was rejected…).
+    public func note(_ kind: String, _ detail: [String: String]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(detail), as: UTF8.self)
+        try database.write { db in try Self.event(db, kind, json) }
+    }
+
+    /// The workers of each attempt of `task`, in order (the fault tests read this).
+    public func attemptWorkers(_ task: String) throws -> [String] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT worker FROM attempt WHERE task = ? ORDER BY number", arguments: [task])
+        }
+    }
+
     /// Remembers the latest epoch checkpoint of a running task.
     public func checkpoint(_ task: String, artifact: String) throws {
         try database.write { db in

@@ -29,9 +29,11 @@ public struct StepRunner: Sendable {
 
     /// Runs `task`, whose inputs (by role) are artifact hashes; `checkpoint`, when given, is
     /// the hash of an epoch checkpoint of an earlier attempt to resume from. `onEpoch` hears
-    /// each finished epoch with the hash of its checkpoint, stored.
+    /// each finished epoch with the hash of its checkpoint, stored; `isCancelled` is asked
+    /// before every epoch and stops the step with `SweepError.cancelled`.
     public func run(_ task: TaskSpec, inputs: [String: String], checkpoint: String? = nil,
                     onEpoch: @escaping (EpochMetrics, String) -> Void = { _, _ in },
+                    isCancelled: @escaping () -> Bool = { false },
                     log: @escaping (String) -> Void = { _ in }) throws -> Output {
         let directory = scratch.appendingPathComponent(task.id)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -75,6 +77,7 @@ public struct StepRunner: Sendable {
             let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, log: log)
             var reported = trainer.history.count
             while !trainer.isFinished {
+                if isCancelled() { throw SweepError.cancelled(task.id) }
                 try trainer.run(stopAfterEpoch: reported + 1)
                 reported += 1
                 if let metrics = trainer.history.last {

@@ -58,21 +58,10 @@ public struct SweepSpec: Codable, Hashable, Sendable {
         case name, preset, seeds, dense, lotteryRounds, hanIterations, synflowIterations, synflowDensities, baselines, baselineDensities, overrides
     }
 
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     /// Decodes a sweep file: missing optional fields take their defaults, unknown fields are
     /// an error (a typo must not silently change the sweep).
     public init(from decoder: any Decoder) throws {
-        let all = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        if let unknown = all.allKeys.first(where: { !known.contains($0.stringValue) }) {
-            throw DecodingError.dataCorrupted(.init(codingPath: [unknown], debugDescription: "unknown field \(unknown.stringValue)"))
-        }
+        try StrictKeys.refuseUnknown(CodingKeys.self, in: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), preset: try c.decode(String.self, forKey: .preset),
                   seeds: try c.decode([UInt64].self, forKey: .seeds),
@@ -99,14 +88,8 @@ public struct SweepSpec: Codable, Hashable, Sendable {
     public static func load(_ url: URL) throws(SweepError) -> SweepSpec {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw .invalid("cannot read sweep file \(url.path): \(error.localizedDescription)") }
-        do { return try JSONDecoder().decode(SweepSpec.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
-            throw .invalid("\(url.path): field \(key.stringValue) is missing")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw .invalid("\(url.path): field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw .invalid("\(url.path): \(context.debugDescription)")
-        } catch {
-            throw .invalid("\(url.path) is not a sweep file: \(error.localizedDescription)")
+        do { return try JSONDecoder().decode(SweepSpec.self, from: data) } catch {
+            throw .invalid(StrictKeys.explain(error, file: url, kind: "sweep file"))
         }
     }
 
@@ -144,5 +127,13 @@ public struct SweepSpec: Codable, Hashable, Sendable {
 public enum SweepError: Error, Equatable, CustomStringConvertible {
     /// The message names the file or field.
     case invalid(String)
-    public var description: String { if case .invalid(let message) = self { message } else { "" } }
+    /// The coordinator cancelled the task with this id while it ran.
+    case cancelled(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let message): message
+        case .cancelled(let task): "task \(task.prefix(12)) was cancelled by the coordinator"
+        }
+    }
 }

@@ -19,6 +19,10 @@ public enum Message: Equatable, Sendable {
     case result(TaskResult)
     /// Worker → coordinator: a step failed.
     case error(TaskFailure)
+    /// Coordinator → worker: a result is recorded (or was a duplicate); the worker may forget it.
+    case accepted(Accepted)
+    /// Coordinator → worker: stop working on a task (it finished elsewhere or was reassigned).
+    case cancel(Cancel)
     /// Either way: I am alive.
     case heartbeat
     /// Coordinator → worker: stop (the sweep is over, or this worker is refused).
@@ -35,6 +39,8 @@ public enum Message: Equatable, Sendable {
         case .artifactChunk: "artifact-chunk"
         case .result: "result"
         case .error: "error"
+        case .accepted: "accepted"
+        case .cancel: "cancel"
         case .heartbeat: "heartbeat"
         case .shutdown: "shutdown"
         }
@@ -53,15 +59,23 @@ public struct Hello: Codable, Equatable, Sendable {
     public var blasCore: String
     /// The worker's code version.
     public var version: String
+    /// Tasks the worker is still running (after a reconnect), so a restarted coordinator can
+    /// adopt them instead of starting them again.
+    public var running: [String]
+    /// The GPU index the worker was given (`CUDA_VISIBLE_DEVICES`), if any.
+    public var gpu: String?
 
     /// A hello record.
-    public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String) {
+    public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
+                running: [String] = [], gpu: String? = nil) {
         self.worker = worker
         self.host = host
         self.cores = cores
         self.threads = threads
         self.blasCore = blasCore
         self.version = version
+        self.running = running
+        self.gpu = gpu
     }
 }
 
@@ -180,10 +194,46 @@ public struct TaskFailure: Codable, Equatable, Sendable {
     }
 }
 
+/// The answer to a result.
+public struct Accepted: Codable, Equatable, Sendable {
+    /// The task and attempt the result was for.
+    public var taskID: String, attempt: Int
+    /// True when the task already had a result and this one was dropped.
+    public var duplicate: Bool
+
+    /// An accepted record.
+    public init(taskID: String, attempt: Int, duplicate: Bool) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.duplicate = duplicate
+    }
+}
+
+/// A task the worker should stop.
+public struct Cancel: Codable, Equatable, Sendable {
+    /// The task.
+    public var taskID: String
+    /// Why, for the worker's log.
+    public var reason: String
+
+    /// A cancel record.
+    public init(taskID: String, reason: String) {
+        self.taskID = taskID
+        self.reason = reason
+    }
+}
+
 /// Why a worker is told to stop.
 public struct Shutdown: Codable, Equatable, Sendable {
     /// The reason, for the worker's log.
     public var reason: String
+    /// True when the worker should not exit but introduce itself again (the coordinator does
+    /// not know it, e.g. after the coordinator restarted or declared it lost).
+    public var rejoin: Bool
+
     /// A shutdown record.
-    public init(reason: String) { self.reason = reason }
+    public init(reason: String, rejoin: Bool = false) {
+        self.reason = reason
+        self.rejoin = rejoin
+    }
 }

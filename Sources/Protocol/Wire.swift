@@ -50,6 +50,8 @@ public enum Wire {
         case .artifactChunk(let h, let bytes): frames += [json(h), bytes]
         case .result(let h): frames.append(json(h))
         case .error(let h): frames.append(json(h))
+        case .accepted(let h): frames.append(json(h))
+        case .cancel(let h): frames.append(json(h))
         case .heartbeat: frames.append(Data("{}".utf8))
         case .shutdown(let h): frames.append(json(h))
         }
@@ -86,6 +88,8 @@ public enum Wire {
             return .artifactChunk(chunk, payload[0])
         case "result": return .result(try decoded(TaskResult.self))
         case "error": return .error(try decoded(TaskFailure.self))
+        case "accepted": return .accepted(try decoded(Accepted.self))
+        case "cancel": return .cancel(try decoded(Cancel.self))
         case "heartbeat": return .heartbeat
         case "shutdown": return .shutdown(try decoded(Shutdown.self))
         default: throw .unknownType(String(type.prefix(40)))

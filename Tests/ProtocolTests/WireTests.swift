@@ -6,7 +6,7 @@ import Testing
 /// Framing, the liveness state machine, and real ROUTER/DEALER sockets on loopback.
 @Suite struct WireTests {
     static let samples: [Message] = [
-        .hello(Hello(worker: "w1", host: "h", cores: 2, threads: 1, blasCore: "Haswell", version: "0.1")),
+        .hello(Hello(worker: "w1", host: "h", cores: 2, threads: 1, blasCore: "Haswell", version: "0.1", running: ["abc"], gpu: "1")),
         .ready(Ready(credit: 1)),
         .task(TaskAssignment(taskID: "abc", attempt: 2, spec: "{\"step\":\"train\"}", inputs: ["weights": "f00d"])),
         .progress(Progress(taskID: "abc", attempt: 2, epoch: 3, epochs: 10, metrics: ["loss": 0.5], checkpoint: "beef")),
@@ -14,8 +14,11 @@ import Testing
         .artifactChunk(ArtifactChunk(hash: "beef", offset: 4, total: 10), Data([1, 2, 3])),
         .result(TaskResult(taskID: "abc", attempt: 2, outputs: ["weights": "cafe"], metrics: "{}")),
         .error(TaskFailure(taskID: "abc", attempt: 2, message: "boom")),
+        .accepted(Accepted(taskID: "abc", attempt: 2, duplicate: true)),
+        .cancel(Cancel(taskID: "abc", reason: "done elsewhere")),
         .heartbeat,
         .shutdown(Shutdown(reason: "sweep finished")),
+        .shutdown(Shutdown(reason: "unknown worker", rejoin: true)),
     ]
 
     @Test func everyMessageRoundTrips() throws {

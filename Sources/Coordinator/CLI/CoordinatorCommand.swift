@@ -13,27 +13,25 @@ struct CoordinatorCommand: ParsableCommand {
         defaultSubcommand: RunSweep.self)
 }
 
-/// `coordinator --sweep NAME`: run (or resume) a sweep in this process, task after task.
+/// `coordinator --sweep NAME`: run (or resume) a sweep on the workers of cluster.json.
 struct RunSweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Runs a sweep's tasks one after another in this process; rerun to resume.",
-        discussion: "Distributed execution over ZeroMQ workers (cluster.json) is not built yet; this mode runs the same tasks, journal and artifact store on one machine.")
+        abstract: "Runs a sweep on the workers of cluster.json and writes results, aggregate and report; rerun to resume.",
+        discussion: "Without cluster.json the coordinator starts 2 local workers × 1 thread. --in-process runs the same tasks one after another in this process instead, without workers.")
 
     @Option(help: "A built-in sweep (\(SweepSpec.builtIn.keys.sorted().joined(separator: ", "))) or a sweep JSON file.")
     var sweep: String
     @Option(help: "Run directory (default runs/SWEEP).") var runDir: String?
     @Flag(help: "Accept a changed sweep on an existing run directory and add its new tasks.") var extend = false
     @Option(help: "Override the preset (paper, quick, smoke).") var preset: String?
-    @Option(help: "Threads for training.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "The cluster file (default ./cluster.json, or 2 local workers × 1 thread when there is none).") var cluster: String?
+    @Flag(help: "Run the tasks in this process, one after another, without workers.") var inProcess = false
+    @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
-        let line = BLASCoreSelection.ensureBestCore(threads: threads)
-        BLAS.threads = threads
-        Parallel.threads = threads
-        say(line)
-        var spec: SweepSpec
         do {
+            var spec: SweepSpec
             if let builtIn = SweepSpec.builtIn[sweep] {
                 spec = builtIn
             } else if FileManager.default.fileExists(atPath: sweep) {
@@ -43,24 +41,56 @@ struct RunSweep: ParsableCommand {
             }
             if let preset { spec.preset = preset }
             let plan = try SweepPlan(spec)
+            let clusterConfig = try loadCluster()
+            let line = BLASCoreSelection.ensureBestCore(threads: threads)
+            BLAS.threads = threads
+            Parallel.threads = threads
+            say(line)
             let directory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
             say("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
-            var done = 0
-            let report = try LocalExecutor(sweep: spec, runDirectory: directory).run(extend: extend) { message in
-                if message.hasPrefix("done ") || message.hasPrefix("failed ") {
-                    done += 1
-                    let elapsed = Date().timeIntervalSince(start)
-                    say("[\(done)] \(message)  (\(String(format: "%.0f", elapsed)) s)")
-                } else if message.hasPrefix("epoch ") || message.hasPrefix("resuming") {
-                    say("    \(message)")
+            if inProcess {
+                try runInProcess(spec, directory: directory, start: start)
+            } else {
+                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig)
+                    .run(extend: extend, log: { say($0) })
+                let overheads = outcome.overheads.sorted()
+                if !overheads.isEmpty {
+                    say(String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
+                               overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count))
+                }
+                say("rejected frames: \(outcome.rejectedFrames)")
+                say(String(format: "wall time: %.1f s", Date().timeIntervalSince(start)))
+                say("report: \(outcome.report.path)")
+                if outcome.failed > 0 {
+                    FileHandle.standardError.write(Data("error: \(outcome.failed) task(s) did not finish; see coordinator status \(directory.path)\n".utf8))
+                    throw ExitCode(1)
                 }
             }
-            say("report: \(report.path)")
-        } catch {
+        } catch let error as SweepError {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(2)
         }
+    }
+
+    private func loadCluster() throws(SweepError) -> ClusterConfig {
+        if let cluster { return try ClusterConfig.load(URL(fileURLWithPath: cluster)) }
+        if FileManager.default.fileExists(atPath: "cluster.json") { return try ClusterConfig.load(URL(fileURLWithPath: "cluster.json")) }
+        say("no cluster.json here: 2 local workers × 1 thread")
+        return .thisMachine
+    }
+
+    private func runInProcess(_ spec: SweepSpec, directory: URL, start: Date) throws {
+        var done = 0
+        let report = try LocalExecutor(sweep: spec, runDirectory: directory).run(extend: extend) { message in
+            if message.hasPrefix("done ") || message.hasPrefix("failed ") {
+                done += 1
+                say("[\(done)] \(message)  (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
+            } else if message.hasPrefix("epoch ") || message.hasPrefix("resuming") {
+                say("    \(message)")
+            }
+        }
+        say("report: \(report.path)")
     }
 }
 
@@ -76,7 +106,8 @@ struct Status: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(runDir) has no journal.sqlite; is it a sweep's run directory?\n".utf8))
             throw ExitCode(2)
         }
-        let tasks = try Journal(directory: directory).tasks()
+        let journal = try Journal(directory: directory)
+        let tasks = try journal.tasks()
         let counts = Dictionary(grouping: tasks, by: \.state).mapValues(\.count)
         say("tasks: \(tasks.count)  done \(counts[.done] ?? 0)  running \(counts[.running] ?? 0)  queued \(counts[.queued] ?? 0)  failed \(counts[.failed] ?? 0)")
         for row in tasks where row.state == .failed || row.state == .running {

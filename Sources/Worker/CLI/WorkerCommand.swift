@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import Model
 
-/// The `worker` program: runs training (and, with the coordinator, sweep steps) on this host.
+/// The `worker` program: joins a sweep (`worker --connect tcp://HOST:PORT`), or runs one
+/// training or pruning step by hand.
 @main
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Runs PruneSweep training and pruning steps on this machine.",
-        subcommands: [TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self, BenchCommand.self, BLASProbeCommand.self])
+        subcommands: [ConnectCommand.self, TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self,
+                      BenchCommand.self, BLASProbeCommand.self],
+        defaultSubcommand: ConnectCommand.self)
 }
 
 /// Options shared by every command that computes.

@@ -1,0 +1,377 @@
+import Foundation
+import Model
+import Protocol
+
+/// The coordinator's side of the wire: one ROUTER, the workers' sessions, and the journal.
+/// Every method runs on the socket's thread (the `SocketLoop` calls `receive` and `tick`), so
+/// the state needs no locks; the journal commits each change before any answer goes out.
+/// What it does, in the order a task lives: hand runnable tasks to workers with credit, serve
+/// their input artifacts in chunks, store uploaded checkpoints and outputs (hash-checked),
+/// record progress, accept each result once, re-queue the tasks of lost workers (they resume
+/// from their last checkpoint), retry failed ones elsewhere and quarantine failing workers.
+public final class SweepServer: @unchecked Sendable {
+    /// Limits from cluster.json.
+    public struct Options: Sendable {
+        /// Heartbeat interval and misses before a worker is lost.
+        public var heartbeatSeconds: Double, missedHeartbeats: Int
+        /// Error failures before a task is given up; consecutive failures before a worker is quarantined.
+        public var retryLimit: Int, quarantineAfter: Int
+        /// Seconds between the live status lines.
+        public var statusEvery: Double
+
+        /// Options from a cluster.
+        public init(cluster: ClusterConfig, statusEvery: Double = 10) {
+            heartbeatSeconds = cluster.heartbeatSeconds
+            missedHeartbeats = cluster.missedHeartbeats
+            retryLimit = cluster.retryLimit
+            quarantineAfter = cluster.quarantineAfter
+            self.statusEvery = statusEvery
+        }
+    }
+
+    /// The size of artifact chunks on the wire.
+    public static let chunkSize = 1 << 20
+
+    private let journal: Journal
+    private let store: ArtifactStore
+    private let options: Options
+    private let log: @Sendable (String) -> Void
+    private let started = Date()
+    private var sender: (([Data]) -> Void)?
+    private var sessions: [Data: WorkerSession] = [:]
+    private var uploads: [String: Data] = [:]
+    private var failedOn: [String: Set<String>] = [:]
+    private var dispatchedAt: [String: Date] = [:]
+    private var readCache: (hash: String, data: Data)?
+    private var needsDispatch = true
+    private var lastStatus = Date()
+    private var doneThisRun = 0
+    private let finishedSignal = DispatchSemaphore(value: 0)
+    private var finished = false
+    /// Frames rejected as malformed, of an unknown version or type (read after `stop`).
+    public private(set) var rejectedFrames = 0
+    /// Per finished task: seconds from dispatch to result minus the worker's step time.
+    public private(set) var overheads: [Double] = []
+
+    /// A server over `journal` and `store`; attach it to a socket with `attach`.
+    public init(journal: Journal, store: ArtifactStore, options: Options, log: @escaping @Sendable (String) -> Void) {
+        self.journal = journal
+        self.store = store
+        self.options = options
+        self.log = log
+    }
+
+    /// Gives the server the function that queues frames on its socket. Call it before any
+    /// worker is started (messages that arrive earlier are answered with a request to rejoin).
+    public func attach(_ send: @escaping ([Data]) -> Void) { sender = send }
+
+    /// Waits up to `seconds` for every task to be done, failed, or blocked behind a failed
+    /// one; returns whether the sweep is finished.
+    public func waitUntilFinished(seconds: Double) -> Bool {
+        finishedSignal.wait(timeout: .now() + seconds) == .success
+    }
+
+    private func now() -> Double { Date().timeIntervalSince1970 }
+
+    private func send(_ peer: Data, _ message: Message) {
+        sender?([peer] + Wire.encode(message))
+        sessions[peer]?.liveness.sent(at: now())
+    }
+
+    // MARK: receiving
+
+    /// Handles one multipart message from the ROUTER (routing id first).
+    public func receive(_ frames: [Data]) {
+        guard let peer = frames.first, frames.count > 1 else { return reject(nil, "empty message") }
+        let message: Message
+        do { message = try Wire.decode(Array(frames.dropFirst())) } catch { return reject(peer, error.description) }
+        sessions[peer]?.liveness.heard(at: now())
+        do {
+            try handle(message, from: peer)
+        } catch {
+            log("error handling \(message.type) from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
+        }
+    }
+
+    private func reject(_ peer: Data?, _ reason: String) {
+        rejectedFrames += 1
+        let who = peer.flatMap { sessions[$0]?.name } ?? "unknown peer"
+        log("rejected a frame from \(who): \(reason) (\(rejectedFrames) rejected so far)")
+        try? journal.note("rejected-frame", ["reason": reason])
+    }
+
+    private func handle(_ message: Message, from peer: Data) throws {
+        switch message {
+        case .hello(let hello): try join(peer, hello)
+        case .artifactChunk(let chunk, let bytes): try upload(chunk, bytes, from: peer)
+        case .result(let result): try complete(result, from: peer)
+        default:
+            guard var session = sessions[peer] else {
+                // A worker the coordinator does not know (it restarted, or declared the worker lost).
+                return send(peer, .shutdown(Shutdown(reason: "the coordinator does not know this worker; introduce yourself again", rejoin: true)))
+            }
+            switch message {
+            case .ready(let ready):
+                session.credit += max(0, ready.credit)
+                sessions[peer] = session
+                needsDispatch = true
+            case .progress(let progress): try record(progress, session: session)
+            case .artifactGet(let request): try serve(request, to: peer)
+            case .error(let failure): try fail(failure, session: session)
+            case .heartbeat: break
+            default: reject(peer, "a worker may not send \(message.type)")
+            }
+        }
+    }
+
+    private func join(_ peer: Data, _ hello: Hello) throws {
+        guard hello.version == CodeVersion.current else {
+            log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
+            return send(peer, .shutdown(Shutdown(reason: "version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
+        }
+        // The same worker on a new connection, or a new process under a name seen before:
+        // whatever its old session ran and it no longer runs is lost.
+        var carried: [String: Int] = [:]
+        for (oldPeer, old) in sessions where old.name == hello.worker {
+            sessions[oldPeer] = nil
+            for (task, attempt) in old.running {
+                if hello.running.contains(task) { carried[task] = attempt } else { try lose(task, attempt: attempt, worker: old.name, why: "it restarted") }
+            }
+        }
+        var session = WorkerSession(peer: peer, hello: hello, liveness: Liveness(interval: options.heartbeatSeconds,
+                                                                                  allowedMisses: options.missedHeartbeats, now: now()))
+        session.running = carried
+        for task in hello.running where carried[task] == nil {
+            if let attempt = try journal.adopt(task, worker: hello.worker) {
+                session.running[task] = attempt
+                dispatchedAt[task] = dispatchedAt[task] ?? Date()
+                log("worker \(hello.worker) still runs \(try describe(task)); adopted (attempt \(attempt))")
+            } else {
+                send(peer, .cancel(Cancel(taskID: task, reason: "the task is done or runs elsewhere")))
+            }
+        }
+        sessions[peer] = session
+        try journal.note("join", ["worker": hello.worker, "host": hello.host, "threads": String(hello.threads), "blas": hello.blasCore])
+        log("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? "")")
+        send(peer, .heartbeat)
+        needsDispatch = true
+    }
+
+    private func record(_ progress: Protocol.Progress, session: WorkerSession) throws {
+        guard session.running[progress.taskID] == progress.attempt else { return }
+        if let checkpoint = progress.checkpoint, store.contains(checkpoint) {
+            try journal.checkpoint(progress.taskID, artifact: checkpoint)
+        }
+        let accuracy = progress.metrics["testAccuracy"].map { String(format: " test %.1f%%", $0 * 100) } ?? ""
+        sessions[session.peer]?.status = "\(try describe(progress.taskID)) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)"
+        log("  \(session.name): \(try describe(progress.taskID)) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)")
+    }
+
+    private func serve(_ request: ArtifactRequest, to peer: Data) throws {
+        let data: Data
+        if let cached = readCache, cached.hash == request.hash {
+            data = cached.data
+        } else if store.contains(request.hash) {
+            data = try store.data(request.hash)
+            readCache = (request.hash, data)
+        } else {
+            // An empty chunk of an unknown total tells the worker the artifact is not here.
+            log("worker \(sessions[peer]?.name ?? "?") asked for artifact \(request.hash.prefix(12)), which is not in the store")
+            return send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: 0, total: 0), Data()))
+        }
+        let start = min(max(0, request.offset), data.count)
+        let end = min(data.count, start + max(0, min(request.length, Self.chunkSize)))
+        send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: start, total: data.count), data.subdata(in: start..<end)))
+    }
+
+    private func upload(_ chunk: ArtifactChunk, _ bytes: Data, from peer: Data) throws {
+        let key = peer.base64EncodedString() + "/" + chunk.hash
+        var buffer = uploads[key] ?? Data()
+        guard chunk.offset == buffer.count else {
+            uploads[key] = nil
+            return reject(peer, "artifact \(chunk.hash.prefix(12)) chunk at \(chunk.offset) but \(buffer.count) bytes received")
+        }
+        buffer.append(bytes)
+        if buffer.count < chunk.total {
+            uploads[key] = buffer
+            return
+        }
+        uploads[key] = nil
+        do { try store.put(buffer, expected: chunk.hash) } catch {
+            log("refused an upload from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
+            try journal.note("artifact-refused", ["hash": chunk.hash, "reason": "\(error)"])
+        }
+    }
+
+    // MARK: outcomes
+
+    private func complete(_ result: TaskResult, from peer: Data) throws {
+        let session = sessions[peer]
+        sessions[peer]?.running[result.taskID] = nil
+        sessions[peer]?.consecutiveFailures = 0
+        sessions[peer]?.status = "idle"
+        let worker = session?.name ?? "unknown"
+        if let missing = result.outputs.values.first(where: { !store.contains($0) }) {
+            // Outputs that never arrived intact are an error of this attempt, never a silent accept.
+            let failure = TaskFailure(taskID: result.taskID, attempt: result.attempt,
+                                      message: "output artifact \(missing.prefix(12)) did not arrive intact")
+            if let session { try fail(failure, session: session) }
+            return
+        }
+        guard let row = try journal.task(result.taskID) else { return reject(peer, "result for unknown task \(result.taskID.prefix(12))") }
+        let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+        let step = (try? JSONDecoder().decode(StepTimes.self, from: Data(result.metrics.utf8))) ?? StepTimes(stepSeconds: 0)
+        let elapsed = dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) } ?? step.stepSeconds
+        var record = "{}"
+        if task.labels.reported, let metrics = result.outputs["metrics"] {
+            let summary = try JSONDecoder().decode(RunSummary.self, from: try store.data(metrics))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
+                                           host: session?.hello.host ?? "unknown", codeVersion: CodeVersion.current)
+            record = String(decoding: try encoder.encode(line), as: UTF8.self)
+        }
+        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)
+        send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
+        guard accepted else { return log("dropped a duplicate result of \(task.summary) from \(worker)") }
+        if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - step.stepSeconds)) }
+        dispatchedAt[result.taskID] = nil
+        doneThisRun += 1
+        for (otherPeer, other) in sessions where otherPeer != peer && other.running[result.taskID] != nil {
+            sessions[otherPeer]?.running[result.taskID] = nil
+            send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
+        }
+        let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
+        let total = counts.values.reduce(0, +)
+        log("[\(counts[.done] ?? 0)/\(total)] done \(task.summary) on \(worker) in \(String(format: "%.1f", elapsed)) s")
+        needsDispatch = true
+    }
+
+    private func fail(_ failure: TaskFailure, session: WorkerSession) throws {
+        guard session.running[failure.taskID] == failure.attempt else { return }
+        sessions[session.peer]?.running[failure.taskID] = nil
+        sessions[session.peer]?.status = "idle"
+        dispatchedAt[failure.taskID] = nil
+        failedOn[failure.taskID, default: []].insert(session.name)
+        try journal.abandon(failure.taskID, attempt: failure.attempt, lostWorker: false, message: failure.message, retryLimit: options.retryLimit)
+        let state = try journal.task(failure.taskID)?.state
+        log("\(session.name) failed \(try describe(failure.taskID)): \(failure.message)\(state == .failed ? " — given up after \(options.retryLimit + 1) failures" : " — will retry on another worker")")
+        let failures = session.consecutiveFailures + 1
+        sessions[session.peer]?.consecutiveFailures = failures
+        if failures >= options.quarantineAfter {
+            sessions[session.peer]?.quarantined = true
+            try journal.note("quarantine", ["worker": session.name])
+            log("quarantined worker \(session.name) after \(failures) failed tasks in a row; check its log")
+            send(session.peer, .shutdown(Shutdown(reason: "quarantined after \(failures) failed tasks in a row")))
+        }
+        needsDispatch = true
+    }
+
+    private func lose(_ task: String, attempt: Int, worker: String, why: String) throws {
+        try journal.abandon(task, attempt: attempt, lostWorker: true, message: "worker \(worker) lost: \(why)", retryLimit: options.retryLimit)
+        dispatchedAt[task] = nil
+        let resume = try journal.task(task)?.checkpoint == nil ? "from the start" : "from its last checkpoint"
+        log("worker \(worker) lost (\(why)); \(try describe(task)) goes back to the queue and resumes \(resume)")
+        needsDispatch = true
+    }
+
+    private func describe(_ task: String) throws -> String {
+        guard let row = try journal.task(task), let spec = try? JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8)) else {
+            return "task \(task.prefix(12))"
+        }
+        return spec.summary
+    }
+
+    // MARK: the clock
+
+    /// Heartbeats, lost workers, dispatch, the live status line and the end of the sweep.
+    public func tick() {
+        let time = now()
+        for (peer, session) in sessions {
+            if session.liveness.isDead(at: time) {
+                sessions[peer] = nil
+                let silence = String(format: "%.1f", time - session.liveness.lastHeard)
+                try? journal.note("lost", ["worker": session.name, "silentSeconds": silence])
+                if session.running.isEmpty { log("worker \(session.name) lost (silent for \(silence) s)") }
+                for (task, attempt) in session.running {
+                    try? lose(task, attempt: attempt, worker: session.name, why: "silent for \(silence) s")
+                }
+            } else if session.liveness.heartbeatDue(at: time) {
+                send(peer, .heartbeat)
+            }
+        }
+        if needsDispatch {
+            needsDispatch = false
+            do { try dispatch() } catch { log("cannot dispatch: \(error)") }
+        }
+        if Date().timeIntervalSince(lastStatus) >= options.statusEvery {
+            lastStatus = Date()
+            if let line = try? statusLine() { log(line) }
+        }
+    }
+
+    private func dispatch() throws {
+        let runnable = try journal.runnable()
+        let running = sessions.values.reduce(0) { $0 + $1.running.count }
+        if runnable.isEmpty && running == 0 {
+            let states = try journal.tasks().map(\.state)
+            if !states.contains(.running) && !finished {
+                finished = true
+                for peer in sessions.keys { send(peer, .shutdown(Shutdown(reason: "the sweep is finished"))) }
+                finishedSignal.signal()
+            }
+            return
+        }
+        let outputs = try journal.tasks().reduce(into: [String: [String: String]]()) { all, row in
+            if let json = row.outputs { all[row.id] = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
+        }
+        for row in runnable {
+            let candidates = sessions.values.filter { !$0.quarantined && $0.credit > 0 }
+            guard !candidates.isEmpty else { break }
+            // A task that failed on a worker retries on another one when there is another.
+            let fresh = candidates.filter { !(failedOn[row.id]?.contains($0.name) ?? false) }
+            let alive = sessions.values.filter { !$0.quarantined }
+            let untried = alive.contains { !(failedOn[row.id]?.contains($0.name) ?? false) }
+            guard let chosen = (fresh.isEmpty ? (untried ? nil : candidates) : fresh)?.min(by: { $0.running.count < $1.running.count }) else { continue }
+            let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+            var inputs: [String: String] = [:]
+            for (role, producer) in task.inputs {
+                inputs[role] = role == "mask" ? outputs[producer]?["mask"] : outputs[producer]?["weights"]
+            }
+            if let checkpoint = row.checkpoint { inputs["checkpoint"] = checkpoint }
+            let attempt = try journal.start(row.id, worker: chosen.name)
+            sessions[chosen.peer]?.credit -= 1
+            sessions[chosen.peer]?.running[row.id] = attempt
+            sessions[chosen.peer]?.status = task.summary
+            dispatchedAt[row.id] = Date()
+            send(chosen.peer, .task(TaskAssignment(taskID: row.id, attempt: attempt, spec: row.spec, inputs: inputs)))
+            let from = row.checkpoint == nil ? "" : " (resuming from its checkpoint)"
+            log("start \(task.summary) on \(chosen.name), attempt \(attempt)\(from)")
+        }
+    }
+
+    /// Tasks by state, per-worker state, throughput and the estimated time left.
+    public func statusLine() throws -> String {
+        let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
+        let done = counts[.done] ?? 0, total = counts.values.reduce(0, +)
+        let elapsed = Date().timeIntervalSince(started)
+        var line = "status: \(done)/\(total) done, \(counts[.running] ?? 0) running, \(counts[.queued] ?? 0) queued, \(counts[.failed] ?? 0) failed"
+        if doneThisRun > 0 {
+            let perTask = elapsed / Double(doneThisRun)
+            let left = Double(total - done - (counts[.failed] ?? 0)) * perTask
+            line += String(format: " | %.1f tasks/min, ETA %.0f min", 60 / perTask, left / 60)
+        }
+        for session in sessions.values.sorted(by: { $0.name < $1.name }) {
+            line += "\n    \(session.name): \(session.quarantined ? "quarantined" : session.status)"
+        }
+        return line
+    }
+}
+
+/// What a worker reports of a step's time with its result.
+public struct StepTimes: Codable, Sendable {
+    /// Seconds the step computed (without fetching inputs or uploading outputs).
+    public var stepSeconds: Double
+    /// A record.
+    public init(stepSeconds: Double) { self.stepSeconds = stepSeconds }
+}

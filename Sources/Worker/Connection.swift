@@ -1,0 +1,58 @@
+import Foundation
+import Protocol
+
+/// The worker's link to the coordinator, as the Paranoid Pirate keeps it: a DEALER owned by
+/// its own thread (so heartbeats go out while an epoch computes) and the coordinator's
+/// liveness. When the coordinator falls silent for `missedHeartbeats` intervals the link
+/// calls itself dead; the supervisor (`WorkerAgent`) then replaces it after a back-off.
+final class Connection: Sendable {
+    private let loop: SocketLoop
+    private let liveness: Locked<Liveness>
+    /// The loop again, for its own tick; cleared on close to break the cycle.
+    private let owner: Locked<SocketLoop?>
+
+    /// Connects to `options.endpoint` as `options.name`; every decoded message goes to
+    /// `onMessage` on the socket's thread, undecodable ones are logged and dropped.
+    init(options: WorkerOptions, onMessage: @escaping @Sendable (Message) -> Void, log: @escaping @Sendable (String) -> Void) throws {
+        let liveness = Locked(Liveness(interval: options.heartbeatSeconds, allowedMisses: options.missedHeartbeats,
+                                      now: Date().timeIntervalSince1970))
+        self.liveness = liveness
+        let endpoint = options.endpoint, identity = Data(options.name.utf8)
+        // The tick sends through the loop it runs on, which exists only once `init` returns.
+        let owner = Locked<SocketLoop?>(nil)
+        self.owner = owner
+        loop = try SocketLoop(setUp: {
+            let socket = try ZMQSocket(.dealer)
+            try socket.set(ZMQSocket.routingID, bytes: identity)
+            try socket.connect(endpoint)
+            return (socket, endpoint)
+        }, onMessage: { frames in
+            liveness.with { $0.heard(at: Date().timeIntervalSince1970) }
+            do { onMessage(try Wire.decode(frames)) } catch { log("dropped a frame from the coordinator: \(error)") }
+        }, onTick: {
+            let now = Date().timeIntervalSince1970
+            let due = liveness.with { state in
+                guard state.heartbeatDue(at: now) else { return false }
+                state.sent(at: now)
+                return true
+            }
+            if due { owner.with { $0?.send(Wire.encode(.heartbeat)) } }
+        })
+        owner.with { $0 = loop }
+    }
+
+    /// Queues a message for the coordinator.
+    func send(_ message: Message) {
+        liveness.with { $0.sent(at: Date().timeIntervalSince1970) }
+        loop.send(Wire.encode(message))
+    }
+
+    /// The coordinator has been silent for longer than the liveness rule allows.
+    var isDead: Bool { liveness.with { $0.isDead(at: Date().timeIntervalSince1970) } }
+
+    /// Closes the socket (after sending what is queued).
+    func close() {
+        loop.stop()
+        owner.with { $0 = nil }
+    }
+}

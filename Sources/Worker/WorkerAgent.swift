@@ -1,0 +1,235 @@
+import Coordinator
+import Foundation
+import Model
+import Protocol
+
+/// A worker in a sweep. Three threads: the socket's (messages and heartbeats, in
+/// `Connection`), the task thread (fetches inputs, runs the step, uploads checkpoints and
+/// outputs), and the caller's, which supervises: it replaces a dead connection after a
+/// back-off, introduces the worker again when the coordinator asks, and returns when told
+/// to shut down. Results are kept until the coordinator acknowledges them and are sent again
+/// after every reconnect, so none is lost to a broken link or a restarted coordinator.
+public final class WorkerAgent: Sendable {
+    private struct State: Sendable {
+        var connection: Connection?
+        var queue: [TaskAssignment] = []
+        var current: String?
+        var cancelled: Set<String> = []
+        var pending: [String: TaskResult] = [:]
+        var chunks: [(ArtifactChunk, Data)] = []
+        var heard = false
+        var rejoin = false
+        var shutdown: Shutdown?
+    }
+
+    private let options: WorkerOptions
+    private let state = Locked(State())
+    private let taskArrived = DispatchSemaphore(value: 0)
+    private let chunkArrived = DispatchSemaphore(value: 0)
+    private let store: ArtifactStore
+    private let runner: StepRunner
+    private let log: @Sendable (String) -> Void
+
+    /// A worker with `options`; `log` hears every line of its output.
+    public init(options: WorkerOptions, log: @escaping @Sendable (String) -> Void) throws {
+        self.options = options
+        self.log = log
+        store = try ArtifactStore(runDirectory: options.cache)
+        runner = StepRunner(store: store, scratch: options.cache.appendingPathComponent("scratch"))
+    }
+
+    /// Works until the coordinator says the sweep is over (returns 0), refuses this worker
+    /// (returns 3), or the parent process exits (with `exitWithParent`; returns 0).
+    public func run() -> Int32 {
+        let parent = getppid()
+        let taskThread = Thread { [self] in
+            while true { runNextTask() }
+        }
+        taskThread.name = "prunesweep-task"
+        taskThread.stackSize = 8 << 20
+        taskThread.start()
+        var backoff = Backoff(initial: min(1, options.heartbeatSeconds), maximum: 32)
+        connect()
+        while true {
+            usleep(50_000)
+            if options.exitWithParent && getppid() != parent {
+                log("the coordinator that started this worker has exited; exiting too")
+                return 0
+            }
+            let (connection, heard, rejoin, shutdown) = state.with { s in
+                defer { s.heard = false; s.rejoin = false }
+                return (s.connection, s.heard, s.rejoin, s.shutdown)
+            }
+            if let shutdown {
+                log("shutdown: \(shutdown.reason)")
+                connection?.close()
+                return shutdown.reason.contains("quarantined") || shutdown.reason.contains("version") ? 3 : 0
+            }
+            if heard { backoff.reset() }
+            if rejoin { introduce() }
+            if let connection, connection.isDead {
+                let wait = backoff.next()
+                log("the coordinator has been silent for \(options.deadAfterSeconds) s; reconnecting in \(wait) s")
+                state.with { $0.connection = nil }
+                connection.close()
+                Thread.sleep(forTimeInterval: wait)
+                connect()
+            }
+        }
+    }
+
+    private func connect() {
+        do {
+            let connection = try Connection(options: options, onMessage: { [self] in handle($0) }, log: log)
+            state.with { $0.connection = connection }
+            introduce()
+        } catch {
+            log("cannot connect to \(options.endpoint): \(error)")
+        }
+    }
+
+    /// Hello (with the task still running, so a restarted coordinator can adopt it), the
+    /// results not yet acknowledged, and credit when idle.
+    private func introduce() {
+        let (current, pending, idle) = state.with { s in (s.current, Array(s.pending.values), s.current == nil && s.queue.isEmpty) }
+        send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
+                          cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
+                          blasCore: BLAS.coreName, version: CodeVersion.current, running: current.map { [$0] } ?? [],
+                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"])))
+        for result in pending { deliver(result) }
+        if idle { send(.ready(Ready(credit: 1))) }
+        log("connected to \(options.endpoint) as \(options.name)")
+    }
+
+    private func send(_ message: Message) {
+        state.with { $0.connection }?.send(message)
+    }
+
+    /// Runs on the socket's thread: only queues and flags, never blocks.
+    private func handle(_ message: Message) {
+        state.with { $0.heard = true }
+        switch message {
+        case .task(let assignment):
+            state.with { $0.queue.append(assignment) }
+            taskArrived.signal()
+        case .artifactChunk(let chunk, let bytes):
+            state.with { $0.chunks.append((chunk, bytes)) }
+            chunkArrived.signal()
+        case .accepted(let accepted):
+            state.with { _ = $0.pending.removeValue(forKey: accepted.taskID) }
+            if accepted.duplicate { log("the coordinator already had a result for \(accepted.taskID.prefix(12)); it dropped this one") }
+        case .cancel(let cancel):
+            state.with { s in
+                s.cancelled.insert(cancel.taskID)
+                s.queue.removeAll { $0.taskID == cancel.taskID }
+            }
+            log("cancelled \(cancel.taskID.prefix(12)): \(cancel.reason)")
+        case .shutdown(let shutdown):
+            state.with { s in if shutdown.rejoin { s.rejoin = true } else { s.shutdown = shutdown } }
+        case .heartbeat:
+            break
+        case .hello, .ready, .progress, .artifactGet, .result, .error:
+            log("ignored a \(message.type) message, which only workers send")
+        }
+    }
+
+    // MARK: the task thread
+
+    private func runNextTask() {
+        taskArrived.wait()
+        guard let assignment = state.with({ s -> TaskAssignment? in
+            guard !s.queue.isEmpty else { return nil }
+            let next = s.queue.removeFirst()
+            s.current = next.taskID
+            return next
+        }) else { return }
+        execute(assignment)
+        state.with { s in
+            s.current = nil
+            s.cancelled.remove(assignment.taskID)
+        }
+        send(.ready(Ready(credit: 1)))
+    }
+
+    private func execute(_ assignment: TaskAssignment) {
+        let id = assignment.taskID
+        do {
+            let task = try JSONDecoder().decode(TaskSpec.self, from: Data(assignment.spec.utf8))
+            guard task.id == id else { throw SweepError.invalid("task \(id.prefix(12))'s specification hashes to \(task.id.prefix(12))") }
+            var inputs = assignment.inputs
+            let checkpoint = inputs.removeValue(forKey: "checkpoint")
+            for hash in Set(inputs.values).union(checkpoint.map { [$0] } ?? []) { try fetch(hash) }
+            log("start \(task.summary) (attempt \(assignment.attempt))\(checkpoint == nil ? "" : ", resuming from the coordinator's checkpoint")")
+            let epochs = if case .train(let config) = task.step { config.epochs } else { 0 }
+            let clock = Date()
+            let output = try runner.run(task, inputs: inputs, checkpoint: checkpoint, onEpoch: { [self] metrics, checkpoint in
+                upload(checkpoint)
+                send(.progress(Protocol.Progress(taskID: id, attempt: assignment.attempt, epoch: metrics.epoch, epochs: epochs,
+                                        metrics: ["trainLoss": metrics.trainLoss, "testAccuracy": metrics.testAccuracy,
+                                                  "seconds": metrics.seconds, "imagesPerSecond": metrics.imagesPerSecond],
+                                        checkpoint: checkpoint)))
+            }, isCancelled: { [self] in state.with { $0.cancelled.contains(id) } }, log: { [self] in log("  \($0)") })
+            let times = String(decoding: try JSONEncoder().encode(StepTimes(stepSeconds: Date().timeIntervalSince(clock))), as: UTF8.self)
+            let result = TaskResult(taskID: id, attempt: assignment.attempt, outputs: output.artifacts, metrics: times)
+            state.with { $0.pending[id] = result }
+            deliver(result)
+            log("done \(task.summary) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+        } catch SweepError.cancelled {
+            log("stopped \(id.prefix(12)) at the coordinator's request")
+        } catch {
+            log("failed \(id.prefix(12)): \(error)")
+            send(.error(TaskFailure(taskID: id, attempt: assignment.attempt, message: "\(error)")))
+        }
+    }
+
+    /// Uploads a result's outputs, then the result (the coordinator checks them by hash).
+    private func deliver(_ result: TaskResult) {
+        for hash in result.outputs.values { upload(hash) }
+        send(.result(result))
+    }
+
+    private func upload(_ hash: String) {
+        guard let data = try? store.data(hash) else { return log("cannot upload \(hash.prefix(12)): not in the local cache") }
+        var offset = 0
+        repeat {
+            let end = min(data.count, offset + SweepServer.chunkSize)
+            send(.artifactChunk(ArtifactChunk(hash: hash, offset: offset, total: data.count), data.subdata(in: offset..<end)))
+            offset = end
+        } while offset < data.count
+    }
+
+    /// Fetches an artifact in chunks unless the cache has it; a lost request is asked again.
+    private func fetch(_ hash: String) throws {
+        guard !store.contains(hash) else { return }
+        var data = Data(), total = -1, silentWaits = 0
+        while total < 0 || data.count < total {
+            let offset = data.count
+            send(.artifactGet(ArtifactRequest(hash: hash, offset: offset, length: SweepServer.chunkSize)))
+            guard let (chunk, bytes) = waitForChunk(hash: hash, offset: offset, seconds: options.deadAfterSeconds) else {
+                silentWaits += 1
+                guard silentWaits < 10 else { throw SweepError.invalid("artifact \(hash.prefix(12)) did not arrive from the coordinator") }
+                continue
+            }
+            if chunk.total == 0 && hash != ArtifactStore.hash(Data()) { throw ArtifactError.missing(hash) }
+            total = chunk.total
+            data.append(bytes)
+        }
+        try store.put(data, expected: hash)
+    }
+
+    private func waitForChunk(hash: String, offset: Int, seconds: Double) -> (ArtifactChunk, Data)? {
+        let deadline = DispatchTime.now() + seconds
+        while true {
+            let found = state.with { s -> (ArtifactChunk, Data)? in
+                guard let index = s.chunks.firstIndex(where: { $0.0.hash == hash && $0.0.offset == offset }) else {
+                    s.chunks.removeAll()
+                    return nil
+                }
+                defer { s.chunks.remove(at: index) }
+                return s.chunks[index]
+            }
+            if let found { return found }
+            if chunkArrived.wait(timeout: deadline) == .timedOut { return nil }
+        }
+    }
+}
