@@ -4,6 +4,7 @@
 DEBIAN_PACKAGES := libopenblas-dev libzmq3-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist
 SWIFT_BUILD := swift build -c release
 WORKER := .build/release/worker
+COORDINATOR := .build/release/coordinator
 
 .PHONY: deps build run test bench
 
@@ -17,11 +18,10 @@ deps:
 build: deps
 	$(SWIFT_BUILD)
 
-# One local training run: ResNet18 width 16 on Fashion-MNIST, 2 epochs, cosine schedule.
-# Rerunning it resumes from the last finished epoch.
+# The main job: the SynFlow iteration sweep on the quick preset, on the workers of
+# cluster.json; it ends with the report's path. Rerunning it resumes.
 run: build
-	$(WORKER) train --dataset fashion-mnist --width 16 --epochs 2 --schedule cosine \
-		--validation-size 0 --seed 0 --out runs/fashion-mnist-w16
+	$(COORDINATOR) --sweep synflow-iters --cluster cluster.json
 
 # Tests run optimised (numeric code is 20-100x slower in debug) with one BLAS thread each,
 # since Swift Testing runs suites in parallel on the 2 cores.

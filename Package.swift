@@ -77,7 +77,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "CoordinatorCLI"]
+            dependencies: ["Coordinator", "CoordinatorCLI", "Protocol", "WorkerCLI"]
         ),
         .testTarget(
             name: "ProtocolTests",

@@ -93,13 +93,15 @@ public final class LocalLauncher {
         for index in slots.indices {
             guard let process = slots[index].process, !process.isRunning else { continue }
             let name = slots[index].name
+            let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
+                                                                  : "exited with status \(process.terminationStatus)"
             slots[index].process = nil
             guard slots[index].restartsLeft > 0 else {
-                log("worker \(name) exited (status \(process.terminationStatus)) and has used its \(cluster.restarts) restarts; the slot stays empty")
+                log("worker \(name) \(how) and has used its \(cluster.restarts) restarts; the slot stays empty")
                 continue
             }
             slots[index].restartsLeft -= 1
-            log("worker \(name) exited (status \(process.terminationStatus)); restarting it (\(slots[index].restartsLeft) restart(s) left)")
+            log("worker \(name) \(how); restarting it (\(slots[index].restartsLeft) restart(s) left)")
             do { try launch(index) } catch { log("cannot restart worker \(name): \(error)") }
         }
     }

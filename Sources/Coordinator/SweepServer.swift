@@ -45,7 +45,7 @@ public final class SweepServer: @unchecked Sendable {
     private var readCache: (hash: String, data: Data)?
     private var needsDispatch = true
     private var lastStatus = Date()
-    private var doneThisRun = 0
+    private var trainingsThisRun = 0, trainingSecondsThisRun = 0.0
     private let finishedSignal = DispatchSemaphore(value: 0)
     private var finished = false
     /// Frames rejected as malformed, of an unknown version or type (read after `stop`).
@@ -236,7 +236,10 @@ public final class SweepServer: @unchecked Sendable {
         guard accepted else { return log("dropped a duplicate result of \(task.summary) from \(worker)") }
         if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - step.stepSeconds)) }
         dispatchedAt[result.taskID] = nil
-        doneThisRun += 1
+        if case .train = task.step {
+            trainingsThisRun += 1
+            trainingSecondsThisRun += elapsed
+        }
         for (otherPeer, other) in sessions where otherPeer != peer && other.running[result.taskID] != nil {
             sessions[otherPeer]?.running[result.taskID] = nil
             send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
@@ -350,16 +353,23 @@ public final class SweepServer: @unchecked Sendable {
         }
     }
 
-    /// Tasks by state, per-worker state, throughput and the estimated time left.
+    /// Tasks by state, per-worker state, throughput and the estimated time left (from the
+    /// mean time of the trainings finished in this run; pruning steps take seconds).
     public func statusLine() throws -> String {
-        let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
-        let done = counts[.done] ?? 0, total = counts.values.reduce(0, +)
-        let elapsed = Date().timeIntervalSince(started)
+        let rows = try journal.tasks()
+        let counts = rows.reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
+        let done = counts[.done] ?? 0, total = rows.count
+        let minutes = Date().timeIntervalSince(started) / 60
         var line = "status: \(done)/\(total) done, \(counts[.running] ?? 0) running, \(counts[.queued] ?? 0) queued, \(counts[.failed] ?? 0) failed"
-        if doneThisRun > 0 {
-            let perTask = elapsed / Double(doneThisRun)
-            let left = Double(total - done - (counts[.failed] ?? 0)) * perTask
-            line += String(format: " | %.1f tasks/min, ETA %.0f min", 60 / perTask, left / 60)
+        if trainingsThisRun > 0 {
+            let trainingsLeft = rows.filter { row in
+                guard row.state == .queued || row.state == .running,
+                      let spec = try? JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8)), case .train = spec.step else { return false }
+                return true
+            }.count
+            let workers = max(1, sessions.values.filter { !$0.quarantined }.count)
+            let left = Double(trainingsLeft) * trainingSecondsThisRun / Double(trainingsThisRun) / Double(workers)
+            line += String(format: " | %.1f trainings/min, ETA %.0f min", Double(trainingsThisRun) / max(minutes, 1e-9), left / 60)
         }
         for session in sessions.values.sorted(by: { $0.name < $1.name }) {
             line += "\n    \(session.name): \(session.quarantined ? "quarantined" : session.status)"

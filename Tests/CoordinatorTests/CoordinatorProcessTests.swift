@@ -29,11 +29,18 @@ import Testing
         let file = directory.appendingPathComponent("sweep.json")
         try Data(#"{"name":"cli","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.1]}"#.utf8).write(to: file)
         let run = directory.appendingPathComponent("run")
-        let result = try Self.run(["--sweep", file.path, "--run-dir", run.path, "--threads", "1"])
+        let cluster = try SweepHarness(directory: directory).cluster(workers: 1)
+        let result = try Self.run(["--sweep", file.path, "--run-dir", run.path, "--cluster", cluster.path])
         #expect(result.status == 0, "\(result.errors)")
         #expect(result.output.contains("report: \(run.path)/report.md"))
         let status = try Self.run(["status", run.path])
-        #expect(status.output.contains("tasks: 3  done 3"))
+        #expect(status.output.contains("tasks: 3  done 3"), "\(status.output)")
+
+        let inProcess = try Self.run(["--sweep", file.path, "--run-dir", directory.appendingPathComponent("in-process").path,
+                                      "--in-process", "--threads", "1"])
+        #expect(inProcess.status == 0, "\(inProcess.errors)")
+        #expect(try Data(contentsOf: run.appendingPathComponent("aggregate.json"))
+                == Data(contentsOf: directory.appendingPathComponent("in-process/aggregate.json")), "workers and in-process runs differ")
     }
 
     @Test func invalidSweepFileFailsNamingTheFieldAndWritesNothing() throws {
@@ -56,10 +63,10 @@ import Testing
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("sweep.json")
-        try Data(#"{"name":"restart","preset":"smoke","seeds":[1,2,3],"synflowIterations":[10],"synflowDensities":[0.2,0.1],"overrides":{"epochs":4}}"#.utf8)
+        try Data(#"{"name":"restart","preset":"smoke","seeds":[1,2,3],"synflowIterations":[10],"synflowDensities":[0.2,0.1],"overrides":{"epochs":20}}"#.utf8)
             .write(to: file)
         let run = directory.appendingPathComponent("run")
-        let arguments = ["--sweep", file.path, "--run-dir", run.path, "--threads", "1"]
+        let arguments = ["--sweep", file.path, "--run-dir", run.path, "--cluster", try SweepHarness(directory: directory).cluster(workers: 2).path]
         let victim = Process()
         victim.executableURL = CoordinatorProcessTests.coordinator
         victim.arguments = arguments

@@ -1,0 +1,190 @@
+import Foundation
+import Protocol
+import Testing
+@testable import Coordinator
+
+/// The sweep as it runs for users: a coordinator process, worker processes it starts from a
+/// cluster file, ZeroMQ on loopback, real training on the smoke preset.
+@Suite struct DistributedSweepTests {
+    @Test(.timeLimit(.minutes(3)))
+    func threeWorkersFinishEveryTaskOnceAndTheAggregateChecksOut() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let sweep = try harness.file("sweep.json", #"{"name":"three","preset":"smoke","seeds":[1,2,3],"synflowIterations":[1,10],"synflowDensities":[0.2,0.1],"overrides":{"epochs":2}}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path,
+                                                      "--cluster", try harness.cluster(workers: 3).path])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        #expect(result.output.contains("report: \(harness.run.path)/report.md"))
+
+        let journal = try Journal(directory: harness.run)
+        let plan = try SweepPlan(try SweepSpec.load(sweep))
+        #expect(try journal.tasks().count == plan.tasks.count)
+        #expect(try journal.tasks().allSatisfy { $0.state == .done })
+        #expect(try journal.attemptCounts().values.allSatisfy { $0 == 1 }, "a task ran twice")
+        let workers = Set(try journal.tasks().flatMap { try journal.attemptWorkers($0.id) })
+        #expect(workers.count == 3, "the three workers shared the work: \(workers)")
+
+        // The aggregate, recomputed here from results.json with a tabulated t quantile.
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: harness.run.appendingPathComponent("results.json"))) as! [[String: Any]]
+        let aggregate = try JSONSerialization.jsonObject(with: Data(contentsOf: harness.run.appendingPathComponent("aggregate.json"))) as! [[String: Any]]
+        #expect(results.count == 12)
+        #expect(aggregate.count == 4)
+        for row in aggregate {
+            let group = results.filter {
+                $0["options"] as? String == row["options"] as? String && abs(($0["density"] as! Double) - (row["density"] as! Double)) < 1e-3
+            }
+            let accuracies = group.map { $0["finalTestAccuracy"] as! Double }
+            #expect(accuracies.count == 3)
+            let mean = accuracies.reduce(0, +) / 3
+            let std = (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
+            let statistics = row["accuracy"] as! [String: Any]
+            #expect(abs(statistics["mean"] as! Double - mean) < 1e-12)
+            #expect(abs(statistics["std"] as! Double - std) < 1e-12)
+            #expect(abs(statistics["ci95"] as! Double - 4.302652729749464 * std / 3.0.squareRoot()) < 1e-9)
+            #expect((row["missingSeeds"] as! [Any]).isEmpty)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(4)))
+    func aKilledWorkersTaskResumesElsewhereBitIdentical() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let sweep = try harness.file("sweep.json", #"{"name":"kill","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":40}}"#)
+        let cluster = try harness.cluster(workers: 2, restarts: 0)
+        let output = harness.directory.appendingPathComponent("coordinator.log")
+        let coordinator = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path], output: output)
+        let plan = try SweepPlan(try SweepSpec.load(sweep))
+        let train = try #require(plan.tasks.first { $0.labels.reported }).id
+        var victim: String?
+        let checkpointed = SweepHarness.wait(seconds: 120) {
+            guard let journal = try? Journal(directory: harness.run), let row = try? journal.task(train),
+                  row.state == .running, row.checkpoint != nil else { return false }
+            victim = try? journal.attemptWorkers(train).last
+            return victim != nil
+        }
+        try #require(checkpointed, "the training task never reported a checkpoint")
+        let log = try String(contentsOf: output, encoding: .utf8)
+        let victimName = try #require(victim)
+        let pid = try #require(SweepHarness.pid(of: victimName, in: log))
+        kill(pid, SIGKILL)
+        coordinator.waitUntilExit()
+        let text = try String(contentsOf: output, encoding: .utf8)
+        #expect(coordinator.terminationStatus == 0, "\(text)")
+
+        let journal = try Journal(directory: harness.run)
+        let workers = try journal.attemptWorkers(train)
+        #expect(workers.count == 2 && workers[0] == victim && workers[1] != victim, "resumed on another worker: \(workers)")
+        #expect(text.contains("resumes from its last checkpoint"), "\(text)")
+        #expect(text.contains("attempt 2 (resuming from its checkpoint)"), "\(text)")
+
+        // The same sweep without a kill gives the same bytes.
+        let referenceRun = harness.directory.appendingPathComponent("reference")
+        let clean = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", referenceRun.path, "--cluster", cluster.path])
+        #expect(clean.status == 0, "\(clean.errors)")
+        let killed = try #require(try journal.task(train)?.outputs)
+        let uninterrupted = try #require(try Journal(directory: referenceRun).task(train)?.outputs)
+        let weights = try JSONDecoder().decode([String: String].self, from: Data(killed.utf8))["weights"]
+        let reference = try JSONDecoder().decode([String: String].self, from: Data(uninterrupted.utf8))["weights"]
+        #expect(weights != nil && weights == reference, "the resumed task's final weights differ from an uninterrupted run's")
+    }
+
+    /// A worker the coordinator did not start keeps training while the coordinator is killed
+    /// and restarted; it reconnects, says which task it runs, and the new coordinator adopts it.
+    @Test(.timeLimit(.minutes(4)))
+    func aWorkerThatOutlivesTheCoordinatorIsAdoptedAfterItsRestart() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let probe = try ZMQSocket(.router)
+        let port = try #require(try probe.bind("tcp://127.0.0.1:*").split(separator: ":").last.map(String.init))
+        probe.close()
+        let sweep = try harness.file("sweep.json", #"{"name":"adopt","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":100}}"#)
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:\(port)", "heartbeatSeconds": 0.25, "missedHeartbeats": 8,
+             "hosts": [{"name": "remote", "launcher": "manual", "workers": 1}]}
+            """)
+        let arguments = ["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path]
+        let first = try harness.start(arguments, output: harness.directory.appendingPathComponent("first.log"))
+        let worker = Process()
+        worker.executableURL = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker")
+        worker.arguments = ["--connect", "tcp://127.0.0.1:\(port)", "--name", "outlander", "--threads", "1", "--heartbeat", "0.25",
+                            "--missed-heartbeats", "8", "--cache", harness.directory.appendingPathComponent("cache").path]
+        let workerLog = harness.directory.appendingPathComponent("worker.log")
+        FileManager.default.createFile(atPath: workerLog.path, contents: nil)
+        worker.standardOutput = try FileHandle(forWritingTo: workerLog)
+        worker.standardError = worker.standardOutput
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate() } }
+
+        let train = try #require(try SweepPlan(try SweepSpec.load(sweep)).tasks.first { $0.labels.reported }).id
+        try #require(SweepHarness.wait(seconds: 120) {
+            guard let row = try? Journal(directory: harness.run).task(train) else { return false }
+            return row.state == .running && row.checkpoint != nil
+        }, "the training task never reported a checkpoint")
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let secondLog = harness.directory.appendingPathComponent("second.log")
+        let second = try harness.start(arguments, output: secondLog)
+        second.waitUntilExit()
+        worker.waitUntilExit()
+        let text = try String(contentsOf: secondLog, encoding: .utf8)
+        #expect(second.terminationStatus == 0, "\(text)")
+        #expect(worker.terminationStatus == 0, "\((try? String(contentsOf: workerLog, encoding: .utf8)) ?? "")")
+        let journal = try Journal(directory: harness.run)
+        #expect(try journal.task(train)?.state == .done)
+        #expect(try journal.attemptCounts()[train] == 1, "the task started again instead of being adopted")
+        #expect(try journal.eventCount("adopt") == 1, "\(text)")
+        #expect(text.contains("outlander still runs train synflow"), "\(text)")
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func rogueFramesAreCountedAndTheSweepGoesOn() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let sweep = try harness.file("sweep.json", #"{"name":"rogue","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":20}}"#)
+        let output = harness.directory.appendingPathComponent("coordinator.log")
+        let coordinator = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path,
+                                             "--cluster", try harness.cluster(workers: 1).path], output: output)
+        let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
+        try #require(SweepHarness.wait(seconds: 60) { FileManager.default.fileExists(atPath: endpointFile.path) })
+        let endpoint = try String(contentsOf: endpointFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let rogue = try ZMQSocket(.dealer)
+        try rogue.connect(endpoint)
+        let frames: [[Data]] = [
+            [Data("garbage".utf8)],                                                                   // too few frames
+            [Data([0xff, 0x00, 0x13]), Data("x".utf8), Data("y".utf8)],                               // not our protocol
+            [Data("prunesweep/99".utf8), Data("hello".utf8), Data("{}".utf8)],                        // wrong version
+            [Data("prunesweep/1".utf8), Data("hello".utf8), Data("{\"worker\":".utf8)],               // truncated header
+            [Data("prunesweep/1".utf8), Data("launch-missiles".utf8), Data("{}".utf8)],               // unknown type
+            Wire.encode(.artifactChunk(ArtifactChunk(hash: "ab", offset: 90, total: 100), Data(count: 20))), // chunk past its end
+        ]
+        for message in frames { _ = try rogue.send(message, dontWait: false) }
+        coordinator.waitUntilExit()
+        rogue.close()
+        let text = try String(contentsOf: output, encoding: .utf8)
+        #expect(coordinator.terminationStatus == 0, "\(text)")
+        #expect(text.contains("rejected frames: \(frames.count)"), "\(text)")
+        #expect(try Journal(directory: harness.run).eventCount("rejected-frame") == frames.count)
+        #expect(try Journal(directory: harness.run).tasks().allSatisfy { $0.state == .done })
+    }
+
+    @Test func invalidClusterFilesFailNamingTheFieldAndWriteNothing() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let cases = [
+            (#"{"hosts": [{"name": "a", "workers": 0}]}"#, "field hosts[0].workers: 0 must be ≥ 1"),
+            (#"{"hosts": [{"name": "a", "lanucher": "local"}]}"#, "field hosts[0].lanucher is not a known field"),
+            (#"{"hosts": [{"name": "a", "launcher": "carrier-pigeon"}]}"#, "field hosts[0].launcher is \"carrier-pigeon\""),
+            (#"{"bind": "127.0.0.1:5555", "hosts": [{"name": "a"}]}"#, "field bind"),
+            (#"{"heartbeatSeconds": "fast", "hosts": [{"name": "a"}]}"#, "field heartbeatSeconds has the wrong type"),
+            (#"{"bind": "tcp://127.0.0.1:*"}"#, "field hosts is missing"),
+        ]
+        for (index, (text, message)) in cases.enumerated() {
+            let cluster = try harness.file("cluster-\(index).json", text)
+            let result = try CoordinatorProcessTests.run(["--sweep", "synflow-iters", "--run-dir", harness.run.path, "--cluster", cluster.path])
+            #expect(result.status == 2)
+            #expect(result.errors.contains(cluster.path) && result.errors.contains(message), "\(result.errors)")
+            #expect(!FileManager.default.fileExists(atPath: harness.run.path))
+        }
+    }
+}
