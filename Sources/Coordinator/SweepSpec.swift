@@ -27,14 +27,76 @@ public struct SweepSpec: Codable, Hashable, Sendable {
     /// Overrides of the preset's dense recipe, field by field.
     public var overrides: Overrides
 
-    /// Overridable fields of the training recipe (nil keeps the preset's value).
+    /// Overridable fields of the preset (nil keeps the preset's value). In a sweep file they
+    /// are the `overrides` object; on the command line, `--set FIELD=VALUE`.
     public struct Overrides: Codable, Hashable, Sendable {
+        /// The dataset (`cifar10`, `fashion-mnist`, `synthetic`).
+        public var dataset: String?
         /// Network width, epochs, batch size, images used.
         public var width: Int?, epochs: Int?, batchSize: Int?, trainLimit: Int?, testLimit: Int?, validationSize: Int?
-        /// Base learning rate.
-        public var learningRate: Double?
+        /// Base learning rate, momentum and weight decay.
+        public var learningRate: Double?, momentum: Double?, weightDecay: Double?
+        /// The schedule (`cosine`, `constant`, `multistep`) and, for `multistep`, its milestones and factor.
+        public var schedule: String?, milestones: [Int]?, gamma: Double?
+        /// Random crop and flip.
+        public var augment: Bool?
+        /// Han et al.'s fine-tuning: epochs, base rate, milestones.
+        public var hanEpochs: Int?, hanLearningRate: Double?, hanMilestones: [Int]?
+
         /// An overrides record (all nil).
         public init() {}
+
+        private enum CodingKeys: String, CodingKey, CaseIterable {
+            case dataset, width, epochs, batchSize, trainLimit, testLimit, validationSize, learningRate, momentum, weightDecay
+            case schedule, milestones, gamma, augment, hanEpochs, hanLearningRate, hanMilestones
+        }
+
+        /// Decodes overrides; an unknown field is an error.
+        public init(from decoder: any Decoder) throws {
+            try StrictKeys.refuseUnknown(CodingKeys.self, in: decoder)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            dataset = try c.decodeIfPresent(String.self, forKey: .dataset)
+            width = try c.decodeIfPresent(Int.self, forKey: .width)
+            epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
+            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
+            trainLimit = try c.decodeIfPresent(Int.self, forKey: .trainLimit)
+            testLimit = try c.decodeIfPresent(Int.self, forKey: .testLimit)
+            validationSize = try c.decodeIfPresent(Int.self, forKey: .validationSize)
+            learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
+            momentum = try c.decodeIfPresent(Double.self, forKey: .momentum)
+            weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay)
+            schedule = try c.decodeIfPresent(String.self, forKey: .schedule)
+            milestones = try c.decodeIfPresent([Int].self, forKey: .milestones)
+            gamma = try c.decodeIfPresent(Double.self, forKey: .gamma)
+            augment = try c.decodeIfPresent(Bool.self, forKey: .augment)
+            hanEpochs = try c.decodeIfPresent(Int.self, forKey: .hanEpochs)
+            hanLearningRate = try c.decodeIfPresent(Double.self, forKey: .hanLearningRate)
+            hanMilestones = try c.decodeIfPresent([Int].self, forKey: .hanMilestones)
+        }
+
+        /// These overrides with `settings` (`FIELD=VALUE`, VALUE as JSON or a bare word) on top.
+        public func setting(_ settings: [String]) throws(SweepError) -> Overrides {
+            guard !settings.isEmpty else { return self }
+            var object: [String: Any]
+            do { object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:] } catch {
+                throw .invalid("overrides cannot be encoded: \(error)")
+            }
+            for setting in settings {
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw .invalid("--set \(setting): write FIELD=VALUE, e.g. --set epochs=4") }
+                let value = (try? JSONSerialization.jsonObject(with: Data(parts[1].utf8), options: .fragmentsAllowed)) ?? parts[1]
+                object[parts[0]] = value
+            }
+            do {
+                return try JSONDecoder().decode(Overrides.self, from: JSONSerialization.data(withJSONObject: object))
+            } catch let DecodingError.dataCorrupted(context) {
+                throw .invalid("--set: field \(context.codingPath.map(\.stringValue).joined(separator: ".")) \(context.debugDescription)")
+            } catch let DecodingError.typeMismatch(_, context) {
+                throw .invalid("--set: field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+            } catch {
+                throw .invalid("--set: \(error)")
+            }
+        }
     }
 
     /// A sweep; only the name, preset and seeds are required.
@@ -99,6 +161,13 @@ public struct SweepSpec: Codable, Hashable, Sendable {
             throw .invalid("preset \(self.preset.debugDescription) is unknown; use one of \(Preset.builtIn.keys.sorted().joined(separator: ", "))")
         }
         let o = overrides
+        if let v = o.dataset {
+            guard let dataset = TrainingConfig.Dataset(rawValue: v) else {
+                throw .invalid("overrides: dataset \(v.debugDescription) is not one of \(TrainingConfig.Dataset.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            preset.training.dataset = dataset
+            if dataset != .synthetic { preset.training.synthetic = nil }
+        }
         if let v = o.width { preset.training.width = v }
         if let v = o.epochs { preset.training.epochs = v }
         if let v = o.batchSize { preset.training.batchSize = v }
@@ -106,6 +175,23 @@ public struct SweepSpec: Codable, Hashable, Sendable {
         if let v = o.testLimit { preset.training.testLimit = v }
         if let v = o.validationSize { preset.training.validationSize = v }
         if let v = o.learningRate { preset.training.learningRate = v }
+        if let v = o.momentum { preset.training.optimizer.momentum = Float(v) }
+        if let v = o.weightDecay { preset.training.optimizer.weightDecay = Float(v) }
+        if let v = o.augment { preset.training.augment = v }
+        switch o.schedule {
+        case nil: break
+        case "cosine": preset.training.schedule = .cosine
+        case "constant": preset.training.schedule = .constant
+        case "multistep": preset.training.schedule = .multiStep(milestones: o.milestones ?? [], gamma: o.gamma ?? 0.2)
+        case let other?: throw .invalid("overrides: schedule \(other.debugDescription) is not one of cosine, constant, multistep")
+        }
+        if o.schedule != "multistep" && (o.milestones != nil || o.gamma != nil) {
+            throw .invalid("overrides: milestones and gamma need schedule multistep")
+        }
+        if let v = o.hanEpochs { preset.hanEpochs = v }
+        if let v = o.hanLearningRate { preset.hanLearningRate = v }
+        if let v = o.hanMilestones { preset.hanMilestones = v }
+        guard preset.hanEpochs >= 1, preset.hanLearningRate > 0 else { throw .invalid("overrides: hanEpochs must be ≥ 1 and hanLearningRate > 0") }
         do { try preset.training.validate() } catch { throw .invalid("overrides: \(error)") }
         guard !seeds.isEmpty else { throw .invalid("seeds is empty: a sweep needs at least one seed") }
         guard lotteryRounds >= 0, hanIterations >= 0 else { throw .invalid("lotteryRounds and hanIterations must be ≥ 0") }

@@ -53,6 +53,20 @@ import Testing
         #expect(result.status != 0)
         #expect(result.errors.contains("density 5.0"), "\(result.errors)")
         #expect(!FileManager.default.fileExists(atPath: run.path))
+
+        let presetCases: [([String], String)] = [
+            (["--preset", "huge"], "preset \"huge\" is unknown"),
+            (["--set", "epochz=3"], "field epochz is not a known field"),
+            (["--set", "epochs=0"], "epochs"),
+            (["--set", "schedule=wavy"], "schedule \"wavy\""),
+            (["--set", "width"], "--set width: write FIELD=VALUE"),
+        ]
+        for (arguments, message) in presetCases {
+            let result = try Self.run(["--sweep", "synflow-iters", "--run-dir", run.path] + arguments)
+            #expect(result.status == 2)
+            #expect(result.errors.contains(message), "\(arguments): \(result.errors)")
+            #expect(!FileManager.default.fileExists(atPath: run.path))
+        }
     }
 }
 

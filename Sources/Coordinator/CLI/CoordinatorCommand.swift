@@ -25,6 +25,8 @@ struct RunSweep: ParsableCommand {
     @Option(help: "Run directory (default runs/SWEEP).") var runDir: String?
     @Flag(help: "Accept a changed sweep on an existing run directory and add its new tasks.") var extend = false
     @Option(help: "Override the preset (paper, quick, smoke).") var preset: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a preset field, e.g. --set epochs=4 (repeatable; fields as in a sweep file's overrides).", valueName: "FIELD=VALUE"))
+    var settings: [String] = []
     @Option(help: "The cluster file (default ./cluster.json, or 2 local workers × 1 thread when there is none).") var cluster: String?
     @Flag(help: "Run the tasks in this process, one after another, without workers.") var inProcess = false
     @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -40,6 +42,7 @@ struct RunSweep: ParsableCommand {
                 throw SweepError.invalid("sweep \(sweep.debugDescription) is neither a built-in (\(SweepSpec.builtIn.keys.sorted().joined(separator: ", "))) nor a file")
             }
             if let preset { spec.preset = preset }
+            spec.overrides = try spec.overrides.setting(settings)
             let plan = try SweepPlan(spec)
             let clusterConfig = try loadCluster()
             let line = BLASCoreSelection.ensureBestCore(threads: threads)
