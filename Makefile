@@ -1,7 +1,8 @@
 # The two commands a newcomer needs: `make run` (the main job) and `make test`.
 # Both install the Debian packages they need first (idempotent) and build.
 
-DEBIAN_PACKAGES := libopenblas-dev libzmq3-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist
+DEBIAN_PACKAGES := libopenblas-dev libzmq3-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist \
+	iproute2 openssh-client
 SWIFT_BUILD := swift build -c release
 WORKER := .build/release/worker
 COORDINATOR := .build/release/coordinator

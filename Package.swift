@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "CoordinatorCLI",
             dependencies: [
-                "Coordinator", "Model",
+                "Coordinator", "Model", "Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Coordinator/CLI"
@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "WorkerCLI",
             dependencies: [
-                "Model", "Worker",
+                "Model", "Protocol", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Worker/CLI"

@@ -12,7 +12,12 @@ public enum Report {
             "| method | options | round | sparsity | accuracy (%) | n | missing seeds | remaining weights | size MB (dense / sparse) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        for row in rows.sorted(by: { ($0.method, $0.options, $0.sparsity) < ($1.method, $1.options, $1.sparsity) }) {
+        // Options compare with their numbers as numbers, so T=20 comes before T=100.
+        for row in rows.sorted(by: { a, b in
+            if a.method != b.method { return a.method < b.method }
+            if a.options != b.options { return a.options.compare(b.options, options: .numeric) == .orderedAscending }
+            return a.sparsity < b.sparsity
+        }) {
             let accuracy = percent(row.accuracy.mean) + (row.accuracy.ci95.map { " ± " + percent($0) } ?? "")
             let missing = row.missingSeeds.isEmpty ? "–" : row.missingSeeds.map(String.init).joined(separator: ", ")
             lines.append("| \(row.method) | \(row.options.isEmpty ? "–" : row.options) | \(row.round) | \(String(format: "%.4f", row.sparsity)) | \(accuracy) | \(row.accuracy.n) | \(missing) | \(Int(row.remainingWeights.rounded())) | \(String(format: "%.2f", row.sizeMBDense)) / \(String(format: "%.2f", row.sizeMBSparse)) |")
@@ -25,7 +30,7 @@ public enum Report {
     public static func svg(rows: [AggregateRow]) -> String {
         let (width, height, margin) = (720.0, 440.0, 60.0)
         let series = Dictionary(grouping: rows) { $0.options.isEmpty ? $0.method : "\($0.method) \($0.options)" }
-        let ordered = series.sorted { $0.key < $1.key }
+        let ordered = series.sorted { $0.key.compare($1.key, options: .numeric) == .orderedAscending }
         let colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
         func x(_ sparsity: Double) -> Double { margin + sparsity * (width - 2 * margin) }
         func y(_ accuracy: Double) -> Double { height - margin - accuracy * (height - 2 * margin) }

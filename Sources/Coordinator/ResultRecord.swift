@@ -17,8 +17,10 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     public var bestValidationTestAccuracy: Double?
     /// Epochs trained and wall seconds of the task.
     public var epochs: Int, wallSeconds: Double
-    /// Where it ran: worker, host, BLAS core.
+    /// Where it ran: worker, host, BLAS core, and the GPU index given to the worker (if any).
     public var worker: String, host: String, blasCore: String
+    /// The worker's `CUDA_VISIBLE_DEVICES`, when its slot was given a GPU.
+    public var gpu: String? = nil
     /// The training run's identity and the code version.
     public var configHash: String, codeVersion: String
 

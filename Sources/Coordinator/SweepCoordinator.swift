@@ -38,6 +38,15 @@ public struct SweepCoordinator {
         if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
         let server = SweepServer(journal: journal, store: store, options: .init(cluster: cluster), log: log)
+        let security = try WireSecurity(cluster: cluster)
+        let zap = try security.map { security in
+            try ZAPHandler(authorized: security.authorized) { address, key, allowed in
+                guard !allowed else { return }
+                log("refused a worker from \(address): its key \(key) is not authorised (\(security.authorizedSource)); it gets no task and no artifact")
+                try? journal.note("refused-worker", ["address": address, "key": key])
+            }
+        }
+        defer { zap?.stop() }
         let bind = cluster.bind
         let loop: SocketLoop
         do {
@@ -45,21 +54,44 @@ public struct SweepCoordinator {
                 let socket = try ZMQSocket(.router)
                 try socket.set(ZMQSocket.routerMandatory, 1)
                 try socket.set(ZMQSocket.routerHandover, 1)
+                if let security { try socket.makeCurveServer(security.coordinator) }
                 return (socket, try socket.bind(bind))
-            }, onMessage: { server.receive($0) }, onTick: { server.tick() })
+            }, onMessage: { server.receive($0) }, onTick: { server.tick() }, onHandshake: { event in
+                switch event {
+                case .protocolError(let code):
+                    log("refused a peer that failed the CURVE handshake (ZMTP error 0x\(String(code, radix: 16))): a worker without keys, or with the wrong coordinator key")
+                    try? journal.note("handshake-failed", ["code": String(code, radix: 16)])
+                case .failed(let errno):
+                    log("a peer's handshake failed (errno \(errno))")
+                case .succeeded, .refused:
+                    break
+                }
+            })
         } catch {
             throw SweepError.invalid("cannot listen on \(bind) (cluster.json field bind): \(error); is another coordinator running? Use another port, or * for any free one")
         }
         server.attach(loop.send)
         try? Data((loop.endpoint + "\n").utf8).write(to: runDirectory.appendingPathComponent("coordinator.endpoint"))
-        log("listening on \(loop.endpoint) (no encryption: loopback/local mode)")
+        if let security {
+            log("listening on \(loop.endpoint) (CURVE: encrypted and authenticated; coordinator key \(security.coordinator.publicKey), \(security.authorized.count) authorised worker key(s))")
+        } else {
+            log("listening on \(loop.endpoint) (no encryption: \(cluster.bindsLoopback ? "loopback only" : "security.mode is none"))")
+        }
         onBound(loop.endpoint)
-        let launcher = LocalLauncher(cluster: cluster, endpoint: loop.endpoint, runDirectory: runDirectory, log: log)
+        let launcher = WorkerLauncher(cluster: cluster, endpoint: loop.endpoint, runDirectory: runDirectory,
+                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, log: log)
         do { try launcher.start() } catch {
             loop.stop()
             throw error
         }
-        while !server.waitUntilFinished(seconds: 0.25) { launcher.maintain() }
+        while !server.waitUntilFinished(seconds: 0.25) {
+            launcher.maintain()
+            if launcher.allFailed && server.liveWorkers == 0 {
+                launcher.stop(grace: 0)
+                loop.stop()
+                throw SweepError.invalid("no worker is running and none can be started: every launch failed (see the lines above); the sweep is kept, rerun the same command once the hosts are fixed")
+            }
+        }
         launcher.stop(grace: 10)
         loop.stop()
         let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)

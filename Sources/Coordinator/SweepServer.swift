@@ -18,6 +18,8 @@ public final class SweepServer: @unchecked Sendable {
         public var retryLimit: Int, quarantineAfter: Int
         /// Seconds between the live status lines.
         public var statusEvery: Double
+        /// Tasks at once per cluster.json host, for hosts that set `maxTasks`.
+        public var hostCaps: [String: Int]
 
         /// Options from a cluster.
         public init(cluster: ClusterConfig, statusEvery: Double = 10) {
@@ -26,6 +28,7 @@ public final class SweepServer: @unchecked Sendable {
             retryLimit = cluster.retryLimit
             quarantineAfter = cluster.quarantineAfter
             self.statusEvery = statusEvery
+            hostCaps = Dictionary(uniqueKeysWithValues: cluster.hosts.compactMap { host in host.maxTasks.map { (host.name, $0) } })
         }
     }
 
@@ -64,6 +67,10 @@ public final class SweepServer: @unchecked Sendable {
     /// Gives the server the function that queues frames on its socket. Call it before any
     /// worker is started (messages that arrive earlier are answered with a request to rejoin).
     public func attach(_ send: @escaping ([Data]) -> Void) { sender = send }
+
+    /// Workers connected now (read from another thread: a momentary count is enough).
+    public var liveWorkers: Int { liveCount.with { $0 } }
+    private let liveCount = Locked(0)
 
     /// Waits up to `seconds` for every task to be done, failed, or blocked behind a failed
     /// one; returns whether the sweep is finished.
@@ -127,7 +134,7 @@ public final class SweepServer: @unchecked Sendable {
     private func join(_ peer: Data, _ hello: Hello) throws {
         guard hello.version == CodeVersion.current else {
             log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
-            return send(peer, .shutdown(Shutdown(reason: "version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
+            return send(peer, .shutdown(Shutdown(reason: "refused: version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
         }
         // The same worker on a new connection, or a new process under a name seen before:
         // whatever its old session ran and it no longer runs is lost.
@@ -227,8 +234,9 @@ public final class SweepServer: @unchecked Sendable {
             let summary = try JSONDecoder().decode(RunSummary.self, from: try store.data(metrics))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
+            var line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
                                            host: session?.hello.host ?? "unknown", codeVersion: CodeVersion.current)
+            line.gpu = session?.hello.gpu
             record = String(decoding: try encoder.encode(line), as: UTF8.self)
         }
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)
@@ -265,7 +273,7 @@ public final class SweepServer: @unchecked Sendable {
             sessions[session.peer]?.quarantined = true
             try journal.note("quarantine", ["worker": session.name])
             log("quarantined worker \(session.name) after \(failures) failed tasks in a row; check its log")
-            send(session.peer, .shutdown(Shutdown(reason: "quarantined after \(failures) failed tasks in a row")))
+            send(session.peer, .shutdown(Shutdown(reason: "refused: quarantined after \(failures) failed tasks in a row")))
         }
         needsDispatch = true
     }
@@ -303,6 +311,7 @@ public final class SweepServer: @unchecked Sendable {
                 send(peer, .heartbeat)
             }
         }
+        liveCount.with { $0 = sessions.count }
         if needsDispatch {
             needsDispatch = false
             do { try dispatch() } catch { log("cannot dispatch: \(error)") }
@@ -329,7 +338,11 @@ public final class SweepServer: @unchecked Sendable {
             if let json = row.outputs { all[row.id] = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
         }
         for row in runnable {
-            let candidates = sessions.values.filter { !$0.quarantined && $0.credit > 0 }
+            let candidates = sessions.values.filter { session in
+                guard !session.quarantined && session.credit > 0 else { return false }
+                guard let group = session.hello.group, let cap = options.hostCaps[group] else { return true }
+                return sessions.values.filter { $0.hello.group == group }.reduce(0) { $0 + $1.running.count } < cap
+            }
             guard !candidates.isEmpty else { break }
             // A task that failed on a worker retries on another one when there is another.
             let fresh = candidates.filter { !(failedOn[row.id]?.contains($0.name) ?? false) }

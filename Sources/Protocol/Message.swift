@@ -64,10 +64,13 @@ public struct Hello: Codable, Equatable, Sendable {
     public var running: [String]
     /// The GPU index the worker was given (`CUDA_VISIBLE_DEVICES`), if any.
     public var gpu: String?
+    /// The cluster.json host the worker was started for (host-level limits apply to it).
+    public var group: String?
 
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
-                running: [String] = [], gpu: String? = nil) {
+                running: [String] = [], gpu: String? = nil, group: String? = nil) {
+        self.group = group
         self.worker = worker
         self.host = host
         self.cores = cores

@@ -27,11 +27,13 @@ public final class SocketLoop: Sendable {
     public let endpoint: String
 
     /// Starts the loop. `setUp` creates and configures the socket on the loop's thread and
-    /// returns it with its endpoint; a failure there is thrown from `init`.
+    /// returns it with its endpoint; a failure there is thrown from `init`. With
+    /// `onHandshake`, the outcome of every security handshake on the socket is reported.
     public init(tick: Double = 0.05,
                 setUp: @escaping @Sendable () throws -> (ZMQSocket, String),
                 onMessage: @escaping @Sendable ([Data]) -> Void,
-                onTick: @escaping @Sendable () -> Void = {}) throws {
+                onTick: @escaping @Sendable () -> Void = {},
+                onHandshake: (@Sendable (HandshakeEvent) -> Void)? = nil) throws {
         let descriptor = eventfd(0, Int32(EFD_NONBLOCK))
         guard descriptor >= 0 else { throw ZMQError("eventfd") }
         let shared = Shared(eventDescriptor: descriptor)
@@ -40,9 +42,11 @@ public final class SocketLoop: Sendable {
         let startResult = StartResult()
         let thread = Thread {
             let socket: ZMQSocket
+            var monitor: ZMQSocket?
             do {
                 let (created, endpoint) = try setUp()
                 socket = created
+                if onHandshake != nil { monitor = try socket.monitorHandshakes() }
                 startResult.value.withLock { $0 = .success(endpoint) }
                 started.signal()
             } catch {
@@ -53,7 +57,8 @@ public final class SocketLoop: Sendable {
             }
             let milliseconds = Swift.max(1, Int(tick * 1000))
             while !shared.stopping.load(ordering: .acquiring) {
-                guard let (readable, event) = try? poll([socket], eventDescriptor: descriptor, milliseconds: milliseconds) else { break }
+                let polled = [socket] + (monitor.map { [$0] } ?? [])
+                guard let (readable, event) = try? poll(polled, eventDescriptor: descriptor, milliseconds: milliseconds) else { break }
                 if event {
                     var counter: UInt64 = 0
                     _ = read(descriptor, &counter, 8)
@@ -64,10 +69,19 @@ public final class SocketLoop: Sendable {
                 if readable[0] {
                     while let frames = try? socket.receive() { onMessage(frames) }
                 }
+                if let monitor, let onHandshake, readable[1] {
+                    while let frames = try? monitor.receive() {
+                        if let event = HandshakeEvent(frames) { onHandshake(event) }
+                    }
+                }
                 onTick()
             }
             // Queued messages (a last shutdown or result) still go out before the socket closes.
             for frames in shared.outbox.withLock({ $0 }) { _ = try? socket.send(frames, dontWait: true) }
+            if let monitor {
+                socket.stopMonitor()
+                monitor.close()
+            }
             socket.close()
             shared.finished.signal()
         }
@@ -97,5 +111,32 @@ public final class SocketLoop: Sendable {
         shared.wake()
         shared.finished.wait()
         close(shared.eventDescriptor)
+    }
+}
+
+/// The outcome of a security handshake with a peer, from a socket monitor.
+public enum HandshakeEvent: Equatable, Sendable {
+    /// The peer is in (its key was accepted).
+    case succeeded
+    /// The authentication handler refused the peer (with its ZAP status code, e.g. 400).
+    case refused(status: UInt32)
+    /// The peer spoke another security mechanism or a broken handshake (e.g. no CURVE keys).
+    case protocolError(code: UInt32)
+    /// The handshake failed otherwise (errno).
+    case failed(errno: UInt32)
+
+    /// Decodes a monitor message: [event (uint16) + value (uint32), little-endian][endpoint].
+    init?(_ frames: [Data]) {
+        guard let first = frames.first, first.count >= 6 else { return nil }
+        let bytes = [UInt8](first)
+        let event = UInt16(bytes[0]) | UInt16(bytes[1]) << 8
+        let value = UInt32(bytes[2]) | UInt32(bytes[3]) << 8 | UInt32(bytes[4]) << 16 | UInt32(bytes[5]) << 24
+        switch Int32(event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: self = .succeeded
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: self = .refused(status: value)
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: self = .protocolError(code: value)
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: self = .failed(errno: value)
+        default: return nil
+        }
     }
 }

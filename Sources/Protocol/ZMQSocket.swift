@@ -39,6 +39,10 @@ public final class ZMQSocket {
         case router = 6
         /// The worker's side: asynchronous, no request/reply lockstep.
         case dealer = 5
+        /// The authentication handler's side of ZAP.
+        case rep = 4
+        /// The reading end of a socket monitor.
+        case pair = 0
     }
 
     /// Option: a ROUTER send to an unknown peer fails instead of being dropped silently.
@@ -72,6 +76,42 @@ public final class ZMQSocket {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("setsockopt \(option)") }
     }
+
+    /// Makes this socket a CURVE server with `keys`: every peer must handshake with CURVE,
+    /// and the process's ZAP handler decides which client keys are let in.
+    public func makeCurveServer(_ keys: CurveKeyPair) throws(ZMQError) {
+        try set(ZMQ_CURVE_SERVER, 1)
+        try set(ZMQ_CURVE_SECRETKEY, text: keys.secretKey)
+        try set(ZMQ_ZAP_DOMAIN, text: "prunesweep")
+    }
+
+    /// Makes this socket a CURVE client of the server whose public key is `serverKey`.
+    public func makeCurveClient(_ keys: CurveKeyPair, serverKey: String) throws(ZMQError) {
+        try set(ZMQ_CURVE_SERVERKEY, text: serverKey)
+        try set(ZMQ_CURVE_PUBLICKEY, text: keys.publicKey)
+        try set(ZMQ_CURVE_SECRETKEY, text: keys.secretKey)
+    }
+
+    /// Sets a text option; libzmq takes Z85 keys with their terminating zero.
+    private func set(_ option: Int32, text: String) throws(ZMQError) {
+        var bytes = Data(text.utf8)
+        bytes.append(0)
+        try set(option, bytes: bytes)
+    }
+
+    /// Starts a monitor of handshake outcomes and returns the PAIR socket that reads it.
+    func monitorHandshakes() throws(ZMQError) -> ZMQSocket {
+        let address = "inproc://prunesweep-monitor-\(UUID().uuidString)"
+        let events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+            | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+        guard zmq_socket_monitor(handle, address, events) == 0 else { throw ZMQError("zmq_socket_monitor") }
+        let reader = try ZMQSocket(.pair)
+        try reader.connect(address)
+        return reader
+    }
+
+    /// Ends the monitor started by `monitorHandshakes`.
+    func stopMonitor() { zmq_socket_monitor(handle, nil, 0) }
 
     /// Sets a bytes option (routing id).
     public func set(_ option: Int32, bytes: Data) throws(ZMQError) {

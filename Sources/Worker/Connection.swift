@@ -13,17 +13,19 @@ final class Connection: Sendable {
 
     /// Connects to `options.endpoint` as `options.name`; every decoded message goes to
     /// `onMessage` on the socket's thread, undecodable ones are logged and dropped.
-    init(options: WorkerOptions, onMessage: @escaping @Sendable (Message) -> Void, log: @escaping @Sendable (String) -> Void) throws {
+    init(options: WorkerOptions, onMessage: @escaping @Sendable (Message) -> Void,
+         onHandshake: @escaping @Sendable (HandshakeEvent) -> Void, log: @escaping @Sendable (String) -> Void) throws {
         let liveness = Locked(Liveness(interval: options.heartbeatSeconds, allowedMisses: options.missedHeartbeats,
                                       now: Date().timeIntervalSince1970))
         self.liveness = liveness
-        let endpoint = options.endpoint, identity = Data(options.name.utf8)
+        let endpoint = options.endpoint, identity = Data(options.name.utf8), curve = options.curve
         // The tick sends through the loop it runs on, which exists only once `init` returns.
         let owner = Locked<SocketLoop?>(nil)
         self.owner = owner
         loop = try SocketLoop(setUp: {
             let socket = try ZMQSocket(.dealer)
             try socket.set(ZMQSocket.routingID, bytes: identity)
+            if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
             try socket.connect(endpoint)
             return (socket, endpoint)
         }, onMessage: { frames in
@@ -37,7 +39,7 @@ final class Connection: Sendable {
                 return true
             }
             if due { owner.with { $0?.send(Wire.encode(.heartbeat)) } }
-        })
+        }, onHandshake: onHandshake)
         owner.with { $0 = loop }
     }
 

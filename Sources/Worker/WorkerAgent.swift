@@ -39,7 +39,8 @@ public final class WorkerAgent: Sendable {
     }
 
     /// Works until the coordinator says the sweep is over (returns 0), refuses this worker
-    /// (returns 3), or the parent process exits (with `exitWithParent`; returns 0).
+    /// (its key, its version, or after quarantine: returns 3), or the parent process exits
+    /// (with `exitWithParent`; returns 0).
     public func run() -> Int32 {
         let parent = getppid()
         let taskThread = Thread { [self] in
@@ -63,11 +64,16 @@ public final class WorkerAgent: Sendable {
             if let shutdown {
                 log("shutdown: \(shutdown.reason)")
                 connection?.close()
-                return shutdown.reason.contains("quarantined") || shutdown.reason.contains("version") ? 3 : 0
+                return shutdown.reason.hasPrefix("refused") ? 3 : 0
             }
             if heard { backoff.reset() }
             if rejoin { introduce() }
-            if let connection, connection.isDead {
+            guard let connection else {
+                Thread.sleep(forTimeInterval: backoff.next())
+                connect()
+                continue
+            }
+            if connection.isDead {
                 let wait = backoff.next()
                 log("the coordinator has been silent for \(options.deadAfterSeconds) s; reconnecting in \(wait) s")
                 state.with { $0.connection = nil }
@@ -80,7 +86,8 @@ public final class WorkerAgent: Sendable {
 
     private func connect() {
         do {
-            let connection = try Connection(options: options, onMessage: { [self] in handle($0) }, log: log)
+            let connection = try Connection(options: options, onMessage: { [self] in handle($0) },
+                                            onHandshake: { [self] in handshake($0) }, log: log)
             state.with { $0.connection = connection }
             introduce()
         } catch {
@@ -95,14 +102,30 @@ public final class WorkerAgent: Sendable {
         send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
                           blasCore: BLAS.coreName, version: CodeVersion.current, running: current.map { [$0] } ?? [],
-                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"])))
+                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
-        log("connected to \(options.endpoint) as \(options.name)")
+        log("connecting to \(options.endpoint) as \(options.name)")
     }
 
     private func send(_ message: Message) {
         state.with { $0.connection }?.send(message)
+    }
+
+    /// A refused handshake is final: the coordinator will refuse the same key again.
+    private func handshake(_ event: HandshakeEvent) {
+        let key = options.curve?.keys.publicKey
+        let reason: String
+        switch event {
+        case .succeeded, .failed: return
+        case .refused(let status):
+            reason = "refused: the coordinator does not authorise this worker's key \(key ?? "(none)") (ZAP status \(status)); add it to the file named by security.authorizedKeys in its cluster.json"
+        case .protocolError(let code):
+            reason = key == nil
+                ? "refused: the coordinator speaks CURVE and this worker has no keys (ZMTP error 0x\(String(code, radix: 16))); pass --server-key and --key"
+                : "refused: the CURVE handshake failed (ZMTP error 0x\(String(code, radix: 16))); is --server-key the coordinator's public key?"
+        }
+        state.with { $0.shutdown = Shutdown(reason: reason) }
     }
 
     /// Runs on the socket's thread: only queues and flags, never blocks.

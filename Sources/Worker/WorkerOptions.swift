@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// How a worker joins a sweep.
 public struct WorkerOptions: Sendable {
@@ -14,10 +15,16 @@ public struct WorkerOptions: Sendable {
     public var cache: URL
     /// Exit when the process that started this one exits (locally launched workers).
     public var exitWithParent: Bool
+    /// The cluster.json host this worker was started for.
+    public var group: String?
+    /// CURVE: this worker's key pair and the coordinator's public key (nil: plain TCP).
+    public var curve: (keys: CurveKeyPair, serverKey: String)?
 
     /// Worker options.
     public init(endpoint: String, name: String, threads: Int, heartbeatSeconds: Double = 2.5, missedHeartbeats: Int = 3,
-                cache: URL, exitWithParent: Bool = false) {
+                cache: URL, exitWithParent: Bool = false, group: String? = nil, curve: (keys: CurveKeyPair, serverKey: String)? = nil) {
+        self.group = group
+        self.curve = curve
         self.endpoint = endpoint
         self.name = name
         self.threads = threads

@@ -168,6 +168,23 @@ import Testing
         #expect(try Journal(directory: harness.run).tasks().allSatisfy { $0.state == .done })
     }
 
+    /// ssh to a port where nothing listens (loopback only): the launch fails, the log names
+    /// the host, and with no other worker the coordinator stops with an error.
+    @Test(.timeLimit(.minutes(2)))
+    func anUnreachableSSHHostIsReportedByName() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "restarts": 0,
+             "hosts": [{"name": "far-away", "launcher": "ssh", "address": "127.0.0.1", "sshOptions": ["-p", "1"]}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"ssh","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2]}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(result.status == 2)
+        #expect(result.output.contains("worker far-away-w1 could not be started: ssh to 127.0.0.1 failed (status 255"), "\(result.output)")
+        #expect(result.errors.contains("no worker is running and none can be started"), "\(result.errors)")
+    }
+
     @Test func invalidClusterFilesFailNamingTheFieldAndWriteNothing() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Model
+import Protocol
 
 /// The `coordinator` program: plans a sweep, runs its tasks, writes the results and report.
 @main
@@ -9,7 +10,7 @@ struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, report.md.",
-        subcommands: [RunSweep.self, Status.self],
+        subcommands: [RunSweep.self, Status.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 }
 
@@ -116,6 +117,27 @@ struct Status: ParsableCommand {
         for row in tasks where row.state == .failed || row.state == .running {
             say("  \(row.state.rawValue) \(row.id.prefix(12)) after \(row.attempts) attempt(s)")
         }
+    }
+}
+
+/// `coordinator keygen --out keys/NAME`: a CURVE key pair for the coordinator or a worker.
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Writes a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub (public).",
+        discussion: "Make one for the coordinator (security.coordinatorKey) and one per worker or group of workers; list the workers' .pub lines in the file named by security.authorizedKeys. See docs/cluster.md.")
+
+    @Option(help: "The path without extension, e.g. keys/coordinator.") var out: String
+
+    func run() throws {
+        let base = URL(fileURLWithPath: out)
+        for file in [base.appendingPathExtension("key"), base.appendingPathExtension("pub")] where FileManager.default.fileExists(atPath: file.path) {
+            FileHandle.standardError.write(Data("error: \(file.path) exists; remove it first or choose another --out\n".utf8))
+            throw ExitCode(2)
+        }
+        let keys = try CurveKeyPair.generate()
+        try keys.write(to: base)
+        say("wrote \(base.path).key (secret) and \(base.path).pub")
+        say("public key: \(keys.publicKey)")
     }
 }
 

@@ -1,0 +1,26 @@
+/// The remote side of an ssh-launched worker: one shell command line, every word quoted, and
+/// what ssh's exit status says when the launch failed.
+enum SSHCommand {
+    /// `cd DIR && exec env K=V … WORKER ARGS…` for the remote shell.
+    static func remote(worker: String, arguments: [String], environment: [String: String], directory: String?) -> String {
+        let variables = environment.sorted { $0.key < $1.key }.map { quote("\($0.key)=\($0.value)") }
+        let command = (["exec", "env"] + variables + [quote(worker)] + arguments.map(quote)).joined(separator: " ")
+        return directory.map { "cd \(quote($0)) && \(command)" } ?? command
+    }
+
+    /// A word in single quotes for a POSIX shell.
+    static func quote(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// What an ssh exit status means for the host's launch.
+    static func explain(status: Int32, host: ClusterConfig.Host) -> String {
+        let destination = host.address ?? host.name
+        switch status {
+        case 255: return "could not be started: ssh to \(destination) failed (status 255: host unreachable, or the ssh key was refused; check `ssh \(destination)` by hand)"
+        case 127: return "could not be started on \(destination): the worker executable \(host.workerPath ?? "worker") was not found there (status 127); set workerPath"
+        case 126: return "could not be started on \(destination): \(host.workerPath ?? "worker") is not executable there (status 126)"
+        default: return "exited with status \(status) on \(destination)"
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+
+/// Starts the workers of cluster.json: `local` hosts as child processes, `ssh` hosts as one
+/// ssh session per slot, `slurm` hosts as one batch job per host, and prints the command for
+/// `manual` hosts. A slot whose process died is started again (up to `restarts` times); a
+/// launch that fails is reported with the host's name. At the end the processes are waited
+/// for (they were told to shut down) and the Slurm jobs cancelled. Each worker's output goes
+/// to `logs/` in the run directory.
+public final class WorkerLauncher {
+    private struct Slot {
+        var host: ClusterConfig.Host
+        var index: Int
+        var process: Process?
+        var restartsLeft: Int
+        var name: String { "\(host.name)-w\(index)" }
+    }
+
+    private var slots: [Slot]
+    private var jobs: [(host: String, job: SlurmJob)] = []
+    private let cluster: ClusterConfig
+    private let endpoint: String
+    private let runDirectory: URL
+    private let defaultWorker: URL
+    private let curve: (serverKey: String, workerKeyFile: String)?
+    private let log: (String) -> Void
+    private var stopping = false
+
+    /// A launcher for `cluster`'s workers, which will connect to `endpoint` (or the cluster's
+    /// `advertise` address); with `curve`,
+    /// they handshake with the coordinator's public key and the given secret key file.
+    public init(cluster: ClusterConfig, endpoint: String, runDirectory: URL, curve: (serverKey: String, workerKeyFile: String)? = nil,
+                log: @escaping (String) -> Void) {
+        self.cluster = cluster
+        self.curve = curve
+        self.endpoint = cluster.advertise ?? Self.connectable(endpoint)
+        self.runDirectory = runDirectory
+        self.log = log
+        defaultWorker = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("worker")
+        slots = cluster.hosts.flatMap { host in
+            (1...host.workers).map { Slot(host: host, index: $0, process: nil, restartsLeft: cluster.restarts) }
+        }
+    }
+
+    /// A bound wildcard address is not one a worker can connect to; on this machine it is loopback.
+    public static func connectable(_ endpoint: String) -> String {
+        endpoint.replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:")
+            .replacingOccurrences(of: "tcp://*:", with: "tcp://127.0.0.1:")
+    }
+
+    /// The `worker` arguments of a host's slots (the name given separately); local workers
+    /// keep their cache in the run directory, others in their own default place.
+    private func arguments(for host: ClusterConfig.Host, name: String) -> [String] {
+        ["--connect", endpoint, "--name", name, "--group", host.name, "--threads", String(host.threads),
+         "--heartbeat", String(cluster.heartbeatSeconds), "--missed-heartbeats", String(cluster.missedHeartbeats)]
+            + (curve.map { ["--server-key", $0.serverKey, "--key", $0.workerKeyFile] } ?? [])
+            + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])
+    }
+
+    /// The environment of a slot: threads, the host's variables and its GPU.
+    private func environment(for slot: Slot) -> [String: String] {
+        var environment = ["OPENBLAS_NUM_THREADS": String(slot.host.threads)]
+        for (key, value) in slot.host.environment { environment[key] = value }
+        if let gpus = slot.host.gpus, !gpus.isEmpty { environment["CUDA_VISIBLE_DEVICES"] = gpus[(slot.index - 1) % gpus.count] }
+        return environment
+    }
+
+    /// Starts every local and ssh slot, submits the Slurm jobs and prints the manual commands.
+    public func start() throws {
+        for index in slots.indices {
+            switch slots[index].host.launcher {
+            case .local, .ssh:
+                try launch(index)
+            case .slurm:
+                continue
+            case .manual:
+                let slot = slots[index]
+                let variables = environment(for: slot).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                let command = variables + [slot.host.workerPath ?? "worker"] + arguments(for: slot.host, name: slot.name)
+                log("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
+            }
+        }
+        for host in cluster.hosts where host.launcher == .slurm {
+            let job = try SlurmJob.submit(host: host, worker: host.workerPath ?? defaultWorker.path,
+                                          arguments: arguments(for: host, name: "\(host.name)-w$((SLURM_PROCID+1))"),
+                                          environment: environment(for: Slot(host: host, index: 1, process: nil, restartsLeft: 0)),
+                                          logs: runDirectory.appendingPathComponent("logs"))
+            jobs.append((host.name, job))
+            log("submitted Slurm job \(job.id) for host \(host.name): \(host.workers) worker(s) × \(host.threads) thread(s)")
+        }
+    }
+
+    private func launch(_ index: Int) throws {
+        let slot = slots[index]
+        let logs = runDirectory.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let logURL = logs.appendingPathComponent("\(slot.name).log")
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        let logFile = try FileHandle(forWritingTo: logURL)
+        logFile.seekToEndOfFile()
+        let process = Process()
+        if slot.host.launcher == .ssh {
+            // -tt gives the remote worker a terminal, so it is hung up when the session ends.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ssh", "-tt", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] + slot.host.sshOptions
+                + [slot.host.address ?? slot.host.name,
+                   SSHCommand.remote(worker: slot.host.workerPath ?? "worker", arguments: arguments(for: slot.host, name: slot.name),
+                                     environment: environment(for: slot), directory: slot.host.workingDirectory)]
+        } else {
+            let executable = slot.host.workerPath.map { URL(fileURLWithPath: $0) } ?? defaultWorker
+            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+                throw SweepError.invalid("host \(slot.host.name): worker executable \(executable.path) does not exist or is not executable; build it (swift build -c release) or set workerPath in cluster.json")
+            }
+            process.executableURL = executable
+            process.arguments = arguments(for: slot.host, name: slot.name) + ["--exit-with-parent"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment(for: slot)) { $1 }
+        }
+        process.standardOutput = logFile
+        process.standardError = logFile
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        slots[index].process = process
+        let via = slot.host.launcher == .ssh ? " over ssh to \(slot.host.address ?? slot.host.name)" : ""
+        log("started worker \(slot.name)\(via) (pid \(process.processIdentifier), \(slot.host.threads) thread(s)), log \(logURL.path)")
+    }
+
+    /// Restarts local slots whose process ended while the sweep runs; call it periodically.
+    public func maintain() {
+        guard !stopping else { return }
+        for index in slots.indices {
+            guard let process = slots[index].process, !process.isRunning else { continue }
+            let name = slots[index].name
+            let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
+                : slots[index].host.launcher == .ssh ? SSHCommand.explain(status: process.terminationStatus, host: slots[index].host)
+                : "exited with status \(process.terminationStatus)"
+            slots[index].process = nil
+            guard slots[index].restartsLeft > 0 else {
+                log("worker \(name) \(how) and has used its \(cluster.restarts) restarts; the slot stays empty")
+                continue
+            }
+            slots[index].restartsLeft -= 1
+            log("worker \(name) \(how); restarting it (\(slots[index].restartsLeft) restart(s) left)")
+            do { try launch(index) } catch { log("cannot restart worker \(name): \(error)") }
+        }
+    }
+
+    /// Whether every slot the coordinator starts has failed for good (no manual or Slurm hosts
+    /// that could still bring workers).
+    public var allFailed: Bool {
+        slots.allSatisfy { ($0.host.launcher == .local || $0.host.launcher == .ssh) && $0.process == nil && $0.restartsLeft == 0 }
+    }
+
+    /// Waits up to `grace` seconds for the workers to exit (they were told to), then kills them.
+    public func stop(grace: Double) {
+        stopping = true
+        for (host, job) in jobs {
+            if let problem = job.cancel() { log("cannot cancel Slurm job \(job.id) of host \(host): \(problem)") } else { log("cancelled Slurm job \(job.id) of host \(host)") }
+        }
+        let deadline = Date().addingTimeInterval(grace)
+        while slots.contains(where: { $0.process?.isRunning == true }) && Date() < deadline { usleep(50_000) }
+        for slot in slots {
+            guard let process = slot.process, process.isRunning else { continue }
+            log("worker \(slot.name) did not exit after the shutdown; terminating it")
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
