@@ -33,14 +33,14 @@ SlurmdPidFile=/run/slurmd.pid
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 NodeName=$node CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-# Jobs in containers have no cgroup plugin to talk to.
-echo "CgroupPlugin=disabled" > /etc/slurm/cgroup.conf
+rm -f /etc/slurm/cgroup.conf   # autodetect: Slurm 22.05 has no way to run without a cgroup plugin
 
 if [ ! -s /etc/munge/munge.key ]; then
     mkdir -p /etc/munge
@@ -48,8 +48,9 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
 chmod 400 /etc/munge/munge.key
-pgrep -x munged >/dev/null || su -s /bin/sh munge -c "munged" 2>/dev/null || munged --force
-pgrep -x slurmctld >/dev/null || slurmctld
+# Ask the daemons rather than the process table: a dead one may linger there as a zombie.
+munge -n >/dev/null 2>&1 || su -s /bin/sh munge -c munged 2>/dev/null || munged --force
+scontrol ping 2>/dev/null | grep -q UP || slurmctld
 pgrep -x slurmd >/dev/null || slurmd
 
 for _ in $(seq 1 60); do
