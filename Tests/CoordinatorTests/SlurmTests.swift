@@ -7,17 +7,23 @@ import Testing
 @Suite struct SlurmTests {
     static let required = ProcessInfo.processInfo.environment["PRUNESWEEP_REQUIRE_SLURM"] == "1"
 
-    static let available: Bool = {
+    /// Runs a Slurm command; nil when it cannot be run or fails.
+    static func slurm(_ arguments: [String]) -> String? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["sinfo", "-h", "-o", "%T"]
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
+        guard (try? process.run()) != nil else { return nil }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return process.terminationStatus == 0 && (text.contains("idle") || text.contains("mix") || text.contains("alloc"))
+        return process.terminationStatus == 0 ? text : nil
+    }
+
+    static let available: Bool = {
+        guard let states = slurm(["sinfo", "-h", "-o", "%T"]) else { return false }
+        return states.contains("idle") || states.contains("mix") || states.contains("alloc")
     }()
 
     @Test(.enabled(if: available || required, "no Slurm controller answers here (start one with scripts/slurm-single-node.sh): the Slurm test is skipped"),
@@ -46,16 +52,7 @@ import Testing
 
         // The job is gone from the queue once the sweep ends.
         let gone = SweepHarness.wait(seconds: 30) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["squeue", "-h", "-j", String(job)]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return false }
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            Self.slurm(["squeue", "-h", "-j", String(job)])?.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ?? false
         }
         #expect(gone, "Slurm job \(job) is still queued after the sweep")
     }
