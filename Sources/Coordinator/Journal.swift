@@ -176,6 +176,23 @@ public final class Journal: Sendable {
         try database.write { db in try Self.event(db, kind, json) }
     }
 
+    /// One attempt: its task, worker and times (seconds since 1970; `ended` nil while it runs).
+    public struct Attempt: Sendable {
+        /// The task, the worker and the attempt's number.
+        public var task: String, worker: String, number: Int
+        /// When it started and ended.
+        public var started: Double, ended: Double?
+    }
+
+    /// Every attempt, in the order they started.
+    public func attempts() throws -> [Attempt] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT task, worker, number, started, ended FROM attempt ORDER BY started").map {
+                Attempt(task: $0["task"], worker: $0["worker"], number: $0["number"], started: $0["started"], ended: $0["ended"])
+            }
+        }
+    }
+
     /// The workers of each attempt of `task`, in order (the fault tests read this).
     public func attemptWorkers(_ task: String) throws -> [String] {
         try database.read { db in

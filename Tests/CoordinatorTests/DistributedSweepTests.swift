@@ -158,13 +158,18 @@ import Testing
             [Data("prunesweep/1".utf8), Data("launch-missiles".utf8), Data("{}".utf8)],               // unknown type
             Wire.encode(.artifactChunk(ArtifactChunk(hash: "ab", offset: 90, total: 100), Data(count: 20))), // chunk past its end
         ]
-        for message in frames { _ = try rogue.send(message, dontWait: false) }
+        // Well-formed, but the bytes do not hash to the name they were sent under.
+        let forged = Wire.encode(.artifactChunk(ArtifactChunk(hash: String(repeating: "0", count: 64), offset: 0, total: 3), Data([1, 2, 3])))
+        for message in frames + [forged] { _ = try rogue.send(message, dontWait: false) }
         coordinator.waitUntilExit()
         rogue.close()
         let text = try String(contentsOf: output, encoding: .utf8)
         #expect(coordinator.terminationStatus == 0, "\(text)")
         #expect(text.contains("rejected frames: \(frames.count)"), "\(text)")
         #expect(try Journal(directory: harness.run).eventCount("rejected-frame") == frames.count)
+        #expect(try Journal(directory: harness.run).eventCount("artifact-refused") == 1, "a forged artifact was not refused")
+        let store = try ArtifactStore(runDirectory: harness.run)
+        #expect(!store.contains(String(repeating: "0", count: 64)))
         #expect(try Journal(directory: harness.run).tasks().allSatisfy { $0.state == .done })
     }
 
@@ -183,6 +188,31 @@ import Testing
         #expect(result.status == 2)
         #expect(result.output.contains("worker far-away-w1 could not be started: ssh to 127.0.0.1 failed (status 255"), "\(result.output)")
         #expect(result.errors.contains("no worker is running and none can be started"), "\(result.errors)")
+    }
+
+    /// Per-slot GPUs reach the workers and results.json; a host cap of 1 runs one task at a time.
+    @Test(.timeLimit(.minutes(2)))
+    func gpuSlotsAreRecordedAndTheHostCapHolds() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 8,
+             "hosts": [{"name": "gpu-box", "workers": 2, "threads": 1, "gpus": ["7", "9"], "maxTasks": 1}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"gpus","preset":"smoke","seeds":[1,2],"synflowIterations":[10],"synflowDensities":[0.2,0.1],"overrides":{"epochs":3}}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        let records = try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: harness.run.appendingPathComponent("results.json")))
+        #expect(records.count == 4)
+        for record in records {
+            #expect(record.gpu == (record.worker == "gpu-box-w1" ? "7" : "9"), "\(record.worker) ran with GPU \(record.gpu ?? "none")")
+        }
+        let attempts = try Journal(directory: harness.run).attempts()
+        for (index, attempt) in attempts.enumerated() {
+            for other in attempts[(index + 1)...] {
+                #expect(other.started >= (attempt.ended ?? .infinity), "two tasks ran at once on a host capped at 1")
+            }
+        }
     }
 
     @Test func invalidClusterFilesFailNamingTheFieldAndWriteNothing() throws {
