@@ -5,8 +5,11 @@
 # takes jobs. Idempotent; needs root. Stop it with: scripts/slurm-single-node.sh stop
 set -euo pipefail
 
+running() { ps -C "$1" -o stat= 2>/dev/null | grep -q '^[^Z]'; }   # zombies do not count
+
 if [ "${1:-}" = stop ]; then
     pkill -x slurmd || true; pkill -x slurmctld || true; pkill -x munged || true
+    for _ in $(seq 1 50); do running slurmd || running slurmctld || running munged || exit 0; sleep 0.2; done
     exit 0
 fi
 
@@ -51,7 +54,7 @@ chmod 400 /etc/munge/munge.key
 # Ask the daemons rather than the process table: a dead one may linger there as a zombie.
 munge -n >/dev/null 2>&1 || su -s /bin/sh munge -c munged 2>/dev/null || munged --force
 scontrol ping 2>/dev/null | grep -q UP || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+running slurmd || slurmd
 
 for _ in $(seq 1 60); do
     if sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mixed|alloc'; then
