@@ -43,7 +43,7 @@ public struct TaskSpec: Codable, Hashable, Sendable {
     /// A one-line description for progress output, e.g. "train synflow T=100 seed 42 d=0.05".
     public var summary: String {
         let kind = switch step { case .initialise: "init"; case .train: "train"; case .prune: "prune" }
-        var parts = [kind, labels.method]
+        var parts = labels.method == kind ? [kind] : [kind, labels.method]
         if !labels.options.isEmpty { parts.append(labels.options) }
         parts.append("seed \(labels.seed)")
         if labels.round > 0 { parts.append("round \(labels.round)") }
