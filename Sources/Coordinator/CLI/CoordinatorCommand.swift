@@ -100,7 +100,7 @@ struct RunSweep: ParsableCommand {
 
 /// `coordinator status RUN_DIR`: where a sweep stands, read from its journal.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Prints the task counts of a run directory's journal.")
+    static let configuration = CommandConfiguration(abstract: "Prints where a sweep stands, from its run directory's journal: task counts, what runs where, what failed.")
 
     @Argument(help: "The run directory.") var runDir: String
 
@@ -114,9 +114,17 @@ struct Status: ParsableCommand {
         let tasks = try journal.tasks()
         let counts = Dictionary(grouping: tasks, by: \.state).mapValues(\.count)
         say("tasks: \(tasks.count)  done \(counts[.done] ?? 0)  running \(counts[.running] ?? 0)  queued \(counts[.queued] ?? 0)  failed \(counts[.failed] ?? 0)")
+        let open = Dictionary(try journal.attempts().filter { $0.ended == nil }.map { ($0.task, $0) }) { $1 }
         for row in tasks where row.state == .failed || row.state == .running {
-            say("  \(row.state.rawValue) \(row.id.prefix(12)) after \(row.attempts) attempt(s)")
+            let summary = (try? JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8)))?.summary ?? String(row.id.prefix(12))
+            if row.state == .running, let attempt = open[row.id] {
+                let minutes = (Date().timeIntervalSince1970 - attempt.started) / 60
+                say("  running \(summary) on \(attempt.worker), attempt \(attempt.number), for \(String(format: "%.1f", minutes)) min\(row.checkpoint == nil ? "" : " (has a checkpoint)")")
+            } else {
+                say("  \(row.state.rawValue) \(summary) after \(row.attempts) attempt(s)")
+            }
         }
+        if counts[.running] ?? 0 > 0 { say("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
     }
 }
 
