@@ -48,6 +48,7 @@ public struct SweepCoordinator {
         }
         defer { zap?.stop() }
         let bind = cluster.bind
+        let handshakeReports = Locked([String: (last: Date, count: Int)]())
         let loop: SocketLoop
         do {
             loop = try SocketLoop(setUp: {
@@ -57,14 +58,25 @@ public struct SweepCoordinator {
                 if let security { try socket.makeCurveServer(security.coordinator) }
                 return (socket, try socket.bind(bind))
             }, onMessage: { server.receive($0) }, onTick: { server.tick() }, onHandshake: { event in
+                // A peer with the wrong keys retries every few hundred milliseconds: report
+                // the first failure, then at most one line every 10 s with a count.
+                let why: String
                 switch event {
-                case .protocolError(let code):
-                    log("refused a peer that failed the CURVE handshake (ZMTP error 0x\(String(code, radix: 16))): a worker without keys, or with the wrong coordinator key")
-                    try? journal.note("handshake-failed", ["code": String(code, radix: 16)])
-                case .failed(let errno):
-                    log("a peer's handshake failed (errno \(errno))")
-                case .succeeded, .refused:
-                    break
+                case .protocolError(let code): why = "ZMTP error 0x\(String(code, radix: 16)): a worker with the wrong coordinator key, or without CURVE"
+                case .failed(let errno): why = "errno \(errno): the peer hung up, as a worker without CURVE keys does"
+                case .succeeded, .refused: return
+                }
+                let line: String? = handshakeReports.with { reports in
+                    var report = reports[why] ?? (Date.distantPast, 0)
+                    report.count += 1
+                    defer { reports[why] = report }
+                    guard Date().timeIntervalSince(report.last) >= 10 else { return nil }
+                    defer { report = (Date(), 0) }
+                    return "refused a peer that failed the CURVE handshake (\(why))\(report.count > 1 ? "; \(report.count - 1) more like it since the last report" : "")"
+                }
+                if let line {
+                    log(line)
+                    try? journal.note("handshake-failed", ["reason": why])
                 }
             })
         } catch {

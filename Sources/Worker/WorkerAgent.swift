@@ -20,6 +20,7 @@ public final class WorkerAgent: Sendable {
         var heard = false
         var rejoin = false
         var shutdown: Shutdown?
+        var warnedHandshake = false
     }
 
     private let options: WorkerOptions
@@ -117,7 +118,11 @@ public final class WorkerAgent: Sendable {
         let key = options.curve?.keys.publicKey
         let reason: String
         switch event {
-        case .succeeded, .failed: return
+        case .succeeded: return
+        case .failed(let errno):
+            // The coordinator hangs up on a client whose server key is wrong; ZeroMQ retries.
+            guard options.curve != nil, state.with({ s in defer { s.warnedHandshake = true }; return !s.warnedHandshake }) else { return }
+            return log("the CURVE handshake with the coordinator failed (errno \(errno)); retrying. If this repeats, --server-key is not the coordinator's public key")
         case .refused(let status):
             reason = "refused: the coordinator does not authorise this worker's key \(key ?? "(none)") (ZAP status \(status)); add it to the file named by security.authorizedKeys in its cluster.json"
         case .protocolError(let code):

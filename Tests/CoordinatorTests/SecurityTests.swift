@@ -61,6 +61,7 @@ import Testing
         #expect(text.contains("refused a worker from 127.0.0.1: its key \(strangerKey) is not authorised"), "\(text)")
         #expect(stranger.terminationStatus == 3)
         #expect(try String(contentsOf: strangerLog, encoding: .utf8).contains("the coordinator does not authorise this worker's key \(strangerKey)"))
+        #expect(text.contains("refused a peer that failed the CURVE handshake"), "the keyless worker's refusal is not in the coordinator's log: \(text)")
         #expect(naked.terminationStatus == 3)
         #expect(try String(contentsOf: nakedLog, encoding: .utf8).contains("the coordinator speaks CURVE and this worker has no keys"))
         let journal = try Journal(directory: harness.run)
