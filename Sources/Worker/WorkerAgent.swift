@@ -36,14 +36,16 @@ public final class WorkerAgent: Sendable {
         self.options = options
         self.log = log
         store = try ArtifactStore(runDirectory: options.cache)
-        runner = StepRunner(store: store, scratch: options.cache.appendingPathComponent("scratch"))
+        // Scratch per process: a restarted worker must not share run folders with a
+        // predecessor that may still be winding down.
+        runner = StepRunner(store: store, scratch: options.cache.appendingPathComponent("scratch").appendingPathComponent(String(getpid())))
     }
 
-    /// Works until the coordinator says the sweep is over (returns 0), refuses this worker
-    /// (its key, its version, or after quarantine: returns 3), or the parent process exits
-    /// (with `exitWithParent`; returns 0).
+    /// Works until the coordinator says the sweep is over (returns 0) or refuses this worker
+    /// (its key, its version, or after quarantine: returns 3). With `exitWithParent` the
+    /// process exits when its parent does.
     public func run() -> Int32 {
-        let parent = getppid()
+        if options.exitWithParent { watchParent() }
         let taskThread = Thread { [self] in
             while true { runNextTask() }
         }
@@ -54,10 +56,6 @@ public final class WorkerAgent: Sendable {
         connect()
         while true {
             usleep(50_000)
-            if options.exitWithParent && getppid() != parent {
-                log("the coordinator that started this worker has exited; exiting too")
-                return 0
-            }
             let (connection, heard, rejoin, shutdown) = state.with { s in
                 defer { s.heard = false; s.rejoin = false }
                 return (s.connection, s.heard, s.rejoin, s.shutdown)
@@ -83,6 +81,19 @@ public final class WorkerAgent: Sendable {
                 connect()
             }
         }
+    }
+
+    /// A locally launched worker ends with its coordinator at once, whatever its threads are
+    /// doing (a restarted coordinator starts its own workers on the same tasks).
+    private func watchParent() {
+        let parent = getppid()
+        let watcher = Thread { [log] in
+            while getppid() == parent { usleep(50_000) }
+            log("the coordinator that started this worker has exited; exiting too")
+            exit(0)
+        }
+        watcher.name = "prunesweep-parent-watch"
+        watcher.start()
     }
 
     private func connect() {

@@ -81,15 +81,11 @@ import Testing
             .write(to: file)
         let run = directory.appendingPathComponent("run")
         let arguments = ["--sweep", file.path, "--run-dir", run.path, "--cluster", try SweepHarness(directory: directory).cluster(workers: 2).path]
-        let victim = Process()
-        victim.executableURL = CoordinatorProcessTests.coordinator
-        victim.arguments = arguments
-        victim.standardOutput = FileHandle.nullDevice
-        victim.standardError = FileHandle.nullDevice
-        try victim.run()
+        let victimLog = directory.appendingPathComponent("victim.log")
+        let victim = try SweepHarness(directory: directory).start(arguments, output: victimLog)
         var doneBeforeKill: [String] = []
         let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline {
+        while Date() < deadline && victim.isRunning {
             usleep(20_000)
             guard FileManager.default.fileExists(atPath: run.appendingPathComponent("journal.sqlite").path),
                   let tasks = try? Journal(directory: run).tasks() else { continue }
@@ -99,10 +95,11 @@ import Testing
         kill(victim.processIdentifier, SIGKILL)
         victim.waitUntilExit()
         let plan = try SweepPlan(try SweepSpec.load(file))
-        try #require(doneBeforeKill.count >= 5 && doneBeforeKill.count < plan.tasks.count, "the sweep finished before the kill; the test proved nothing")
+        try #require(doneBeforeKill.count >= 5 && doneBeforeKill.count < plan.tasks.count,
+                     "no kill mid-sweep (\(doneBeforeKill.count) of \(plan.tasks.count) done); the test proved nothing: \((try? String(contentsOf: victimLog, encoding: .utf8)) ?? "")")
 
         let rerun = try CoordinatorProcessTests.run(arguments)
-        #expect(rerun.status == 0, "\(rerun.errors)")
+        #expect(rerun.status == 0, "\(rerun.output)\(rerun.errors)")
         let journal = try Journal(directory: run)
         #expect(try journal.tasks().allSatisfy { $0.state == .done })
         let attempts = try journal.attemptCounts()

@@ -25,7 +25,7 @@ struct SweepHarness {
     /// fast, but loose enough that a loaded test machine does not lose a worker by accident.
     func cluster(workers: Int, restarts: Int = 3) throws -> URL {
         try file("cluster-\(workers).json", """
-            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 8, "restarts": \(restarts),
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 16, "restarts": \(restarts),
              "hosts": [{"name": "localhost", "workers": \(workers), "threads": 1}]}
             """)
     }
