@@ -80,7 +80,13 @@ public final class Journal: Sendable {
                 t.column("detail", .text).notNull()
             }
         }
-        try migrator.migrate(database)
+        do {
+            try migrator.migrate(database)
+        } catch {
+            // Another process (a `coordinator status`, a test) created the tables between our
+            // check and our write; its migration is committed now, so the second pass is a no-op.
+            try migrator.migrate(database)
+        }
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }

@@ -151,6 +151,7 @@ public final class SweepServer: @unchecked Sendable {
         for task in hello.running where carried[task] == nil {
             if let attempt = try journal.adopt(task, worker: hello.worker) {
                 session.running[task] = attempt
+                session.status = try describe(task)
                 dispatchedAt[task] = dispatchedAt[task] ?? Date()
                 log("worker \(hello.worker) still runs \(try describe(task)); adopted (attempt \(attempt))")
             } else {
