@@ -140,6 +140,19 @@ public final class Journal: Sendable {
         }
     }
 
+    /// The artifact hashes a task reads, by role: a `mask` input is its producer's mask, any
+    /// other input its producer's weights; plus the task's last checkpoint, if it has one.
+    public func inputArtifacts(of row: TaskRow, spec: TaskSpec) throws -> [String: String] {
+        var inputs: [String: String] = [:]
+        for (role, producer) in spec.inputs {
+            guard let json = try task(producer)?.outputs else { continue }
+            let outputs = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+            inputs[role] = outputs[role == "mask" ? "mask" : "weights"]
+        }
+        if let checkpoint = row.checkpoint { inputs["checkpoint"] = checkpoint }
+        return inputs
+    }
+
     /// Marks `task` running on `worker` and returns the attempt number.
     public func start(_ task: String, worker: String) throws -> Int {
         try database.write { db in

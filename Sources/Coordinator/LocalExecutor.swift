@@ -25,13 +25,8 @@ public struct LocalExecutor {
         let host = ProcessInfo.processInfo.hostName
         while let row = try journal.runnable().first {
             let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
-            let outputs = try journal.tasks().reduce(into: [String: [String: String]]()) { all, row in
-                if let json = row.outputs { all[row.id] = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
-            }
-            var inputs: [String: String] = [:]
-            for (role, producer) in task.inputs {
-                inputs[role] = role == "mask" ? outputs[producer]?["mask"] : outputs[producer]?["weights"]
-            }
+            var inputs = try journal.inputArtifacts(of: row, spec: task)
+            inputs["checkpoint"] = nil
             let attempt = try journal.start(row.id, worker: "local")
             let start = Date()
             do {

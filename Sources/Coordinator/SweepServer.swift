@@ -335,9 +335,6 @@ public final class SweepServer: @unchecked Sendable {
             }
             return
         }
-        let outputs = try journal.tasks().reduce(into: [String: [String: String]]()) { all, row in
-            if let json = row.outputs { all[row.id] = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
-        }
         for row in runnable {
             let candidates = sessions.values.filter { session in
                 guard !session.quarantined && session.credit > 0 else { return false }
@@ -351,11 +348,7 @@ public final class SweepServer: @unchecked Sendable {
             let untried = alive.contains { !(failedOn[row.id]?.contains($0.name) ?? false) }
             guard let chosen = (fresh.isEmpty ? (untried ? nil : candidates) : fresh)?.min(by: { $0.running.count < $1.running.count }) else { continue }
             let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
-            var inputs: [String: String] = [:]
-            for (role, producer) in task.inputs {
-                inputs[role] = role == "mask" ? outputs[producer]?["mask"] : outputs[producer]?["weights"]
-            }
-            if let checkpoint = row.checkpoint { inputs["checkpoint"] = checkpoint }
+            let inputs = try journal.inputArtifacts(of: row, spec: task)
             let attempt = try journal.start(row.id, worker: chosen.name)
             sessions[chosen.peer]?.credit -= 1
             sessions[chosen.peer]?.running[row.id] = attempt

@@ -57,11 +57,11 @@ public final class WorkerLauncher {
             + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])
     }
 
-    /// The environment of a slot: threads, the host's variables and its GPU.
-    private func environment(for slot: Slot) -> [String: String] {
-        var environment = ["OPENBLAS_NUM_THREADS": String(slot.host.threads)]
-        for (key, value) in slot.host.environment { environment[key] = value }
-        if let gpus = slot.host.gpus, !gpus.isEmpty { environment["CUDA_VISIBLE_DEVICES"] = gpus[(slot.index - 1) % gpus.count] }
+    /// The environment of a host's slot `index` (from 1): threads, the host's variables, its GPU.
+    private func environment(for host: ClusterConfig.Host, slot index: Int) -> [String: String] {
+        var environment = ["OPENBLAS_NUM_THREADS": String(host.threads)]
+        for (key, value) in host.environment { environment[key] = value }
+        if let gpus = host.gpus, !gpus.isEmpty { environment["CUDA_VISIBLE_DEVICES"] = gpus[(index - 1) % gpus.count] }
         return environment
     }
 
@@ -75,7 +75,7 @@ public final class WorkerLauncher {
                 continue
             case .manual:
                 let slot = slots[index]
-                let variables = environment(for: slot).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                let variables = environment(for: slot.host, slot: slot.index).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 let command = variables + [slot.host.workerPath ?? "worker"] + arguments(for: slot.host, name: slot.name)
                 log("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
             }
@@ -83,7 +83,7 @@ public final class WorkerLauncher {
         for host in cluster.hosts where host.launcher == .slurm {
             let job = try SlurmJob.submit(host: host, worker: host.workerPath ?? defaultWorker.path,
                                           arguments: arguments(for: host, name: "\(host.name)-w$((SLURM_PROCID+1))"),
-                                          environment: environment(for: Slot(host: host, index: 1, process: nil, restartsLeft: 0)),
+                                          environment: environment(for: host, slot: 1),
                                           logs: runDirectory.appendingPathComponent("logs"))
             jobs.append((host.name, job))
             log("submitted Slurm job \(job.id) for host \(host.name): \(host.workers) worker(s) × \(host.threads) thread(s)")
@@ -105,7 +105,7 @@ public final class WorkerLauncher {
             process.arguments = ["ssh", "-tt", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] + slot.host.sshOptions
                 + [slot.host.address ?? slot.host.name,
                    SSHCommand.remote(worker: slot.host.workerPath ?? "worker", arguments: arguments(for: slot.host, name: slot.name),
-                                     environment: environment(for: slot), directory: slot.host.workingDirectory)]
+                                     environment: environment(for: slot.host, slot: slot.index), directory: slot.host.workingDirectory)]
         } else {
             let executable = slot.host.workerPath.map { URL(fileURLWithPath: $0) } ?? defaultWorker
             guard FileManager.default.isExecutableFile(atPath: executable.path) else {
@@ -113,7 +113,7 @@ public final class WorkerLauncher {
             }
             process.executableURL = executable
             process.arguments = arguments(for: slot.host, name: slot.name) + ["--exit-with-parent"]
-            process.environment = ProcessInfo.processInfo.environment.merging(environment(for: slot)) { $1 }
+            process.environment = ProcessInfo.processInfo.environment.merging(environment(for: slot.host, slot: slot.index)) { $1 }
         }
         process.standardOutput = logFile
         process.standardError = logFile
