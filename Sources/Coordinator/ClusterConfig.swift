@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// `cluster.json`: where the coordinator listens, how it watches its workers, and which
 /// worker processes it starts on which hosts. Every field but `hosts` has a default; an
@@ -35,6 +36,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         public var gpus: [String]?
         /// Tasks the host's workers may run at once (nil: one per worker).
         public var maxTasks: Int?
+        /// Where its workers train: auto, cpu, cuda or cuda:N (nil: the worker's default, auto).
+        /// With `gpus`, each slot sees only its GPU, so `cuda` means that one.
+        public var device: String?
         /// ssh: the destination (default `name`), extra options, the remote working directory.
         public var address: String?, sshOptions: [String], workingDirectory: String?
         /// Slurm: partition, time limit, `--gres`, CPUs per task (default `threads`), extra sbatch arguments.
@@ -45,8 +49,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                     environment: [String: String] = [:], workerPath: String? = nil, gpus: [String]? = nil, maxTasks: Int? = nil,
                     address: String? = nil, sshOptions: [String] = [], workingDirectory: String? = nil,
                     partition: String? = nil, timeLimit: String? = nil, gres: String? = nil, cpusPerTask: Int? = nil,
-                    sbatchArguments: [String] = []) {
+                    sbatchArguments: [String] = [], device: String? = nil) {
             self.name = name
+            self.device = device
             self.launcher = launcher
             self.workers = workers
             self.threads = threads
@@ -66,7 +71,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
 
         private enum CodingKeys: String, CodingKey, CaseIterable {
             case name, launcher, workers, threads, environment, workerPath, gpus, maxTasks, address, sshOptions, workingDirectory
-            case partition, timeLimit, gres, cpusPerTask, sbatchArguments
+            case partition, timeLimit, gres, cpusPerTask, sbatchArguments, device
         }
 
         public init(from decoder: any Decoder) throws {
@@ -91,7 +96,8 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                       timeLimit: try c.decodeIfPresent(String.self, forKey: .timeLimit),
                       gres: try c.decodeIfPresent(String.self, forKey: .gres),
                       cpusPerTask: try c.decodeIfPresent(Int.self, forKey: .cpusPerTask),
-                      sbatchArguments: try c.decodeIfPresent([String].self, forKey: .sbatchArguments) ?? [])
+                      sbatchArguments: try c.decodeIfPresent([String].self, forKey: .sbatchArguments) ?? [],
+                      device: try c.decodeIfPresent(String.self, forKey: .device))
         }
     }
 
@@ -248,6 +254,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
             guard host.threads >= 1 else { throw .invalid("field hosts[\(index)].threads: \(host.threads) must be ≥ 1") }
             if let cap = host.maxTasks, cap < 1 { throw .invalid("field hosts[\(index)].maxTasks: \(cap) must be ≥ 1") }
             if let cpus = host.cpusPerTask, cpus < 1 { throw .invalid("field hosts[\(index)].cpusPerTask: \(cpus) must be ≥ 1") }
+            if let device = host.device, ComputeDevice.Request(device) == nil {
+                throw .invalid("field hosts[\(index)].device: \(device.debugDescription) must be auto, cpu, cuda or cuda:N")
+            }
         }
     }
 

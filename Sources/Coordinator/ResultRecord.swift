@@ -21,6 +21,8 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     public var worker: String, host: String, blasCore: String
     /// The worker's `CUDA_VISIBLE_DEVICES`, when its slot was given a GPU.
     public var gpu: String? = nil
+    /// The device that trained it ("cpu", "cuda:0 NVIDIA H200") and its arithmetic ("fp32", "tf32").
+    public var device: String? = nil, precision: String? = nil
     /// The training run's identity and the code version.
     public var configHash: String, codeVersion: String
 

@@ -11,12 +11,15 @@ public struct StepRunner: Sendable {
     public let scratch: URL
     /// Dataset directory override (nil: each dataset's default).
     public let dataDirectory: URL?
+    /// Where training steps run; pruning steps always run on the CPU (SynFlow scores in float64).
+    public let device: ComputeDevice
 
-    /// A runner over `store`, working under `scratch`.
-    public init(store: ArtifactStore, scratch: URL, dataDirectory: URL? = nil) {
+    /// A runner over `store`, working under `scratch`, training on `device`.
+    public init(store: ArtifactStore, scratch: URL, dataDirectory: URL? = nil, device: ComputeDevice = .cpu) {
         self.store = store
         self.scratch = scratch
         self.dataDirectory = dataDirectory
+        self.device = device
     }
 
     /// What a finished step produced.
@@ -53,6 +56,7 @@ public struct StepRunner: Sendable {
             let data = method.needsData ? try config.loadData(from: dataDirectory).train : nil
             let shape = config.inputShape
             let url = directory.appendingPathComponent("mask.safetensors")
+            log("prune (\(method.name)) runs on the CPU")
             let report = try Steps.prune(method: method, architecture: .init(width: config.width, inputChannels: shape.channels, classes: 10),
                                          inputSide: shape.side, weights: try file("weights"),
                                          oldMask: inputs["mask"] == nil ? nil : try file("mask"),
@@ -74,7 +78,8 @@ public struct StepRunner: Sendable {
                 masks = set.tensors
             }
             let store = store
-            let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, log: log)
+            let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, device: device, log: log)
+            log("train runs on \(trainer.engine.deviceName) in \(trainer.engine.precisionName)")
             var reported = trainer.history.count
             while !trainer.isFinished {
                 if isCancelled() { throw SweepError.cancelled(task.id) }

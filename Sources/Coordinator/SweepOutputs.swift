@@ -24,7 +24,7 @@ public enum SweepOutputs {
                               codeVersion: String) -> ResultRecord {
         let density = Double(summary.remaining) / Double(Swift.max(summary.prunable, 1))
         let sizes = ResultRecord.sizes(parameters: summary.parameters, prunable: summary.prunable, remaining: summary.remaining)
-        return ResultRecord(
+        var record = ResultRecord(
             method: task.labels.method, options: task.labels.options, seed: task.labels.seed, round: task.labels.round,
             density: density, sparsity: 1 - density, remainingWeights: summary.remaining, prunableWeights: summary.prunable,
             parameters: summary.parameters, sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse,
@@ -32,5 +32,8 @@ public enum SweepOutputs {
             bestValidationTestAccuracy: summary.bestValidationTestAccuracy, epochs: summary.history.count,
             wallSeconds: wallSeconds, worker: worker, host: host, blasCore: summary.blasCore,
             configHash: summary.identity, codeVersion: codeVersion)
+        record.device = summary.device
+        record.precision = summary.precision
+        return record
     }
 }

@@ -160,7 +160,7 @@ public final class SweepServer: @unchecked Sendable {
         }
         sessions[peer] = session
         try journal.note("join", ["worker": hello.worker, "host": hello.host, "threads": String(hello.threads), "blas": hello.blasCore])
-        log("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? "")")
+        log("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? ""), device \(hello.device ?? "cpu")")
         send(peer, .heartbeat)
         needsDispatch = true
     }

@@ -40,6 +40,8 @@ public struct SweepSpec: Codable, Hashable, Sendable {
         public var schedule: String?, milestones: [Int]?, gamma: Double?
         /// Random crop and flip.
         public var augment: Bool?
+        /// GPU arithmetic (`fp32`, `tf32`); unset leaves it to the device (TF32 on GPUs).
+        public var precision: String?
         /// Han et al.'s fine-tuning: epochs, base rate, milestones.
         public var hanEpochs: Int?, hanLearningRate: Double?, hanMilestones: [Int]?
 
@@ -48,7 +50,7 @@ public struct SweepSpec: Codable, Hashable, Sendable {
 
         private enum CodingKeys: String, CodingKey, CaseIterable {
             case dataset, width, epochs, batchSize, trainLimit, testLimit, validationSize, learningRate, momentum, weightDecay
-            case schedule, milestones, gamma, augment, hanEpochs, hanLearningRate, hanMilestones
+            case schedule, milestones, gamma, augment, hanEpochs, hanLearningRate, hanMilestones, precision
         }
 
         /// Decodes overrides; an unknown field is an error.
@@ -69,6 +71,7 @@ public struct SweepSpec: Codable, Hashable, Sendable {
             milestones = try c.decodeIfPresent([Int].self, forKey: .milestones)
             gamma = try c.decodeIfPresent(Double.self, forKey: .gamma)
             augment = try c.decodeIfPresent(Bool.self, forKey: .augment)
+            precision = try c.decodeIfPresent(String.self, forKey: .precision)
             hanEpochs = try c.decodeIfPresent(Int.self, forKey: .hanEpochs)
             hanLearningRate = try c.decodeIfPresent(Double.self, forKey: .hanLearningRate)
             hanMilestones = try c.decodeIfPresent([Int].self, forKey: .hanMilestones)
@@ -178,6 +181,12 @@ public struct SweepSpec: Codable, Hashable, Sendable {
         if let v = o.momentum { preset.training.optimizer.momentum = Float(v) }
         if let v = o.weightDecay { preset.training.optimizer.weightDecay = Float(v) }
         if let v = o.augment { preset.training.augment = v }
+        if let v = o.precision {
+            guard let precision = Precision(rawValue: v) else {
+                throw .invalid("overrides: precision \(v.debugDescription) is not one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            preset.training.precision = precision
+        }
         switch o.schedule {
         case nil: break
         case "cosine": preset.training.schedule = .cosine

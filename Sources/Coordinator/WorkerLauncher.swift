@@ -54,6 +54,7 @@ public final class WorkerLauncher {
         ["--connect", endpoint, "--name", name, "--group", host.name, "--threads", String(host.threads),
          "--heartbeat", String(cluster.heartbeatSeconds), "--missed-heartbeats", String(cluster.missedHeartbeats)]
             + (curve.map { ["--server-key", $0.serverKey, "--key", $0.workerKeyFile] } ?? [])
+            + (host.device.map { ["--device", $0] } ?? [])
             + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])
     }
 

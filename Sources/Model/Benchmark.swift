@@ -20,7 +20,7 @@ public struct Benchmark {
     }
 
     /// One measured figure.
-    public struct Line: Sendable {
+    public struct Line: Codable, Sendable {
         /// What was measured.
         public var name: String
         /// The value, already in `unit`.

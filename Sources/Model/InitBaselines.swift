@@ -32,7 +32,7 @@ public enum InitBaselines {
         var noAugmentation: RandomStream? = nil
         // BatchNorm running statistics must not move: scoring is not training.
         let saved = network.buffers.map { $0.tensor.clone() }
-        let x = assembler.assemble(data, indices: chosen[...], random: &noAugmentation)
+        let x = assembler.assemble(data, plan: BatchPlan(data, indices: chosen[...], random: &noAugmentation))
         let logits = network.forward(x, training: true)
         _ = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
         network.backward(loss.backward(like: logits))

@@ -9,6 +9,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// Reading or writing a file failed.
     case io(String)
+    /// The compute device (a GPU, its driver or libraries) failed or is missing.
+    case device(GPUError)
 
     public var description: String {
         switch self {
@@ -16,6 +18,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .invalidCheckpoint(let message): "invalid checkpoint: \(message)"
         case .invalidConfiguration(let message): "invalid configuration: \(message)"
         case .io(let message): "I/O error: \(message)"
+        case .device(let error): "device: \(error)"
         }
     }
 }

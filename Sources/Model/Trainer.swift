@@ -15,10 +15,10 @@ public final class Trainer {
     public let data: DataSplits
     /// Where checkpoints and results go.
     public let directory: URL
+    /// What runs the steps: the CPU or a GPU.
+    public let engine: TrainingEngine
     private let log: (String) -> Void
     private let snapshotEpochs: Set<Int>
-    private let assembler = BatchAssembler()
-    private let loss = CrossEntropy()
     private var progress: TrainingProgress
     /// The run's identity: the configuration's hash, folded with the hashes of the initial
     /// weights and masks when the run starts from given ones.
@@ -30,10 +30,11 @@ public final class Trainer {
     /// Prepares a run. `snapshotEpochs` lists epochs after which the weights are kept as
     /// `epoch-K.safetensors` (θK, for late rewinding). Starts from `initialState` (weights and BN buffers, PyTorch names) when
     /// given, else from the seed's initialisation; applies `masks` (by parameter name). If the
-    /// directory holds a checkpoint of the same configuration the run resumes from it; one of
-    /// another configuration is an error rather than being overwritten.
+    /// directory holds a checkpoint of the same configuration the run resumes from it — whichever
+    /// device wrote it; one of another configuration is an error rather than being overwritten.
+    /// `device` runs the steps (the CPU unless a GPU is given).
     public init(config: TrainingConfig, data: DataSplits, directory: URL, initialState: Safetensors? = nil,
-                masks: [String: Tensor] = [:], snapshotEpochs: Set<Int> = [],
+                masks: [String: Tensor] = [:], snapshotEpochs: Set<Int> = [], device: ComputeDevice = .cpu,
                 log: @escaping (String) -> Void = { print($0) }) throws(ModelError) {
         self.snapshotEpochs = snapshotEpochs
         try config.validate()
@@ -42,6 +43,7 @@ public final class Trainer {
         self.directory = directory
         self.log = log
         network = ResNet18(.init(width: config.width, inputChannels: data.train.channels, classes: data.train.classes))
+        engine = try device.makeEngine(network: network, data: data, config: config)
         if initialState == nil && masks.isEmpty {
             identity = config.identity
         } else {
@@ -78,19 +80,21 @@ public final class Trainer {
             }
             if config.startEpoch > 0 { try fastForward(to: config.startEpoch) }
         }
+        try engine.synchronizeDevice()
     }
 
     /// Moves the schedule's clock and the shuffling and augmentation streams to where an
     /// uninterrupted run stands after `epochs` epochs, drawing (and discarding) exactly what
     /// those epochs would have drawn. The optimiser stays fresh.
     private func fastForward(to epochs: Int) throws(ModelError) {
+        // Must draw exactly what `epochPlans` draws per epoch.
         var shuffle = try TrainingProgress.stream(progress.shuffleState)
         var augmentation = try TrainingProgress.stream(progress.augmentationState)
-        let padding = BatchAssembler.cropPadding(forSide: Swift.min(data.train.height, data.train.width))
+        let padding = BatchPlan.cropPadding(forSide: Swift.min(data.train.height, data.train.width))
         for _ in 0..<epochs {
             _ = shuffle.permutation(data.train.count)
             if config.augment {
-                for _ in 0..<data.train.count { _ = BatchAssembler.drawCrop(padding: padding, random: &augmentation) }
+                for _ in 0..<data.train.count { _ = BatchPlan.drawCrop(padding: padding, random: &augmentation) }
             }
         }
         progress.shuffleState = TrainingProgress.hex(shuffle)
@@ -123,34 +127,26 @@ public final class Trainer {
         let start = Date()
         var shuffle = try TrainingProgress.stream(progress.shuffleState)
         var augmentation: RandomStream? = config.augment ? try TrainingProgress.stream(progress.augmentationState) : nil
-        let order = shuffle.permutation(data.train.count)
+        let plans = Self.epochPlans(data.train, batchSize: config.batchSize, shuffle: &shuffle, augmentation: &augmentation)
         let totalSteps = stepsPerEpoch * config.epochs
+        let rates = plans.indices.map { Float(config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps + $0, totalSteps: totalSteps)) }
         let firstRate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
-        var lossSum = 0.0, correct = 0
-        for first in stride(from: 0, to: order.count, by: config.batchSize) {
-            let indices = order[first..<Swift.min(first + config.batchSize, order.count)]
-            let x = assembler.assemble(data.train, indices: indices, random: &augmentation)
-            let logits = network.forward(x, training: true)
-            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
-            network.backward(loss.backward(like: logits))
-            let rate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
-            config.optimizer.step(network.parameters, learningRate: Float(rate), firstStep: !progress.momentumInitialized)
-            progress.optimizerSteps += 1
-            progress.momentumInitialized = true
-            lossSum += result.loss * Double(indices.count)
-            correct += result.correct
-        }
+        let (lossSum, correct) = try engine.trainEpoch(plans, learningRates: rates, momentumInitialized: progress.momentumInitialized)
+        progress.optimizerSteps += plans.count
+        progress.momentumInitialized = true
         let trainSeconds = Date().timeIntervalSince(start)
-        let validation = data.validation.count > 0 ? evaluate(data.validation).accuracy : nil
-        let test = evaluate(data.test)
+        let validation = data.validation.count > 0 ? try evaluate(.validation).accuracy : nil
+        let test = try evaluate(.test)
+        let count = data.train.count
         let metrics = EpochMetrics(
-            epoch: epoch, trainLoss: lossSum / Double(order.count), trainAccuracy: Double(correct) / Double(order.count),
+            epoch: epoch, trainLoss: lossSum / Double(count), trainAccuracy: Double(correct) / Double(count),
             validationAccuracy: validation, testAccuracy: test.accuracy, testLoss: test.loss, learningRate: firstRate,
-            seconds: Date().timeIntervalSince(start), imagesPerSecond: Double(order.count) / trainSeconds)
+            seconds: Date().timeIntervalSince(start), imagesPerSecond: Double(count) / trainSeconds)
         progress.completedEpochs = epoch
         progress.shuffleState = TrainingProgress.hex(shuffle)
         if let augmentation { progress.augmentationState = TrainingProgress.hex(augmentation) }
         progress.history.append(metrics)
+        try engine.synchronizeHost()
         if let validation, validation > (progress.bestValidationAccuracy ?? -1) {
             progress.bestValidationAccuracy = validation
             progress.bestEpoch = epoch
@@ -163,19 +159,22 @@ public final class Trainer {
         return metrics
     }
 
-    /// Mean loss and top-1 accuracy over `dataset` in evaluation mode.
-    public func evaluate(_ dataset: ImageDataset) -> (loss: Double, accuracy: Double) {
-        var lossSum = 0.0, correct = 0
-        var noAugmentation: RandomStream? = nil
-        for first in stride(from: 0, to: dataset.count, by: config.batchSize) {
-            let indices = (first..<Swift.min(first + config.batchSize, dataset.count)).map { $0 }
-            let x = assembler.assemble(dataset, indices: indices[...], random: &noAugmentation)
-            let logits = network.forward(x, training: false)
-            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
-            lossSum += result.loss * Double(indices.count)
-            correct += result.correct
+    /// The batches of one epoch: a fresh permutation from `shuffle`, cut into batches, each
+    /// image's crop and flip drawn from `augmentation` when augmenting. Both devices train on
+    /// these plans, so they see the same images in the same order.
+    public static func epochPlans(_ dataset: ImageDataset, batchSize: Int, shuffle: inout RandomStream,
+                                  augmentation: inout RandomStream?) -> [BatchPlan] {
+        let order = shuffle.permutation(dataset.count)
+        return stride(from: 0, to: order.count, by: batchSize).map { first in
+            BatchPlan(dataset, indices: order[first..<Swift.min(first + batchSize, order.count)], random: &augmentation)
         }
-        return (lossSum / Double(Swift.max(dataset.count, 1)), Double(correct) / Double(Swift.max(dataset.count, 1)))
+    }
+
+    /// Mean loss and top-1 accuracy over a held-out split in evaluation mode.
+    public func evaluate(_ split: EvaluationSplit) throws(ModelError) -> (loss: Double, accuracy: Double) {
+        let count = Double(Swift.max(split == .test ? data.test.count : data.validation.count, 1))
+        let totals = try engine.evaluate(split)
+        return (totals.lossSum / count, Double(totals.correct) / count)
     }
 
     private func saveWeights(to url: URL, extra: [String: String] = [:]) throws(ModelError) {
@@ -195,7 +194,8 @@ public final class Trainer {
                                  parameters: network.parameterCount,
                                  prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
                                  remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
-                                 blasCore: BLAS.coreName, threads: BLAS.threads)
+                                 blasCore: BLAS.coreName, threads: BLAS.threads,
+                                 device: engine.deviceName, precision: engine.precisionName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -214,8 +214,10 @@ public final class Trainer {
         guard progress.bestEpoch != nil, FileManager.default.fileExists(atPath: url.path) else { return nil }
         let final = network.state.map { $0.tensor.clone() }
         try network.loadState(from: try Safetensors(contentsOf: url), source: url.path)
-        let accuracy = evaluate(data.test).accuracy
+        try engine.synchronizeDevice()
+        let accuracy = try evaluate(.test).accuracy
         for ((_, tensor), saved) in zip(network.state, final) { tensor.copy(from: saved) }
+        try engine.synchronizeDevice()
         return accuracy
     }
 
@@ -246,4 +248,7 @@ public struct RunSummary: Codable, Sendable {
     public var parameters: Int, prunable: Int, remaining: Int
     /// The BLAS kernel family and thread count the run used.
     public var blasCore: String, threads: Int
+    /// The device that ran the last epochs ("cpu", "cuda:0 NVIDIA H200") and its precision
+    /// ("fp32", "tf32"); absent in files written before GPUs were supported.
+    public var device: String?, precision: String?
 }

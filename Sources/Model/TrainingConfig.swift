@@ -45,6 +45,10 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     /// training runs epochs K+1…epochs with the learning-rate schedule and the data order
     /// fast-forwarded to epoch K+1 and a fresh optimiser. 0 starts at the beginning.
     public var startEpoch: Int
+    /// The GPU arithmetic (`fp32` or `tf32`); nil leaves it to the device (TF32 on a GPU). The
+    /// CPU always computes in fp32. Left out of the canonical JSON when nil, so configurations
+    /// written before the field existed keep their identity.
+    public var precision: Precision?
 
     /// The shape of a synthetic dataset.
     public struct SyntheticShape: Codable, Hashable, Sendable {
@@ -66,7 +70,8 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     public init(dataset: Dataset = .cifar10, width: Int = 64, epochs: Int = 200, batchSize: Int = 128,
                 learningRate: Double = 0.1, schedule: LearningRateSchedule = .multiStep(milestones: [60, 120, 160], gamma: 0.2),
                 optimizer: SGD = SGD(), augment: Bool = true, validationSize: Int = 5000,
-                trainLimit: Int? = nil, testLimit: Int? = nil, synthetic: SyntheticShape? = nil, seed: UInt64 = 0, startEpoch: Int = 0) {
+                trainLimit: Int? = nil, testLimit: Int? = nil, synthetic: SyntheticShape? = nil, seed: UInt64 = 0, startEpoch: Int = 0,
+                precision: Precision? = nil) {
         self.dataset = dataset
         self.width = width
         self.epochs = epochs
@@ -81,6 +86,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
         self.synthetic = synthetic
         self.seed = seed
         self.startEpoch = startEpoch
+        self.precision = precision
     }
 
     /// Checks every field, naming the first that cannot work.

@@ -66,11 +66,16 @@ public struct Hello: Codable, Equatable, Sendable {
     public var gpu: String?
     /// The cluster.json host the worker was started for (host-level limits apply to it).
     public var group: String?
+    /// The device it trains on, in words ("cpu", or the GPU with its driver and libraries), and
+    /// the precision it uses where the experiment names none ("fp32" on CPUs, "tf32" on GPUs).
+    public var device: String?, precision: String?
 
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
-                running: [String] = [], gpu: String? = nil, group: String? = nil) {
+                running: [String] = [], gpu: String? = nil, group: String? = nil, device: String? = nil, precision: String? = nil) {
         self.group = group
+        self.device = device
+        self.precision = precision
         self.worker = worker
         self.host = host
         self.cores = cores

@@ -38,7 +38,8 @@ public final class WorkerAgent: Sendable {
         store = try ArtifactStore(runDirectory: options.cache)
         // Scratch per process: a restarted worker must not share run folders with a
         // predecessor that may still be winding down.
-        runner = StepRunner(store: store, scratch: options.cache.appendingPathComponent("scratch").appendingPathComponent(String(getpid())))
+        runner = StepRunner(store: store, scratch: options.cache.appendingPathComponent("scratch").appendingPathComponent(String(getpid())),
+                            device: options.device)
     }
 
     /// Works until the coordinator says the sweep is over (returns 0) or refuses this worker
@@ -114,7 +115,8 @@ public final class WorkerAgent: Sendable {
         send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
                           blasCore: BLAS.coreName, version: CodeVersion.current, running: current.map { [$0] } ?? [],
-                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group)))
+                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group,
+                          device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
         log("connecting to \(options.endpoint) as \(options.name)")

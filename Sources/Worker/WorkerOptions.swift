@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Protocol
 
 /// How a worker joins a sweep.
@@ -19,10 +20,15 @@ public struct WorkerOptions: Sendable {
     public var group: String?
     /// CURVE: this worker's key pair and the coordinator's public key (nil: plain TCP).
     public var curve: (keys: CurveKeyPair, serverKey: String)?
+    /// Where training steps run, and the device's description for `hello`.
+    public var device: ComputeDevice, deviceDescription: String
 
     /// Worker options.
     public init(endpoint: String, name: String, threads: Int, heartbeatSeconds: Double = 2.5, missedHeartbeats: Int = 3,
-                cache: URL, exitWithParent: Bool = false, group: String? = nil, curve: (keys: CurveKeyPair, serverKey: String)? = nil) {
+                cache: URL, exitWithParent: Bool = false, group: String? = nil, curve: (keys: CurveKeyPair, serverKey: String)? = nil,
+                device: ComputeDevice = .cpu, deviceDescription: String = "cpu") {
+        self.device = device
+        self.deviceDescription = deviceDescription
         self.group = group
         self.curve = curve
         self.endpoint = endpoint

@@ -78,14 +78,14 @@ import Testing
                                     labels: [0, 1], mean: [0.5], std: [0.25])
         let assembler = BatchAssembler()
         var none: RandomStream? = nil
-        let plain = assembler.assemble(data, indices: [1, 0][...], random: &none)
+        let plain = assembler.assemble(data, plan: BatchPlan(data, indices: [1, 0][...], random: &none))
         #expect(assembler.labels == [1, 0])
         #expect(plain.batch == 2 && plain.data[0] == (0 / 255 - 0.5) / 0.25)
         #expect(abs(plain.data[5] - (20 / 255 - 0.5) / 0.25) < 1e-6)
         var random: RandomStream? = RandomStream(seed: 3, stream: .augmentation)
         var padded = 0, flippedOrShifted = 0
         for _ in 0..<20 {
-            let batch = assembler.assemble(data, indices: [0][...], random: &random)
+            let batch = assembler.assemble(data, plan: BatchPlan(data, indices: [0][...], random: &random))
             let values = Array(UnsafeBufferPointer(start: batch.data, count: 64))
             padded += values.filter { $0 == -2 }.count > 8 ? 1 : 0
             flippedOrShifted += abs(values[9] - plain.data[64 + 9]) > 1e-6 ? 1 : 0

@@ -2,15 +2,10 @@ import Foundation
 import Testing
 @testable import Model
 
-/// ‖a − b‖ / ‖b‖ in Double.
+/// ‖a − b‖ / ‖b‖ in Double (the GPU self-test's measure, so both report the same number).
 func relativeError(_ a: [Float], _ b: [Float]) -> Double {
     precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) elements")
-    var difference = 0.0, norm = 0.0
-    for (x, y) in zip(a, b) {
-        difference += Double(x - y) * Double(x - y)
-        norm += Double(y) * Double(y)
-    }
-    return (difference / Swift.max(norm, 1e-300)).squareRoot()
+    return GPUParity.relativeError(a, b)
 }
 
 /// The PyTorch fixtures copied from `shared/fixtures` (see `Fixtures/README.md`).

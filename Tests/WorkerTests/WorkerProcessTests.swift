@@ -37,6 +37,28 @@ import Testing
          "--schedule", "cosine", "--validation-size", "64", "--seed", "3", "--threads", "1", "--out", directory.path]
     }
 
+    /// On a machine without CUDA, `--device cuda` stops before anything is written, with one
+    /// line naming the missing driver library.
+    @Test func deviceCudaWithoutCUDAIsOneLineAndWritesNothing() throws {
+        guard dlopen("libcuda.so.1", RTLD_NOW) == nil else { return print("skipped: this machine has a CUDA driver") }
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = directory.appendingPathComponent("run")
+        let process = Process()
+        process.executableURL = Self.worker
+        process.arguments = ["train", "--device", "cuda", "--dataset", "synthetic", "--epochs", "1", "--out", run.path]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 1 && text.contains("libcuda.so.1"), "stderr: \(text)")
+        #expect(!FileManager.default.fileExists(atPath: run.path))
+    }
+
     /// `kill -9` after the first checkpoint, the same command again: the run resumes and ends
     /// with weights bit-identical to an uninterrupted run's.
     @Test(.timeLimit(.minutes(3)))

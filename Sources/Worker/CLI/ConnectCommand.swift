@@ -30,7 +30,8 @@ struct ConnectCommand: ParsableCommand {
     }
 
     func run() throws {
-        say(try compute.prepare())
+        let (device, lines) = try compute.prepare()
+        lines.forEach(say)
         let name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let cacheURL = cache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
             .appendingPathComponent(".cache/prunesweep/worker-\(name)")
@@ -47,7 +48,8 @@ struct ConnectCommand: ParsableCommand {
         }
         let options = WorkerOptions(endpoint: connect, name: name, threads: compute.threads, heartbeatSeconds: heartbeat,
                                     missedHeartbeats: missedHeartbeats, cache: cacheURL, exitWithParent: exitWithParent,
-                                    group: group, curve: curve)
+                                    group: group, curve: curve, device: device,
+                                    deviceDescription: { if case .cuda(let gpu) = device { return gpu.info.summary } else { return "cpu" } }())
         say(curve.map { "CURVE: this worker's key \($0.keys.publicKey)" } ?? "no encryption (no --server-key/--key)")
         let agent = try WorkerAgent(options: options) { line in say("[\(name)] \(line)") }
         let status = agent.run()

@@ -36,7 +36,8 @@ struct PruneCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        say(try compute.prepare())
+        // Pruning scores on the CPU (SynFlow in float64) whatever --device says.
+        try compute.prepare(opensDevice: false).lines.forEach(say)
         let pruning = try pruningMethod()
         try failing { () throws(ModelError) in
             try pruning.validate()

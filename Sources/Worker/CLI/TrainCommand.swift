@@ -34,10 +34,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Keep the weights after these epochs as epoch-K.safetensors (comma-separated), for late rewinding.")
     var saveEpochs = ""
     @Option(help: "Run directory for checkpoints, weights and metrics.json.") var out = "runs/train"
+    @Option(help: "GPU arithmetic: fp32 or tf32 (default tf32 on a GPU; the CPU always computes in fp32).") var precision: Precision?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        say(try compute.prepare())
+        let (device, lines) = try compute.prepare(precision: precision)
+        lines.forEach(say)
         let learningRateSchedule: LearningRateSchedule
         switch schedule {
         case "multistep":
@@ -54,7 +56,8 @@ struct TrainCommand: ParsableCommand {
             dataset: dataset, width: width, epochs: epochs, batchSize: batchSize, learningRate: learningRate,
             schedule: learningRateSchedule, optimizer: SGD(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov),
             augment: !noAugment, validationSize: validationSize, trainLimit: trainLimit, testLimit: testLimit,
-            synthetic: dataset == .synthetic ? .init(trainCount: 2048, testCount: 512, side: 16) : nil, seed: seed, startEpoch: startEpoch)
+            synthetic: dataset == .synthetic ? .init(trainCount: 2048, testCount: 512, side: 16) : nil, seed: seed, startEpoch: startEpoch,
+            precision: precision)
         let snapshots = Set(saveEpochs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
         let directory = URL(fileURLWithPath: out)
         try failing { () throws(ModelError) in
@@ -70,7 +73,7 @@ struct TrainCommand: ParsableCommand {
                 say("mask \(mask): density \(String(format: "%.4f", set.density)) (\(set.kept) of \(set.total) prunable weights)")
             }
             let trainer = try Trainer(config: config, data: data, directory: directory, initialState: initialState, masks: masks,
-                                      snapshotEpochs: snapshots, log: say)
+                                      snapshotEpochs: snapshots, device: device, log: say)
             say("run \(config.identity.prefix(12)) in \(directory.path): width \(width), \(trainer.network.parameterCount) parameters, batch \(batchSize), \(epochs) epochs")
             try trainer.run()
             let final = trainer.history.last?.testAccuracy ?? 0

@@ -10,7 +10,7 @@ struct WorkerCommand: ParsableCommand {
         commandName: "worker",
         abstract: "Runs PruneSweep training and pruning steps on this machine.",
         subcommands: [ConnectCommand.self, TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self,
-                      BenchCommand.self, BLASProbeCommand.self],
+                      BenchCommand.self, SelfTestCommand.self, BLASProbeCommand.self],
         defaultSubcommand: ConnectCommand.self)
 }
 
@@ -18,17 +18,46 @@ struct WorkerCommand: ParsableCommand {
 struct ComputeOptions: ParsableArguments {
     @Option(help: "Threads for the BLAS and element-wise loops (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Where training runs: auto (a GPU when a driver and a device are present), cpu, cuda or cuda:N.")
+    var device = "auto"
 
-    /// Applies the thread count and makes sure the fastest BLAS kernel runs (may re-execute
-    /// the program); returns the line that says which.
-    func prepare() throws -> String {
+    func validate() throws {
+        guard ComputeDevice.Request(device) != nil else { throw ValidationError("--device must be auto, cpu, cuda or cuda:N, got \(device)") }
+    }
+
+    /// Opens the device (an explicit CUDA request that cannot be met ends the program with one
+    /// line naming what is missing, before anything is written), applies the thread count and
+    /// makes sure the fastest BLAS kernel runs (may re-execute the program). The first line
+    /// names the device and why it was chosen.
+    func prepare(precision: Precision? = nil, opensDevice: Bool = true) throws -> (device: ComputeDevice, lines: [String]) {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        let request = opensDevice ? ComputeDevice.Request(device) ?? .auto : .cpu
+        let opened: (device: ComputeDevice, reason: String)
+        do {
+            opened = try ComputeDevice.open(request)
+        } catch {
+            FileHandle.standardError.write(Data("error: --device \(request): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let line = BLASCoreSelection.ensureBestCore(threads: threads)
         BLAS.threads = threads
         Parallel.threads = threads
-        return line
+        return (opened.device, [Self.describe(opened.device, reason: opened.reason, precision: precision), line])
+    }
+
+    /// "device: cuda:0 NVIDIA H200 (sm_90, …), driver 13.0, cuDNN 9.14.0, NVRTC 13.0, precision tf32 (asked for)".
+    static func describe(_ device: ComputeDevice, reason: String, precision: Precision?) -> String {
+        switch device {
+        case .cpu:
+            return "device: cpu, precision fp32 (\(reason))"
+        case .cuda(let gpu):
+            let chosen = precision.map { "precision \($0.rawValue)" } ?? "precision tf32 unless the experiment asks for fp32"
+            return "device: \(gpu.info.summary), \(chosen) (\(reason))"
+        }
     }
 }
+
+extension Precision: ExpressibleByArgument {}
 
 /// Prints a `ModelError` as one line and exits non-zero, instead of a stack of types.
 func failing<T>(_ body: () throws(ModelError) -> T) throws -> T {
