@@ -1,38 +1,47 @@
-/// `aggregate.json`: results grouped by method, options and round/density, with statistics
-/// across seeds and the seeds still missing.
+/// `aggregate.json`: results grouped by the task they come from (method, options, round and,
+/// where density is a parameter, target density), with statistics across seeds and the seeds
+/// still missing.
 public struct AggregateRow: Codable, Equatable, Sendable {
-    /// The group: method, options, round, and the mean realised density and sparsity.
+    /// The group: method, options and round (LTH round / Han iteration).
     public var method: String, options: String, round: Int
-    /// Mean density and sparsity over the group's runs.
-    public var density: Double, sparsity: Double
+    /// The density the group's tasks aim at; nil for Han, whose density is realised.
+    public var targetDensity: Double?
+    /// Realised density and sparsity across seeds (they differ by seed for Han).
+    public var density: SeedStatistics, sparsity: SeedStatistics
     /// Final test accuracy across seeds.
     public var accuracy: SeedStatistics
-    /// Mean remaining weights, parameters and sizes.
-    public var remainingWeights: Double, parameters: Int, sizeMBDense: Double, sizeMBSparse: Double
+    /// Prunable weights kept, across seeds.
+    public var remainingWeights: SeedStatistics
+    /// Parameters, and mean sizes in MB (dense / sparse).
+    public var parameters: Int, sizeMBDense: Double, sizeMBSparse: Double
     /// Seeds of the sweep with no result in this group yet.
     public var missingSeeds: [UInt64]
 
-    /// Groups `records`; a group is one (method, options, round, target density) cell of the
-    /// sweep, identified here by method, options, round and density rounded to 4 decimals.
+    /// Groups `records` by what defines their task, never by realised density: Han lands a few
+    /// weights apart per seed, so keying on it would split every Han round into one group per seed.
     public static func aggregate(_ records: [ResultRecord], seeds: [UInt64]) -> [AggregateRow] {
-        struct Key: Hashable { var method: String, options: String, round: Int, density: Int }
-        var groups: [Key: [ResultRecord]] = [:]
-        var order: [Key] = []
+        struct Key: Hashable { var method: String, options: String, round: Int, targetDensity: Double? }
+        var position: [Key: Int] = [:]
+        var groups: [[ResultRecord]] = []
         for record in records {
-            let key = Key(method: record.method, options: record.options, round: record.round, density: Int((record.density * 1e4).rounded()))
-            if groups[key] == nil { order.append(key) }
-            groups[key, default: []].append(record)
+            let key = Key(method: record.method, options: record.options, round: record.round, targetDensity: record.targetDensity)
+            if let index = position[key] {
+                groups[index].append(record)
+            } else {
+                position[key] = groups.count
+                groups.append([record])
+            }
         }
-        return order.map { key in
-            let rows = groups[key]!
-            let n = Double(rows.count)
+        // Every group starts with the record that opened it, so rows[0] exists.
+        return groups.map { rows in
             let present = Set(rows.map(\.seed))
             return AggregateRow(
-                method: key.method, options: key.options, round: key.round,
-                density: rows.reduce(0) { $0 + $1.density } / n, sparsity: rows.reduce(0) { $0 + $1.sparsity } / n,
+                method: rows[0].method, options: rows[0].options, round: rows[0].round, targetDensity: rows[0].targetDensity,
+                density: SeedStatistics(rows.map(\.density)), sparsity: SeedStatistics(rows.map(\.sparsity)),
                 accuracy: SeedStatistics(rows.map(\.finalTestAccuracy)),
-                remainingWeights: Double(rows.reduce(0) { $0 + $1.remainingWeights }) / n, parameters: rows[0].parameters,
-                sizeMBDense: rows[0].sizeMBDense, sizeMBSparse: rows.reduce(0) { $0 + $1.sizeMBSparse } / n,
+                remainingWeights: SeedStatistics(rows.map { Double($0.remainingWeights) }),
+                parameters: rows[0].parameters, sizeMBDense: rows[0].sizeMBDense,
+                sizeMBSparse: rows.reduce(0) { $0 + $1.sizeMBSparse } / Double(rows.count),
                 missingSeeds: seeds.filter { !present.contains($0) })
         }
     }

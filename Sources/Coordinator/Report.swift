@@ -6,9 +6,15 @@ public enum Report {
     /// The markdown report.
     public static func markdown(sweep: String, rows: [AggregateRow]) -> String {
         func percent(_ value: Double) -> String { String(format: "%.2f", 100 * value) }
+        // A figure the seeds agree on at the printed precision (a preset density) gets no "± 0.0000".
+        func spread(_ statistics: SeedStatistics, _ format: (Double) -> String) -> String {
+            guard let halfWidth = statistics.ci95.map(format), halfWidth != format(0) else { return format(statistics.mean) }
+            return format(statistics.mean) + " ± " + halfWidth
+        }
         var lines = [
             "# Sweep \(sweep)", "",
-            "Accuracy is the final test accuracy, mean ± 95% confidence half-width (Student t) across seeds.", "",
+            "Accuracy is the final test accuracy. Sparsity, accuracy and remaining weights are means across seeds,",
+            "± the 95% confidence half-width (Student t) where the seeds differ at the printed precision.", "",
             "| method | options | round | sparsity | accuracy (%) | n | missing seeds | remaining weights | size MB (dense / sparse) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
@@ -16,11 +22,12 @@ public enum Report {
         for row in rows.sorted(by: { a, b in
             if a.method != b.method { return a.method < b.method }
             if a.options != b.options { return a.options.compare(b.options, options: .numeric) == .orderedAscending }
-            return a.sparsity < b.sparsity
+            return a.sparsity.mean < b.sparsity.mean
         }) {
-            let accuracy = percent(row.accuracy.mean) + (row.accuracy.ci95.map { " ± " + percent($0) } ?? "")
+            let sparsity = spread(row.sparsity) { String(format: "%.4f", $0) }
+            let remaining = spread(row.remainingWeights) { String(Int($0.rounded())) }
             let missing = row.missingSeeds.isEmpty ? "–" : row.missingSeeds.map(String.init).joined(separator: ", ")
-            lines.append("| \(row.method) | \(row.options.isEmpty ? "–" : row.options) | \(row.round) | \(String(format: "%.4f", row.sparsity)) | \(accuracy) | \(row.accuracy.n) | \(missing) | \(Int(row.remainingWeights.rounded())) | \(String(format: "%.2f", row.sizeMBDense)) / \(String(format: "%.2f", row.sizeMBSparse)) |")
+            lines.append("| \(row.method) | \(row.options.isEmpty ? "–" : row.options) | \(row.round) | \(sparsity) | \(spread(row.accuracy, percent)) | \(row.accuracy.n) | \(missing) | \(remaining) | \(String(format: "%.2f", row.sizeMBDense)) / \(String(format: "%.2f", row.sizeMBSparse)) |")
         }
         lines += ["", "![accuracy vs sparsity](curve.svg)", ""]
         return lines.joined(separator: "\n")
@@ -45,16 +52,16 @@ public enum Report {
             svg.append("<text x=\"\(margin - 8)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(String(format: "%.1f", tick))</text>")
         }
         for (index, (name, group)) in ordered.enumerated() {
-            let points = group.sorted { $0.sparsity < $1.sparsity }
+            let points = group.sorted { $0.sparsity.mean < $1.sparsity.mean }
             let colour = colours[index % colours.count]
-            let upper = points.map { "\(x($0.sparsity)),\(y($0.accuracy.mean + ($0.accuracy.ci95 ?? 0)))" }
-            let lower = points.reversed().map { "\(x($0.sparsity)),\(y($0.accuracy.mean - ($0.accuracy.ci95 ?? 0)))" }
+            let upper = points.map { "\(x($0.sparsity.mean)),\(y($0.accuracy.mean + ($0.accuracy.ci95 ?? 0)))" }
+            let lower = points.reversed().map { "\(x($0.sparsity.mean)),\(y($0.accuracy.mean - ($0.accuracy.ci95 ?? 0)))" }
             if points.contains(where: { $0.accuracy.ci95 != nil }) {
                 svg.append("<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(colour)\" fill-opacity=\"0.15\" stroke=\"none\"/>")
             }
-            let line = points.map { "\(x($0.sparsity)),\(y($0.accuracy.mean))" }.joined(separator: " ")
+            let line = points.map { "\(x($0.sparsity.mean)),\(y($0.accuracy.mean))" }.joined(separator: " ")
             svg.append("<polyline points=\"\(line)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"/>")
-            for point in points { svg.append("<circle cx=\"\(x(point.sparsity))\" cy=\"\(y(point.accuracy.mean))\" r=\"3\" fill=\"\(colour)\"/>") }
+            for point in points { svg.append("<circle cx=\"\(x(point.sparsity.mean))\" cy=\"\(y(point.accuracy.mean))\" r=\"3\" fill=\"\(colour)\"/>") }
             svg.append("<text x=\"\(width - margin + 5 - 150)\" y=\"\(margin + 16 * Double(index))\" fill=\"\(colour)\">\(name)</text>")
         }
         svg.append("</svg>")

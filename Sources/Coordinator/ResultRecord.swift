@@ -3,7 +3,11 @@
 public struct ResultRecord: Codable, Equatable, Sendable {
     /// Method family, distinguishing options, run seed and round (LTH round / Han iteration).
     public var method: String, options: String, seed: UInt64, round: Int
-    /// Fraction of prunable weights kept, and removed.
+    /// The density the task aimed at, where density is a parameter of the step (SynFlow, the
+    /// baselines, Lottery Ticket's 0.8^r); nil for Han, whose density is realised from the data.
+    /// Records written before this field existed decode with nil (see `SweepOutputs.write`).
+    public var targetDensity: Double?
+    /// Fraction of prunable weights kept, and removed, as realised.
     public var density: Double, sparsity: Double
     /// Prunable weights kept, and prunable weights in all.
     public var remainingWeights: Int, prunableWeights: Int

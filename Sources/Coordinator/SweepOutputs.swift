@@ -7,7 +7,9 @@ public enum SweepOutputs {
     /// Writes all four from the journal's accepted results and returns the report's path.
     @discardableResult
     public static func write(journal: Journal, sweep: SweepSpec, runDirectory: URL) throws -> URL {
+        let plan = try SweepPlan(sweep)
         let records = try journal.results().compactMap { try? JSONDecoder().decode(ResultRecord.self, from: Data($0.utf8)) }
+            .map { withTargetDensity($0, from: plan) }
         let rows = AggregateRow.aggregate(records, seeds: sweep.seeds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -19,6 +21,20 @@ public enum SweepOutputs {
         return report
     }
 
+    /// `record` with its target density, taken from `plan` when the record predates the field:
+    /// among the plan's reported tasks with the record's method, options, seed and round, the one
+    /// whose target is nearest the realised density (SynFlow's targets lie far apart, a few
+    /// weights is all a realised density misses by). Han's tasks have no target, so it stays nil.
+    static func withTargetDensity(_ record: ResultRecord, from plan: SweepPlan) -> ResultRecord {
+        guard record.targetDensity == nil else { return record }
+        let targets = plan.tasks.map(\.labels).filter {
+            $0.reported && $0.method == record.method && $0.options == record.options && $0.seed == record.seed && $0.round == record.round
+        }.compactMap(\.targetDensity)
+        var filled = record
+        filled.targetDensity = targets.min { abs($0 - record.density) < abs($1 - record.density) }
+        return filled
+    }
+
     /// The results record of a finished training task.
     public static func record(for task: TaskSpec, summary: RunSummary, wallSeconds: Double, worker: String, host: String,
                               codeVersion: String) -> ResultRecord {
@@ -26,6 +42,7 @@ public enum SweepOutputs {
         let sizes = ResultRecord.sizes(parameters: summary.parameters, prunable: summary.prunable, remaining: summary.remaining)
         var record = ResultRecord(
             method: task.labels.method, options: task.labels.options, seed: task.labels.seed, round: task.labels.round,
+            targetDensity: task.labels.targetDensity,
             density: density, sparsity: 1 - density, remainingWeights: summary.remaining, prunableWeights: summary.prunable,
             parameters: summary.parameters, sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse,
             bestValidationAccuracy: summary.bestValidationAccuracy, finalTestAccuracy: summary.finalTestAccuracy,

@@ -40,14 +40,15 @@ public struct TaskSpec: Codable, Hashable, Sendable {
     /// The result labels.
     public var labels: Labels
 
-    /// A one-line description for progress output, e.g. "train synflow T=100 seed 42 d=0.05".
+    /// A one-line description for progress output, e.g. "train synflow T=100 seed 42 d=0.05"; the
+    /// density has four significant digits, so 0.8³ (0.5120000000000001 in binary) reads 0.512.
     public var summary: String {
         let kind = switch step { case .initialise: "init"; case .train: "train"; case .prune: "prune" }
         var parts = labels.method == kind ? [kind] : [kind, labels.method]
         if !labels.options.isEmpty { parts.append(labels.options) }
         parts.append("seed \(labels.seed)")
         if labels.round > 0 { parts.append("round \(labels.round)") }
-        if let density = labels.targetDensity, density < 1 { parts.append("d=\(density)") }
+        if let density = labels.targetDensity, density < 1 { parts.append("d=" + String(format: "%.4g", density)) }
         return parts.joined(separator: " ")
     }
 

@@ -31,7 +31,7 @@ import Testing
         #expect(aggregate.count == 4)
         for row in aggregate {
             let group = results.filter {
-                $0["options"] as? String == row["options"] as? String && abs(($0["density"] as! Double) - (row["density"] as! Double)) < 1e-3
+                $0["options"] as? String == row["options"] as? String && $0["targetDensity"] as? Double == row["targetDensity"] as? Double
             }
             let accuracies = group.map { $0["finalTestAccuracy"] as! Double }
             #expect(accuracies.count == 3)

@@ -8,7 +8,7 @@ import Testing
 @Suite struct ResultsTests {
     static func record(_ method: String, seed: UInt64, density: Double, accuracy: Double) -> ResultRecord {
         let sizes = ResultRecord.sizes(parameters: 1000, prunable: 800, remaining: Int(800 * density))
-        return ResultRecord(method: method, options: "", seed: seed, round: 0, density: density, sparsity: 1 - density,
+        return ResultRecord(method: method, options: "", seed: seed, round: 0, targetDensity: density, density: density, sparsity: 1 - density,
                             remainingWeights: Int(800 * density), prunableWeights: 800, parameters: 1000,
                             sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse, bestValidationAccuracy: nil,
                             finalTestAccuracy: accuracy, bestValidationTestAccuracy: nil, epochs: 2, wallSeconds: 1,
