@@ -66,11 +66,14 @@ public struct Hello: Codable, Equatable, Sendable {
     public var gpu: String?
     /// The cluster.json host the worker was started for (host-level limits apply to it).
     public var group: String?
+    /// Tasks the worker runs at once: its credit never exceeds this, less the tasks it holds.
+    public var slots: Int
 
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
-                running: [String] = [], gpu: String? = nil, group: String? = nil) {
+                running: [String] = [], gpu: String? = nil, group: String? = nil, slots: Int = 1) {
         self.group = group
+        self.slots = slots
         self.worker = worker
         self.host = host
         self.cores = cores
