@@ -32,6 +32,7 @@ public struct LocalExecutor {
             do {
                 let output = try runner.run(task, inputs: inputs, checkpoint: row.checkpoint,
                                             onEpoch: { _, checkpoint in try? journal.checkpoint(row.id, artifact: checkpoint) }, log: log)
+                try task.checkOutputs(output.artifacts, inputs: inputs, store: store)
                 var record = "{}"
                 if let summary = output.summary, task.labels.reported {
                     let result = SweepOutputs.record(for: task, summary: summary, wallSeconds: Date().timeIntervalSince(start),

@@ -17,6 +17,8 @@ public struct SweepCoordinator {
         public var failed: Int
         /// Frames the coordinator rejected.
         public var rejectedFrames: Int
+        /// Messages refused for coming from a worker that did not hold the task.
+        public var refusedMessages: Int
         /// Per task: seconds from dispatch to accepted result beyond the worker's step time.
         public var overheads: [Double]
     }
@@ -108,6 +110,7 @@ public struct SweepCoordinator {
         loop.stop()
         let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
         let failed = try journal.tasks().filter { $0.state != .done }.count
-        return Outcome(report: report, failed: failed, rejectedFrames: server.rejectedFrames, overheads: server.overheads)
+        return Outcome(report: report, failed: failed, rejectedFrames: server.rejectedFrames,
+                       refusedMessages: server.refusedMessages, overheads: server.overheads)
     }
 }

@@ -5,10 +5,12 @@ import Protocol
 /// The coordinator's side of the wire: one ROUTER, the workers' sessions, and the journal.
 /// Every method runs on the socket's thread (the `SocketLoop` calls `receive` and `tick`), so
 /// the state needs no locks; the journal commits each change before any answer goes out.
-/// What it does, in the order a task lives: hand runnable tasks to workers with credit, serve
-/// their input artifacts in chunks, store uploaded checkpoints and outputs (hash-checked),
-/// record progress, accept each result once, re-queue the tasks of lost workers (they resume
-/// from their last checkpoint), retry failed ones elsewhere and quarantine failing workers.
+/// What it does, in the order a task lives: hand runnable tasks to workers with credit (never
+/// more than a worker's slots), serve their input artifacts in chunks, store uploaded
+/// checkpoints and outputs (hash-checked), record progress, accept each result once and only
+/// from the worker holding the attempt with the outputs its step makes, re-queue the tasks of
+/// lost workers (they resume from their last checkpoint), retry failed ones elsewhere and
+/// quarantine failing workers.
 public final class SweepServer: @unchecked Sendable {
     /// Limits from cluster.json.
     public struct Options: Sendable {
@@ -53,6 +55,9 @@ public final class SweepServer: @unchecked Sendable {
     private var finished = false
     /// Frames rejected as malformed, of an unknown version or type (read after `stop`).
     public private(set) var rejectedFrames = 0
+    /// Well-formed messages refused: a result, progress or error from a worker that does not
+    /// hold the task's current attempt, or an upload from a worker that holds no task.
+    public private(set) var refusedMessages = 0
     /// Per finished task: seconds from dispatch to result minus the worker's step time.
     public private(set) var overheads: [Double] = []
 
@@ -107,11 +112,27 @@ public final class SweepServer: @unchecked Sendable {
         try? journal.note("rejected-frame", ["reason": reason])
     }
 
+    private func refuse(_ peer: Data, _ what: String, event: String) {
+        refusedMessages += 1
+        let who = sessions[peer]?.name ?? "an unknown peer"
+        log("refused \(what) from \(who) (\(refusedMessages) refused so far)")
+        try? journal.note(event, ["worker": who, "reason": what])
+    }
+
+    /// Whether `session` holds `attempt` of `task`. Anything it says of a task it does not
+    /// hold (a forgery, or news of an attempt that was taken from it) changes nothing: it is
+    /// refused and answered with `cancel`.
+    private func holds(_ session: WorkerSession, _ task: String, attempt: Int, _ what: String) throws -> Bool {
+        guard session.running[task] != attempt else { return true }
+        refuse(session.peer, "\(what) for attempt \(attempt) of \(try describe(task)), which this worker does not hold", event: "refused-message")
+        send(session.peer, .cancel(Cancel(taskID: task, reason: "this worker does not hold attempt \(attempt) of the task")))
+        return false
+    }
+
     private func handle(_ message: Message, from peer: Data) throws {
         switch message {
         case .hello(let hello): try join(peer, hello)
         case .artifactChunk(let chunk, let bytes): try upload(chunk, bytes, from: peer)
-        case .result(let result): try complete(result, from: peer)
         default:
             guard var session = sessions[peer] else {
                 // A worker the coordinator does not know (it restarted, or declared the worker lost).
@@ -119,12 +140,16 @@ public final class SweepServer: @unchecked Sendable {
             }
             switch message {
             case .ready(let ready):
-                session.credit += max(0, ready.credit)
+                session.grant(ready.credit)
                 sessions[peer] = session
                 needsDispatch = true
-            case .progress(let progress): try record(progress, session: session)
+            case .progress(let progress):
+                if try holds(session, progress.taskID, attempt: progress.attempt, "progress") { try record(progress, session: session) }
+            case .result(let result):
+                if try holds(session, result.taskID, attempt: result.attempt, "a result") { try complete(result, session: session) }
+            case .error(let failure):
+                if try holds(session, failure.taskID, attempt: failure.attempt, "an error") { try fail(failure, session: session) }
             case .artifactGet(let request): try serve(request, to: peer)
-            case .error(let failure): try fail(failure, session: session)
             case .heartbeat: break
             default: reject(peer, "a worker may not send \(message.type)")
             }
@@ -135,6 +160,10 @@ public final class SweepServer: @unchecked Sendable {
         guard hello.version == CodeVersion.current else {
             log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
             return send(peer, .shutdown(Shutdown(reason: "refused: version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
+        }
+        guard hello.slots >= 1 else {
+            log("refused worker \(hello.worker) on \(hello.host): its hello declares \(hello.slots) slots; a worker runs at least 1 task")
+            return send(peer, .shutdown(Shutdown(reason: "refused: hello field slots is \(hello.slots); declare at least 1")))
         }
         // The same worker on a new connection, or a new process under a name seen before:
         // whatever its old session ran and it no longer runs is lost.
@@ -166,7 +195,6 @@ public final class SweepServer: @unchecked Sendable {
     }
 
     private func record(_ progress: Protocol.Progress, session: WorkerSession) throws {
-        guard session.running[progress.taskID] == progress.attempt else { return }
         if let checkpoint = progress.checkpoint, store.contains(checkpoint) {
             try journal.checkpoint(progress.taskID, artifact: checkpoint)
         }
@@ -194,6 +222,13 @@ public final class SweepServer: @unchecked Sendable {
 
     private func upload(_ chunk: ArtifactChunk, _ bytes: Data, from peer: Data) throws {
         let key = peer.base64EncodedString() + "/" + chunk.hash
+        guard let session = sessions[peer], !session.running.isEmpty else {
+            // Chunks name no task: only a worker that holds one uploads (its checkpoints and
+            // outputs). The first chunk is refused aloud, the rest of the artifact quietly.
+            uploads[key] = nil
+            if chunk.offset == 0 { refuse(peer, "an upload of artifact \(chunk.hash.prefix(12)) (it holds no task)", event: "artifact-refused") }
+            return
+        }
         var buffer = uploads[key] ?? Data()
         guard chunk.offset == buffer.count else {
             uploads[key] = nil
@@ -206,28 +241,27 @@ public final class SweepServer: @unchecked Sendable {
         }
         uploads[key] = nil
         do { try store.put(buffer, expected: chunk.hash) } catch {
-            log("refused an upload from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
+            log("refused an upload from \(session.name): \(error)")
             try journal.note("artifact-refused", ["hash": chunk.hash, "reason": "\(error)"])
         }
     }
 
     // MARK: outcomes
 
-    private func complete(_ result: TaskResult, from peer: Data) throws {
-        let session = sessions[peer]
+    private func complete(_ result: TaskResult, session: WorkerSession) throws {
+        let peer = session.peer, worker = session.name
+        guard let row = try journal.task(result.taskID) else { return reject(peer, "result for unknown task \(result.taskID.prefix(12))") }
+        let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+        do {
+            try task.checkOutputs(result.outputs, inputs: try journal.inputArtifacts(of: row, spec: task), store: store)
+        } catch {
+            // Outputs that are missing, corrupt or not what the step makes are an error of
+            // this attempt (it retries elsewhere), never a silent accept.
+            return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: "\(error)"), session: session)
+        }
         sessions[peer]?.running[result.taskID] = nil
         sessions[peer]?.consecutiveFailures = 0
         sessions[peer]?.status = "idle"
-        let worker = session?.name ?? "unknown"
-        if let missing = result.outputs.values.first(where: { !store.contains($0) }) {
-            // Outputs that never arrived intact are an error of this attempt, never a silent accept.
-            let failure = TaskFailure(taskID: result.taskID, attempt: result.attempt,
-                                      message: "output artifact \(missing.prefix(12)) did not arrive intact")
-            if let session { try fail(failure, session: session) }
-            return
-        }
-        guard let row = try journal.task(result.taskID) else { return reject(peer, "result for unknown task \(result.taskID.prefix(12))") }
-        let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
         let step = (try? JSONDecoder().decode(StepTimes.self, from: Data(result.metrics.utf8))) ?? StepTimes(stepSeconds: 0)
         let elapsed = dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) } ?? step.stepSeconds
         var record = "{}"
@@ -236,8 +270,8 @@ public final class SweepServer: @unchecked Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             var line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
-                                           host: session?.hello.host ?? "unknown", codeVersion: CodeVersion.current)
-            line.gpu = session?.hello.gpu
+                                           host: session.hello.host, codeVersion: CodeVersion.current)
+            line.gpu = session.hello.gpu
             record = String(decoding: try encoder.encode(line), as: UTF8.self)
         }
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)
@@ -337,7 +371,7 @@ public final class SweepServer: @unchecked Sendable {
         }
         for row in runnable {
             let candidates = sessions.values.filter { session in
-                guard !session.quarantined && session.credit > 0 else { return false }
+                guard !session.quarantined && session.capacity > 0 else { return false }
                 guard let group = session.hello.group, let cap = options.hostCaps[group] else { return true }
                 return sessions.values.filter { $0.hello.group == group }.reduce(0) { $0 + $1.running.count } < cap
             }

@@ -10,7 +10,7 @@ struct WorkerSession {
     var hello: Hello
     /// Heartbeat bookkeeping.
     var liveness: Liveness
-    /// Tasks it asked for and has not been given yet.
+    /// Tasks it asked for and has not been given yet (never more than its slots).
     var credit = 0
     /// Its tasks, with their attempt numbers.
     var running: [String: Int] = [:]
@@ -23,4 +23,13 @@ struct WorkerSession {
 
     /// The worker's name.
     var name: String { hello.worker }
+
+    /// Tasks it may be given now: its credit, less what its declared slots cannot run beside
+    /// the tasks it already holds (a peer asking for more than it can run gets no more).
+    var capacity: Int { max(0, min(credit, hello.slots - running.count)) }
+
+    /// Adds credit from a `ready`, capped at the worker's slots.
+    mutating func grant(_ asked: Int) {
+        credit = min(hello.slots, credit + max(0, min(asked, hello.slots)))
+    }
 }

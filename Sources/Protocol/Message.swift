@@ -69,11 +69,15 @@ public struct Hello: Codable, Equatable, Sendable {
     /// The device it trains on, in words ("cpu", or the GPU with its driver and libraries), and
     /// the precision it uses where the experiment names none ("fp32" on CPUs, "tf32" on GPUs).
     public var device: String?, precision: String?
+    /// Tasks the worker runs at once: its credit never exceeds this, less the tasks it holds.
+    public var slots: Int
 
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
-                running: [String] = [], gpu: String? = nil, group: String? = nil, device: String? = nil, precision: String? = nil) {
+                running: [String] = [], gpu: String? = nil, group: String? = nil, slots: Int = 1,
+                device: String? = nil, precision: String? = nil) {
         self.group = group
+        self.slots = slots
         self.device = device
         self.precision = precision
         self.worker = worker

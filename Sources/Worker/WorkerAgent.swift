@@ -108,14 +108,16 @@ public final class WorkerAgent: Sendable {
         }
     }
 
-    /// Hello (with the task still running, so a restarted coordinator can adopt it), the
-    /// results not yet acknowledged, and credit when idle.
+    /// Hello (with the task still running and those with results not yet acknowledged, so a
+    /// restarted coordinator adopts them: it takes results only from the worker holding the
+    /// task), those results, and credit when idle. One task thread: one slot.
     private func introduce() {
         let (current, pending, idle) = state.with { s in (s.current, Array(s.pending.values), s.current == nil && s.queue.isEmpty) }
+        let held = (current.map { [$0] } ?? []) + pending.map(\.taskID).filter { $0 != current }
         send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
-                          blasCore: BLAS.coreName, version: CodeVersion.current, running: current.map { [$0] } ?? [],
-                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group,
+                          blasCore: BLAS.coreName, version: CodeVersion.current, running: held,
+                          gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group, slots: 1,
                           device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
@@ -163,6 +165,8 @@ public final class WorkerAgent: Sendable {
             state.with { s in
                 s.cancelled.insert(cancel.taskID)
                 s.queue.removeAll { $0.taskID == cancel.taskID }
+                // The coordinator will not take a result of it from this worker any more.
+                s.pending[cancel.taskID] = nil
             }
             log("cancelled \(cancel.taskID.prefix(12)): \(cancel.reason)")
         case .shutdown(let shutdown):

@@ -158,7 +158,8 @@ import Testing
             [Data("prunesweep/1".utf8), Data("launch-missiles".utf8), Data("{}".utf8)],               // unknown type
             Wire.encode(.artifactChunk(ArtifactChunk(hash: "ab", offset: 90, total: 100), Data(count: 20))), // chunk past its end
         ]
-        // Well-formed, but the bytes do not hash to the name they were sent under.
+        // Well-formed, but from a peer that holds no task (and the bytes do not hash to the
+        // name they were sent under): refused.
         let forged = Wire.encode(.artifactChunk(ArtifactChunk(hash: String(repeating: "0", count: 64), offset: 0, total: 3), Data([1, 2, 3])))
         for message in frames + [forged] { _ = try rogue.send(message, dontWait: false) }
         coordinator.waitUntilExit()
@@ -167,6 +168,7 @@ import Testing
         #expect(coordinator.terminationStatus == 0, "\(text)")
         #expect(text.contains("rejected frames: \(frames.count)"), "\(text)")
         #expect(try Journal(directory: harness.run).eventCount("rejected-frame") == frames.count)
+        #expect(text.contains("refused messages: 1"), "\(text)")
         #expect(try Journal(directory: harness.run).eventCount("artifact-refused") == 1, "a forged artifact was not refused")
         let store = try ArtifactStore(runDirectory: harness.run)
         #expect(!store.contains(String(repeating: "0", count: 64)))

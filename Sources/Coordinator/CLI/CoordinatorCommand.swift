@@ -64,6 +64,7 @@ struct RunSweep: ParsableCommand {
                                overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count))
                 }
                 say("rejected frames: \(outcome.rejectedFrames)")
+                say("refused messages: \(outcome.refusedMessages)")
                 say(String(format: "wall time: %.1f s", Date().timeIntervalSince(start)))
                 say("report: \(outcome.report.path)")
                 if outcome.failed > 0 {
