@@ -75,7 +75,13 @@ done
 mkdir -p "$out"
 rm -f "$out"/prunesweep-worker-*.tar.xz
 bundle="$out/$name.tar.xz"
-tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner -cf - prunesweep | xz -T0 -9 > "$bundle"
+# The two binaries are mostly the same code (Swift runtime, Foundation, our libraries): a
+# dictionary as large as the whole lets xz store the second as references to the first
+# (29 MB instead of 43 MB with -9's 64 MiB). It costs ~11 × the dictionary in memory to
+# pack, and the dictionary itself to unpack.
+dictionary_mib=$(( $(du -sm "$root" | cut -f1) + 8 ))
+tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner -cf - prunesweep |
+  xz -T1 --lzma2=preset=9,dict="${dictionary_mib}MiB" > "$bundle"
 
 # Check what was packed, unpacked as a host would see it: every library outside the base
 # resolves inside the bundle, and both programs start with an empty environment.
