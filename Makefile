@@ -7,7 +7,7 @@ SWIFT_BUILD := swift build -c release
 WORKER := .build/release/worker
 COORDINATOR := .build/release/coordinator
 
-.PHONY: deps build run test bench
+.PHONY: deps build run test bench bundle
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -31,3 +31,8 @@ test: deps
 
 bench: build
 	$(WORKER) bench
+
+# A worker + coordinator bundle for hosts without Swift or our packages (docs/gpu.md):
+# dist/prunesweep-worker-COMMIT.tar.xz.
+bundle: deps
+	scripts/bundle.sh dist
