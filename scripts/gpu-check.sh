@@ -86,7 +86,7 @@ run() {
   { echo "bundle: $bundle"; head -4 "$scratch/prunesweep/BUILD"; } | tee -a "$out/log.txt"
 
   step nvidia-smi 15 sh -c 'nvidia-smi -L && nvidia-smi --query-gpu=driver_version,name,memory.total --format=csv'
-  step selftest 120 "$worker" selftest --device cuda --data-dir "$PWD/$dir/fashion-mnist" --json "$out/selftest.json"
+  step selftest 150 "$worker" selftest --device cuda --data-dir "$PWD/$dir/fashion-mnist" --json "$out/selftest.json"
   for precision in fp32 tf32; do
     for batch in 128 512; do
       step "bench-$precision-$batch" 45 "$worker" bench --device cuda --precision "$precision" \
@@ -95,7 +95,7 @@ run() {
   done
   if python3 -c 'import torch' 2>/dev/null; then
     echo "$anchor_runs" > "$scratch/anchor_runs.py"
-    step pytorch 120 python3 "$scratch/anchor_runs.py" "$dir"
+    step pytorch 90 python3 "$scratch/anchor_runs.py" "$dir"
     grep '^{' "$scratch/pytorch.out" > "$out/torch.jsonl" || true
   else
     printf 'pytorch\tskipped (python3 cannot import torch)\t0\n' >> "$out/steps.tsv"
