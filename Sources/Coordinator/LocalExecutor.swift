@@ -8,11 +8,14 @@ public struct LocalExecutor {
     public let sweep: SweepSpec
     /// Its run directory.
     public let runDirectory: URL
+    /// The dataset's directory (nil: the dataset's default).
+    public let dataDirectory: URL?
 
-    /// An executor of `sweep` in `runDirectory`.
-    public init(sweep: SweepSpec, runDirectory: URL) {
+    /// An executor of `sweep` in `runDirectory`, reading the dataset from `dataDirectory`.
+    public init(sweep: SweepSpec, runDirectory: URL, dataDirectory: URL? = nil) {
         self.sweep = sweep
         self.runDirectory = runDirectory
+        self.dataDirectory = dataDirectory
     }
 
     /// Runs every runnable task until none is left and writes the outputs; returns the report.
@@ -21,7 +24,7 @@ public struct LocalExecutor {
         try journal.record(sweep: sweep, plan: try SweepPlan(sweep), extend: extend)
         try journal.requeueInterrupted()
         let store = try ArtifactStore(runDirectory: runDirectory)
-        let runner = StepRunner(store: store, scratch: runDirectory.appendingPathComponent("scratch"))
+        let runner = StepRunner(store: store, scratch: runDirectory.appendingPathComponent("scratch"), dataDirectory: dataDirectory)
         let host = ProcessInfo.processInfo.hostName
         while let row = try journal.runnable().first {
             let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))

@@ -34,11 +34,12 @@ public struct StepRunner: Sendable {
     /// the hash of an epoch checkpoint of an earlier attempt to resume from. `onEpoch` hears
     /// each finished epoch with the hash of its checkpoint, stored; `isCancelled` is asked
     /// before every epoch and stops the step with `SweepError.cancelled`.
-    public func run(_ task: TaskSpec, inputs: [String: String], checkpoint: String? = nil,
+    public func run(_ task: TaskSpec, inputs: [String: String], checkpoint: String? = nil, dataDirectory: URL? = nil,
                     onEpoch: @escaping (EpochMetrics, String) -> Void = { _, _ in },
                     isCancelled: @escaping () -> Bool = { false },
                     log: @escaping (String) -> Void = { _ in }) throws -> Output {
         let directory = scratch.appendingPathComponent(task.id)
+        let dataDirectory = dataDirectory ?? self.dataDirectory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         func file(_ role: String) throws -> URL {
             guard let hash = inputs[role] else { throw SweepError.invalid("task \(task.id.prefix(12)) has no input \(role)") }

@@ -8,6 +8,8 @@ import Protocol
 public struct SweepCoordinator {
     /// The sweep, its run directory and the cluster that runs it.
     public let sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig
+    /// Where the coordinator reads the dataset it serves to the workers (nil: its default).
+    public let dataDirectory: URL?
 
     /// What a finished sweep leaves for the caller to report.
     public struct Outcome: Sendable {
@@ -23,11 +25,13 @@ public struct SweepCoordinator {
         public var overheads: [Double]
     }
 
-    /// A coordinator of `sweep` in `runDirectory` over `cluster`.
-    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig) {
+    /// A coordinator of `sweep` in `runDirectory` over `cluster`, serving the dataset of
+    /// `dataDirectory`.
+    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, dataDirectory: URL? = nil) {
         self.sweep = sweep
         self.runDirectory = runDirectory
         self.cluster = cluster
+        self.dataDirectory = dataDirectory
     }
 
     /// Runs the sweep to its end. `log` hears every line of live progress; `onBound` the endpoint.
@@ -39,7 +43,14 @@ public struct SweepCoordinator {
         let requeued = try journal.requeueInterrupted()
         if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
-        let server = SweepServer(journal: journal, store: store, options: .init(cluster: cluster), log: log)
+        var options = SweepServer.Options(cluster: cluster)
+        let dataset = try sweep.resolvedPreset().training.dataset
+        options.datasetFiles = try DatasetShipment.stage(dataset, from: dataDirectory, into: store)
+        if !options.datasetFiles.isEmpty {
+            let bytes = options.datasetFiles.values.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: store.url($1).path)[.size] as? Int) ?? 0) }
+            log("dataset \(dataset.rawValue): \(options.datasetFiles.count) files, \(String(format: "%.1f", Double(bytes) / 1e6)) MB, served to workers that lack them (fetched once, cached by hash)")
+        }
+        let server = SweepServer(journal: journal, store: store, options: options, log: log)
         let security = try WireSecurity(cluster: cluster)
         let zap = try security.map { security in
             try ZAPHandler(authorized: security.authorized) { address, key, allowed in

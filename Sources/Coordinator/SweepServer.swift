@@ -22,6 +22,8 @@ public final class SweepServer: @unchecked Sendable {
         public var statusEvery: Double
         /// Tasks at once per cluster.json host, for hosts that set `maxTasks`.
         public var hostCaps: [String: Int]
+        /// The sweep's dataset files by name and hash, sent with every task (`DatasetShipment`).
+        public var datasetFiles: [String: String] = [:]
 
         /// Options from a cluster.
         public init(cluster: ClusterConfig, statusEvery: Double = 10) {
@@ -388,7 +390,8 @@ public final class SweepServer: @unchecked Sendable {
             sessions[chosen.peer]?.running[row.id] = attempt
             sessions[chosen.peer]?.status = task.summary
             dispatchedAt[row.id] = Date()
-            send(chosen.peer, .task(TaskAssignment(taskID: row.id, attempt: attempt, spec: row.spec, inputs: inputs)))
+            send(chosen.peer, .task(TaskAssignment(taskID: row.id, attempt: attempt, spec: row.spec, inputs: inputs,
+                                                   datasetFiles: options.datasetFiles)))
             let from = row.checkpoint == nil ? "" : " (resuming from its checkpoint)"
             log("start \(task.summary) on \(chosen.name), attempt \(attempt)\(from)")
         }

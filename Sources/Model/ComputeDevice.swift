@@ -43,7 +43,7 @@ public enum ComputeDevice: Sendable {
             do {
                 return (.cuda(try CUDADevice(index: 0)), "auto: a CUDA driver and device are present")
             } catch {
-                return (.cpu, "auto: no usable GPU (\(error))")
+                return (.cpu, "auto: no usable GPU, \(error)")
             }
         }
     }

@@ -109,13 +109,17 @@ public struct TaskAssignment: Codable, Equatable, Sendable {
     public var spec: String
     /// Input artifacts by role ("weights", "mask", "checkpoint"…), as content hashes.
     public var inputs: [String: String]
+    /// The sweep's dataset files by name, as content hashes (nil or empty for generated data):
+    /// a worker fetches the ones it lacks like any other artifact.
+    public var datasetFiles: [String: String]?
 
     /// A task record.
-    public init(taskID: String, attempt: Int, spec: String, inputs: [String: String]) {
+    public init(taskID: String, attempt: Int, spec: String, inputs: [String: String], datasetFiles: [String: String]? = nil) {
         self.taskID = taskID
         self.attempt = attempt
         self.spec = spec
         self.inputs = inputs
+        self.datasetFiles = datasetFiles
     }
 }
 

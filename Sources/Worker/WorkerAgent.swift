@@ -204,10 +204,11 @@ public final class WorkerAgent: Sendable {
             var inputs = assignment.inputs
             let checkpoint = inputs.removeValue(forKey: "checkpoint")
             for hash in Set(inputs.values).union(checkpoint.map { [$0] } ?? []) { try fetch(hash) }
+            let dataDirectory = try dataset(assignment.datasetFiles ?? [:])
             log("start \(task.summary) (attempt \(assignment.attempt))\(checkpoint == nil ? "" : ", resuming from the coordinator's checkpoint")")
             let epochs = if case .train(let config) = task.step { config.epochs } else { 0 }
             let clock = Date()
-            let output = try runner.run(task, inputs: inputs, checkpoint: checkpoint, onEpoch: { [self] metrics, checkpoint in
+            let output = try runner.run(task, inputs: inputs, checkpoint: checkpoint, dataDirectory: dataDirectory, onEpoch: { [self] metrics, checkpoint in
                 upload(checkpoint)
                 send(.progress(Protocol.Progress(taskID: id, attempt: assignment.attempt, epoch: metrics.epoch, epochs: epochs,
                                         metrics: ["trainLoss": metrics.trainLoss, "testAccuracy": metrics.testAccuracy,
@@ -241,6 +242,21 @@ public final class WorkerAgent: Sendable {
             send(.artifactChunk(ArtifactChunk(hash: hash, offset: offset, total: data.count), data.subdata(in: offset..<end)))
             offset = end
         } while offset < data.count
+    }
+
+    /// The directory of the sweep's dataset files, fetched from the coordinator the first time
+    /// (nil when the task's data is generated).
+    private func dataset(_ files: [String: String]) throws -> URL? {
+        guard !files.isEmpty else { return nil }
+        let missing = files.filter { !store.contains($0.value) }
+        if !missing.isEmpty {
+            let clock = Date()
+            for hash in Set(missing.values) { try fetch(hash) }
+            let bytes = missing.values.reduce(0) { $0 + ((try? store.data($1).count) ?? 0) }
+            log(String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
+                       missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock)))
+        }
+        return try DatasetShipment.directory(for: files, in: options.cache) { store.url($0) }
     }
 
     /// Fetches an artifact in chunks unless the cache has it; a lost request is asked again.

@@ -29,6 +29,8 @@ struct RunSweep: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a preset field, e.g. --set epochs=4 (repeatable; fields as in a sweep file's overrides).", valueName: "FIELD=VALUE"))
     var settings: [String] = []
     @Option(help: "The cluster file (default ./cluster.json, or 2 local workers × 1 thread when there is none).") var cluster: String?
+    @Option(help: "The dataset's directory on this machine (fashion-mnist: Debian's by default; cifar10: the binary version's files). Workers get the files from the coordinator.")
+    var dataDir: String?
     @Flag(help: "Run the tasks in this process, one after another, without workers.") var inProcess = false
     @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
 
@@ -45,6 +47,12 @@ struct RunSweep: ParsableCommand {
             if let preset { spec.preset = preset }
             spec.overrides = try spec.overrides.setting(settings)
             let plan = try SweepPlan(spec)
+            let dataDirectory = dataDir.map { URL(fileURLWithPath: $0) }
+            do {
+                _ = try spec.resolvedPreset().training.dataset.files(in: dataDirectory)
+            } catch let error as ModelError {
+                throw SweepError.invalid("cannot start the sweep: \(error)")
+            }
             let clusterConfig = try loadCluster()
             let line = BLASCoreSelection.ensureBestCore(threads: threads)
             BLAS.threads = threads
@@ -54,9 +62,9 @@ struct RunSweep: ParsableCommand {
             say("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
             if inProcess {
-                try runInProcess(spec, directory: directory, start: start)
+                try runInProcess(spec, directory: directory, dataDirectory: dataDirectory, start: start)
             } else {
-                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig)
+                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, dataDirectory: dataDirectory)
                     .run(extend: extend, log: { say($0) })
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {
@@ -85,9 +93,9 @@ struct RunSweep: ParsableCommand {
         return .thisMachine
     }
 
-    private func runInProcess(_ spec: SweepSpec, directory: URL, start: Date) throws {
+    private func runInProcess(_ spec: SweepSpec, directory: URL, dataDirectory: URL?, start: Date) throws {
         var done = 0
-        let report = try LocalExecutor(sweep: spec, runDirectory: directory).run(extend: extend) { message in
+        let report = try LocalExecutor(sweep: spec, runDirectory: directory, dataDirectory: dataDirectory).run(extend: extend) { message in
             if message.hasPrefix("done ") || message.hasPrefix("failed ") {
                 done += 1
                 say("[\(done)] \(message)  (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
