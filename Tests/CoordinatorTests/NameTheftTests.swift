@@ -47,7 +47,7 @@ import Testing
     func aLaunchedSlotsNameNeedsItsSecretAndARelaunchTakesOver() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
-        let sweep = #"{"name":"relaunch","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":3}}"#
+        let sweep = #"{"name":"relaunch","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":40}}"#
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: #""restarts": 2, "#,
                                                                      hosts: #"[{"name": "localhost", "workers": 1, "threads": 1}]"#)
         defer { if coordinator.isRunning { coordinator.terminate() } }
@@ -59,12 +59,16 @@ import Testing
         #expect(answers.contains { Self.isRefusal($0, "belongs to a slot the coordinator launched") }, "the impostor was not refused: \(answers)")
         impostor.close()
 
+        // Killed while it trains, the slot is relaunched with its secret and takes over its
+        // session before the old one falls silent for long enough to be lost.
+        try #require(SweepHarness.wait(seconds: 60) { (try? String(contentsOf: log, encoding: .utf8))?.contains("start train") == true },
+                     "the training never started")
         let first = try #require(SweepHarness.pid(of: "localhost-w1", in: try String(contentsOf: log, encoding: .utf8)))
         kill(first, SIGKILL)
         coordinator.waitUntilExit()
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(coordinator.terminationStatus == 0, "\(text)")
-        #expect(text.contains("restarting it"), "\(text)")
+        #expect(text.contains("restarting it") && text.contains("worker localhost-w1 lost (it restarted)"), "\(text)")
         #expect(joined() == 3, "the relaunched slot did not join exactly once more: \(text)")
         let journal = try Journal(directory: harness.run)
         #expect(try journal.eventCount("name-refused") == 1, "the relaunched slot was refused: \(text)")
