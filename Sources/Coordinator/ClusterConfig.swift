@@ -170,6 +170,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public var quarantineAfter: Int
     /// Times a local worker slot is restarted after its process died.
     public var restarts: Int
+    /// Seconds a task may run without progress before it is taken from its worker (nil:
+    /// 5× the slowest epoch seen, at least 10 minutes).
+    public var stallSeconds: Double?
     /// Encryption and authentication.
     public var security: Security
     /// The hosts.
@@ -177,7 +180,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
 
     /// A cluster.
     public init(bind: String = "tcp://127.0.0.1:5555", advertise: String? = nil, heartbeatSeconds: Double = 2.5, missedHeartbeats: Int = 3,
-                retryLimit: Int = 2, quarantineAfter: Int = 3, restarts: Int = 3, security: Security = Security(), hosts: [Host]) {
+                retryLimit: Int = 2, quarantineAfter: Int = 3, restarts: Int = 3, stallSeconds: Double? = nil, security: Security = Security(),
+                hosts: [Host]) {
+        self.stallSeconds = stallSeconds
         self.security = security
         self.advertise = advertise
         self.bind = bind
@@ -193,7 +198,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public static let thisMachine = ClusterConfig(hosts: [Host(name: "localhost", workers: 2, threads: 1)])
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case bind, advertise, heartbeatSeconds, missedHeartbeats, retryLimit, quarantineAfter, restarts, security, hosts
+        case bind, advertise, heartbeatSeconds, missedHeartbeats, retryLimit, quarantineAfter, restarts, stallSeconds, security, hosts
     }
 
     public init(from decoder: any Decoder) throws {
@@ -207,6 +212,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                   retryLimit: try c.decodeIfPresent(Int.self, forKey: .retryLimit) ?? d.retryLimit,
                   quarantineAfter: try c.decodeIfPresent(Int.self, forKey: .quarantineAfter) ?? d.quarantineAfter,
                   restarts: try c.decodeIfPresent(Int.self, forKey: .restarts) ?? d.restarts,
+                  stallSeconds: try c.decodeIfPresent(Double.self, forKey: .stallSeconds),
                   security: try c.decodeIfPresent(Security.self, forKey: .security) ?? d.security,
                   hosts: try c.decode([Host].self, forKey: .hosts))
     }
@@ -236,6 +242,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         guard missedHeartbeats >= 1 else { throw .invalid("field missedHeartbeats: \(missedHeartbeats) must be ≥ 1") }
         guard retryLimit >= 0 else { throw .invalid("field retryLimit: \(retryLimit) must be ≥ 0") }
         guard quarantineAfter >= 1 else { throw .invalid("field quarantineAfter: \(quarantineAfter) must be ≥ 1") }
+        if let stallSeconds, !(stallSeconds > 0) {
+            throw .invalid("field stallSeconds: \(stallSeconds) must be > 0 (seconds a task may go without progress); leave it out for 5× the slowest epoch, at least 600")
+        }
         guard restarts >= 0 else { throw .invalid("field restarts: \(restarts) must be ≥ 0") }
         if usesCurve {
             guard security.coordinatorKey != nil else {

@@ -289,6 +289,23 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Occurrences recorded by events of `kind`: throttled reports carry a `count` field (one
+    /// event per reason and interval), any other event counts once.
+    public func occurrences(_ kind: String) throws -> Int {
+        try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(COALESCE(CAST(json_extract(detail, '$.count') AS INTEGER), 1)), 0) FROM event WHERE kind = ?",
+                             arguments: [kind]) ?? 0
+        }
+    }
+
+    /// The details of the events of `kind`, oldest first.
+    public func events(_ kind: String) throws -> [[String: String]] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT detail FROM event WHERE kind = ? ORDER BY rowid", arguments: [kind])
+                .compactMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+        }
+    }
+
     /// The number of events of `kind` in the log.
     public func eventCount(_ kind: String) throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE kind = ?", arguments: [kind]) ?? 0 }

@@ -43,7 +43,8 @@ public struct SweepCoordinator {
         let requeued = try journal.requeueInterrupted()
         if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
-        var options = SweepServer.Options(cluster: cluster)
+        let secrets = SlotSecrets(cluster: cluster)
+        var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets)
         let dataset = try sweep.resolvedPreset().training.dataset
         options.datasetFiles = try DatasetShipment.stage(dataset, from: dataDirectory, into: store)
         if !options.datasetFiles.isEmpty {
@@ -51,46 +52,33 @@ public struct SweepCoordinator {
             log("dataset \(dataset.rawValue): \(options.datasetFiles.count) files, \(String(format: "%.1f", Double(bytes) / 1e6)) MB, served to workers that lack them (fetched once, cached by hash)")
         }
         let server = SweepServer(journal: journal, store: store, options: options, log: log)
+        let reports = server.reports
         let security = try WireSecurity(cluster: cluster)
         let zap = try security.map { security in
             try ZAPHandler(authorized: security.authorized) { address, key, allowed in
                 guard !allowed else { return }
-                log("refused a worker from \(address): its key \(key) is not authorised (\(security.authorizedSource)); it gets no task and no artifact")
-                try? journal.note("refused-worker", ["address": address, "key": key])
+                reports.report("refused-worker", reason: "key not authorised",
+                               line: "refused a worker from \(address): its key \(key) is not authorised (\(security.authorizedSource)); it gets no task and no artifact")
             }
         }
         defer { zap?.stop() }
         let bind = cluster.bind
-        let handshakeReports = Locked([String: (last: Date, count: Int)]())
         let loop: SocketLoop
         do {
             loop = try SocketLoop(setUp: {
                 let socket = try ZMQSocket(.router)
                 try socket.set(ZMQSocket.routerMandatory, 1)
-                try socket.set(ZMQSocket.routerHandover, 1)
                 if let security { try socket.makeCurveServer(security.coordinator) }
                 return (socket, try socket.bind(bind))
-            }, onMessage: { server.receive($0) }, onTick: { server.tick() }, onHandshake: { event in
-                // A peer with the wrong keys retries every few hundred milliseconds: report
-                // the first failure, then at most one line every 10 s with a count.
+            }, onMessage: { server.receive($0, senderKey: $1) }, onTick: { server.tick() }, onHandshake: { event in
+                // A peer with the wrong keys retries every few hundred milliseconds.
                 let why: String
                 switch event {
                 case .protocolError(let code): why = "ZMTP error 0x\(String(code, radix: 16)): a worker with the wrong coordinator key, or without CURVE"
                 case .failed(let errno): why = "errno \(errno): the peer hung up, as a worker without CURVE keys does"
                 case .succeeded, .refused: return
                 }
-                let line: String? = handshakeReports.with { reports in
-                    var report = reports[why] ?? (Date.distantPast, 0)
-                    report.count += 1
-                    defer { reports[why] = report }
-                    guard Date().timeIntervalSince(report.last) >= 10 else { return nil }
-                    defer { report = (Date(), 0) }
-                    return "refused a peer that failed the CURVE handshake (\(why))\(report.count > 1 ? "; \(report.count - 1) more like it since the last report" : "")"
-                }
-                if let line {
-                    log(line)
-                    try? journal.note("handshake-failed", ["reason": why])
-                }
+                reports.report("handshake-failed", reason: why, line: "refused a peer that failed the CURVE handshake (\(why))")
             })
         } catch {
             throw SweepError.invalid("cannot listen on \(bind) (cluster.json field bind): \(error); is another coordinator running? Use another port, or * for any free one")
@@ -104,7 +92,7 @@ public struct SweepCoordinator {
         }
         onBound(loop.endpoint)
         let launcher = WorkerLauncher(cluster: cluster, endpoint: loop.endpoint, runDirectory: runDirectory,
-                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, log: log)
+                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, secrets: secrets, log: log)
         do { try launcher.start() } catch {
             loop.stop()
             throw error
@@ -119,6 +107,7 @@ public struct SweepCoordinator {
         }
         launcher.stop(grace: 10)
         loop.stop()
+        reports.flushAll()
         let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
         let failed = try journal.tasks().filter { $0.state != .done }.count
         return Outcome(report: report, failed: failed, rejectedFrames: server.rejectedFrames,

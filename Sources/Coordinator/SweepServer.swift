@@ -9,8 +9,9 @@ import Protocol
 /// more than a worker's slots), serve their input artifacts in chunks, store uploaded
 /// checkpoints and outputs (hash-checked), record progress, accept each result once and only
 /// from the worker holding the attempt with the outputs its step makes, re-queue the tasks of
-/// lost workers (they resume from their last checkpoint), retry failed ones elsewhere and
-/// quarantine failing workers.
+/// lost workers and stalled tasks (they resume from their last checkpoint), retry failed ones
+/// elsewhere, quarantine failing or stalling workers, keep each worker name to its key and
+/// its live session, and report repeated trouble at most once per 10 s per reason.
 public final class SweepServer: @unchecked Sendable {
     /// Limits from cluster.json.
     public struct Options: Sendable {
@@ -24,9 +25,15 @@ public final class SweepServer: @unchecked Sendable {
         public var hostCaps: [String: Int]
         /// The sweep's dataset files by name and hash, sent with every task (`DatasetShipment`).
         public var datasetFiles: [String: String] = [:]
+        /// Seconds a task may go without progress (nil: derived from the epochs seen).
+        public var stallSeconds: Double?
+        /// The secrets of the slots the coordinator launches, by worker name.
+        public var slotSecrets: SlotSecrets
 
         /// Options from a cluster.
-        public init(cluster: ClusterConfig, statusEvery: Double = 10) {
+        public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets()) {
+            stallSeconds = cluster.stallSeconds
+            self.slotSecrets = slotSecrets
             heartbeatSeconds = cluster.heartbeatSeconds
             missedHeartbeats = cluster.missedHeartbeats
             retryLimit = cluster.retryLimit
@@ -52,6 +59,11 @@ public final class SweepServer: @unchecked Sendable {
     private var readCache: (hash: String, data: Data)?
     private var needsDispatch = true
     private var lastStatus = Date()
+    private var stallWatch: StallWatch
+    /// Worker names and the CURVE key that first used each in the sweep (kept in the journal).
+    private var nameKeys: [String: String]
+    /// The log and journal of rejected frames, refused messages and peers, rate-limited.
+    let reports: ReportThrottle
     private var trainingsThisRun = 0, trainingSecondsThisRun = 0.0
     private let finishedSignal = DispatchSemaphore(value: 0)
     private var finished = false
@@ -69,6 +81,10 @@ public final class SweepServer: @unchecked Sendable {
         self.store = store
         self.options = options
         self.log = log
+        stallWatch = StallWatch(fixedLimit: options.stallSeconds)
+        reports = ReportThrottle(journal: journal, log: log)
+        let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
+        nameKeys = Dictionary(bound, uniquingKeysWith: { first, _ in first })
     }
 
     /// Gives the server the function that queues frames on its socket. Call it before any
@@ -94,31 +110,45 @@ public final class SweepServer: @unchecked Sendable {
 
     // MARK: receiving
 
-    /// Handles one multipart message from the ROUTER (routing id first).
-    public func receive(_ frames: [Data]) {
-        guard let peer = frames.first, frames.count > 1 else { return reject(nil, "empty message") }
+    /// Handles one multipart message from the ROUTER (routing id first); `senderKey` is the
+    /// sender's CURVE public key when the wire is encrypted.
+    public func receive(_ frames: [Data], senderKey: String? = nil) {
+        guard let peer = frames.first, frames.count > 1 else { return reject(nil, "empty message", "a message with no frames after the routing id") }
         let message: Message
-        do { message = try Wire.decode(Array(frames.dropFirst())) } catch { return reject(peer, error.description) }
+        do { message = try Wire.decode(Array(frames.dropFirst())) } catch { return reject(peer, Self.kind(of: error), error.description) }
         sessions[peer]?.liveness.heard(at: now())
         do {
-            try handle(message, from: peer)
+            try handle(message, from: peer, senderKey: senderKey)
         } catch {
             log("error handling \(message.type) from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
         }
     }
 
-    private func reject(_ peer: Data?, _ reason: String) {
+    /// Counts a rejected frame; `reason` is its kind (the rate limit's key), `detail` says
+    /// what exactly was wrong with this one.
+    private func reject(_ peer: Data?, _ reason: String, _ detail: String) {
         rejectedFrames += 1
-        let who = peer.flatMap { sessions[$0]?.name } ?? "unknown peer"
-        log("rejected a frame from \(who): \(reason) (\(rejectedFrames) rejected so far)")
-        try? journal.note("rejected-frame", ["reason": reason])
+        let who = peer.flatMap { sessions[$0]?.name } ?? "an unknown peer"
+        reports.report("rejected-frame", reason: reason, line: "rejected a frame from \(who): \(detail) (\(rejectedFrames) rejected so far)")
     }
 
-    private func refuse(_ peer: Data, _ what: String, event: String) {
+    /// The kind of a wire error, without the parts that differ from frame to frame.
+    private static func kind(of error: WireError) -> String {
+        switch error {
+        case .tooFewFrames: "too few frames"
+        case .unknownProtocol: "unknown protocol"
+        case .unsupportedVersion: "unsupported protocol version"
+        case .unknownType: "unknown message type"
+        case .malformedHeader(let type, _): "\(type) header does not decode"
+        case .wrongPayload(let type, _): "\(type) with the wrong payload"
+        }
+    }
+
+    /// Counts a refused message; `reason` is its kind (the rate limit's key).
+    private func refuse(_ peer: Data, _ reason: String, _ detail: String, event: String) {
         refusedMessages += 1
         let who = sessions[peer]?.name ?? "an unknown peer"
-        log("refused \(what) from \(who) (\(refusedMessages) refused so far)")
-        try? journal.note(event, ["worker": who, "reason": what])
+        reports.report(event, reason: reason, line: "refused \(detail) from \(who) (\(refusedMessages) refused so far)")
     }
 
     /// Whether `session` holds `attempt` of `task`. Anything it says of a task it does not
@@ -126,14 +156,15 @@ public final class SweepServer: @unchecked Sendable {
     /// refused and answered with `cancel`.
     private func holds(_ session: WorkerSession, _ task: String, attempt: Int, _ what: String) throws -> Bool {
         guard session.running[task] != attempt else { return true }
-        refuse(session.peer, "\(what) for attempt \(attempt) of \(try describe(task)), which this worker does not hold", event: "refused-message")
+        refuse(session.peer, "\(what) for a task the worker does not hold",
+               "\(what) for attempt \(attempt) of \(try describe(task)), which this worker does not hold", event: "refused-message")
         send(session.peer, .cancel(Cancel(taskID: task, reason: "this worker does not hold attempt \(attempt) of the task")))
         return false
     }
 
-    private func handle(_ message: Message, from peer: Data) throws {
+    private func handle(_ message: Message, from peer: Data, senderKey: String?) throws {
         switch message {
-        case .hello(let hello): try join(peer, hello)
+        case .hello(let hello): try join(peer, hello, key: senderKey)
         case .artifactChunk(let chunk, let bytes): try upload(chunk, bytes, from: peer)
         default:
             guard var session = sessions[peer] else {
@@ -151,14 +182,21 @@ public final class SweepServer: @unchecked Sendable {
                 if try holds(session, result.taskID, attempt: result.attempt, "a result") { try complete(result, session: session) }
             case .error(let failure):
                 if try holds(session, failure.taskID, attempt: failure.attempt, "an error") { try fail(failure, session: session) }
-            case .artifactGet(let request): try serve(request, to: peer)
+            case .artifactGet(let request):
+                progressed(session)
+                try serve(request, to: peer)
             case .heartbeat: break
-            default: reject(peer, "a worker may not send \(message.type)")
+            default: reject(peer, "\(message.type) from a worker", "a worker may not send \(message.type)")
             }
         }
     }
 
-    private func join(_ peer: Data, _ hello: Hello) throws {
+    /// Only the task thread asks for and uploads artifacts: its holder's tasks are moving.
+    private func progressed(_ session: WorkerSession) {
+        for task in session.running.keys { stallWatch.progressed(task, at: now()) }
+    }
+
+    private func join(_ peer: Data, _ hello: Hello, key: String?) throws {
         guard hello.version == CodeVersion.current else {
             log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
             return send(peer, .shutdown(Shutdown(reason: "refused: version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
@@ -167,8 +205,16 @@ public final class SweepServer: @unchecked Sendable {
             log("refused worker \(hello.worker) on \(hello.host): its hello declares \(hello.slots) slots; a worker runs at least 1 task")
             return send(peer, .shutdown(Shutdown(reason: "refused: hello field slots is \(hello.slots); declare at least 1")))
         }
-        // The same worker on a new connection, or a new process under a name seen before:
-        // whatever its old session ran and it no longer runs is lost.
+        if let refusal = nameRefusal(peer, hello, key: key) {
+            refuse(peer, refusal.reason, "hello as worker \(hello.worker) (\(refusal.detail))", event: "name-refused")
+            return send(peer, .shutdown(Shutdown(reason: "refused: \(refusal.detail)")))
+        }
+        if let key, nameKeys[hello.worker] == nil {
+            nameKeys[hello.worker] = key
+            try journal.note("name-bound", ["worker": hello.worker, "key": key])
+        }
+        // The same worker on a new connection, or its slot relaunched (it proved so with its
+        // secret): whatever its old session ran and it no longer runs is lost.
         var carried: [String: Int] = [:]
         for (oldPeer, old) in sessions where old.name == hello.worker {
             sessions[oldPeer] = nil
@@ -182,6 +228,7 @@ public final class SweepServer: @unchecked Sendable {
         for task in hello.running where carried[task] == nil {
             if let attempt = try journal.adopt(task, worker: hello.worker) {
                 session.running[task] = attempt
+                stallWatch.progressed(task, at: now())
                 session.status = try describe(task)
                 dispatchedAt[task] = dispatchedAt[task] ?? Date()
                 log("worker \(hello.worker) still runs \(try describe(task)); adopted (attempt \(attempt))")
@@ -196,7 +243,31 @@ public final class SweepServer: @unchecked Sendable {
         needsDispatch = true
     }
 
+    /// Why `hello` may not speak for its worker name, if it may not. Under CURVE a name is
+    /// bound to the key that first used it in the sweep. A launched slot's name needs the
+    /// slot's secret. Any other name in use by a live session needs that session's secret
+    /// (the same process reconnecting); a second peer cannot take a live worker's session.
+    private func nameRefusal(_ peer: Data, _ hello: Hello, key: String?) -> (reason: String, detail: String)? {
+        if let key, let owner = nameKeys[hello.worker], owner != key {
+            return ("worker name bound to another key",
+                    "worker name \(hello.worker) belongs to CURVE key \(owner), which first used it in this sweep; this peer's key is \(key). Give this worker its own --name")
+        }
+        if let slotSecret = options.slotSecrets[hello.worker] {
+            guard hello.secret == slotSecret else {
+                return ("a launched slot's name without its secret",
+                        "worker name \(hello.worker) belongs to a slot the coordinator launched, and this hello lacks the slot's secret (\(SlotSecrets.environmentKey)). Give this worker another --name")
+            }
+            return nil
+        }
+        let time = now()
+        guard let live = sessions.values.first(where: { $0.name == hello.worker && $0.peer != peer && !$0.liveness.isDead(at: time) }),
+              hello.secret == nil || hello.secret != live.hello.secret else { return nil }
+        return ("worker name in use by a live session",
+                "worker name \(hello.worker) is in use by a live session, and this hello is not from the same process. Give this worker another --name, or stop the other one")
+    }
+
     private func record(_ progress: Protocol.Progress, session: WorkerSession) throws {
+        stallWatch.progressed(progress.taskID, at: now(), epochSeconds: progress.metrics["seconds"])
         if let checkpoint = progress.checkpoint, store.contains(checkpoint) {
             try journal.checkpoint(progress.taskID, artifact: checkpoint)
         }
@@ -228,13 +299,16 @@ public final class SweepServer: @unchecked Sendable {
             // Chunks name no task: only a worker that holds one uploads (its checkpoints and
             // outputs). The first chunk is refused aloud, the rest of the artifact quietly.
             uploads[key] = nil
-            if chunk.offset == 0 { refuse(peer, "an upload of artifact \(chunk.hash.prefix(12)) (it holds no task)", event: "artifact-refused") }
+            if chunk.offset == 0 {
+                refuse(peer, "an upload from a worker that holds no task", "an upload of artifact \(chunk.hash.prefix(12)) (it holds no task)", event: "artifact-refused")
+            }
             return
         }
+        progressed(session)
         var buffer = uploads[key] ?? Data()
         guard chunk.offset == buffer.count else {
             uploads[key] = nil
-            return reject(peer, "artifact \(chunk.hash.prefix(12)) chunk at \(chunk.offset) but \(buffer.count) bytes received")
+            return reject(peer, "artifact chunk out of order", "artifact \(chunk.hash.prefix(12)) chunk at \(chunk.offset) but \(buffer.count) bytes received")
         }
         buffer.append(bytes)
         if buffer.count < chunk.total {
@@ -252,7 +326,7 @@ public final class SweepServer: @unchecked Sendable {
 
     private func complete(_ result: TaskResult, session: WorkerSession) throws {
         let peer = session.peer, worker = session.name
-        guard let row = try journal.task(result.taskID) else { return reject(peer, "result for unknown task \(result.taskID.prefix(12))") }
+        guard let row = try journal.task(result.taskID) else { return reject(peer, "result for an unknown task", "result for unknown task \(result.taskID.prefix(12))") }
         let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
         do {
             try task.checkOutputs(result.outputs, inputs: try journal.inputArtifacts(of: row, spec: task), store: store)
@@ -262,6 +336,7 @@ public final class SweepServer: @unchecked Sendable {
             return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: "\(error)"), session: session)
         }
         sessions[peer]?.running[result.taskID] = nil
+        stallWatch.forget(result.taskID)
         sessions[peer]?.consecutiveFailures = 0
         sessions[peer]?.status = "idle"
         let step = (try? JSONDecoder().decode(StepTimes.self, from: Data(result.metrics.utf8))) ?? StepTimes(stepSeconds: 0)
@@ -300,24 +375,47 @@ public final class SweepServer: @unchecked Sendable {
         sessions[session.peer]?.running[failure.taskID] = nil
         sessions[session.peer]?.status = "idle"
         dispatchedAt[failure.taskID] = nil
+        stallWatch.forget(failure.taskID)
         failedOn[failure.taskID, default: []].insert(session.name)
         try journal.abandon(failure.taskID, attempt: failure.attempt, lostWorker: false, message: failure.message, retryLimit: options.retryLimit)
         let state = try journal.task(failure.taskID)?.state
         log("\(session.name) failed \(try describe(failure.taskID)): \(failure.message)\(state == .failed ? " — given up after \(options.retryLimit + 1) failures" : " — will retry on another worker")")
-        let failures = session.consecutiveFailures + 1
-        sessions[session.peer]?.consecutiveFailures = failures
-        if failures >= options.quarantineAfter {
-            sessions[session.peer]?.quarantined = true
-            try journal.note("quarantine", ["worker": session.name])
-            log("quarantined worker \(session.name) after \(failures) failed tasks in a row; check its log")
-            send(session.peer, .shutdown(Shutdown(reason: "refused: quarantined after \(failures) failed tasks in a row")))
-        }
+        try strike(session.peer, "failed")
         needsDispatch = true
+    }
+
+    /// Takes a task whose holder heartbeats but has shown no progress for longer than the
+    /// stall limit: it goes back to the queue as a lost task (no failure of the task) and
+    /// resumes elsewhere from its checkpoint; the worker is told to cancel it, and the stall
+    /// counts against the worker as a failure does.
+    private func stall(_ task: String, attempt: Int, session: WorkerSession, silence: Double) throws {
+        sessions[session.peer]?.running[task] = nil
+        sessions[session.peer]?.status = "idle"
+        failedOn[task, default: []].insert(session.name)
+        let seconds = String(format: "%.1f", silence), limit = String(format: "%.0f", stallWatch.limit)
+        try journal.note("stalled", ["worker": session.name, "task": task, "silentSeconds": seconds])
+        send(session.peer, .cancel(Cancel(taskID: task, reason: "no progress for \(seconds) s, over the stall limit of \(limit) s (cluster.json stallSeconds); the task runs elsewhere")))
+        try lose(task, attempt: attempt, worker: session.name, why: "no progress on the task for \(seconds) s, over the stall limit of \(limit) s, while it heartbeats")
+        try strike(session.peer, "failed or stalled")
+    }
+
+    /// One more failed (or stalled) task of a worker in a row; at `quarantineAfter` it gets
+    /// no more work and is told so.
+    private func strike(_ peer: Data, _ what: String) throws {
+        guard var session = sessions[peer] else { return }
+        session.consecutiveFailures += 1
+        defer { sessions[peer] = session }
+        guard session.consecutiveFailures >= options.quarantineAfter, !session.quarantined else { return }
+        session.quarantined = true
+        try journal.note("quarantine", ["worker": session.name])
+        log("quarantined worker \(session.name) after \(session.consecutiveFailures) \(what) tasks in a row; check its log")
+        send(peer, .shutdown(Shutdown(reason: "refused: quarantined after \(session.consecutiveFailures) \(what) tasks in a row")))
     }
 
     private func lose(_ task: String, attempt: Int, worker: String, why: String) throws {
         try journal.abandon(task, attempt: attempt, lostWorker: true, message: "worker \(worker) lost: \(why)", retryLimit: options.retryLimit)
         dispatchedAt[task] = nil
+        stallWatch.forget(task)
         let resume = try journal.task(task)?.checkpoint == nil ? "from the start" : "from its last checkpoint"
         log("worker \(worker) lost (\(why)); \(try describe(task)) goes back to the queue and resumes \(resume)")
         needsDispatch = true
@@ -332,9 +430,17 @@ public final class SweepServer: @unchecked Sendable {
 
     // MARK: the clock
 
-    /// Heartbeats, lost workers, dispatch, the live status line and the end of the sweep.
+    /// Heartbeats, lost workers, stalled tasks, dispatch, the live status line, the
+    /// rate-limited reports and the end of the sweep.
     public func tick() {
         let time = now()
+        for (peer, session) in sessions where !session.liveness.isDead(at: time) {
+            for (task, attempt) in session.running {
+                guard let silence = stallWatch.stalled(task, at: time) else { continue }
+                do { try stall(task, attempt: attempt, session: sessions[peer] ?? session, silence: silence) } catch { log("cannot take stalled \(task.prefix(12)) from \(session.name): \(error)") }
+            }
+        }
+        reports.flushDue(now: time)
         for (peer, session) in sessions {
             if session.liveness.isDead(at: time) {
                 sessions[peer] = nil
@@ -388,6 +494,7 @@ public final class SweepServer: @unchecked Sendable {
             let attempt = try journal.start(row.id, worker: chosen.name)
             sessions[chosen.peer]?.credit -= 1
             sessions[chosen.peer]?.running[row.id] = attempt
+            stallWatch.progressed(row.id, at: now())
             sessions[chosen.peer]?.status = task.summary
             dispatchedAt[row.id] = Date()
             send(chosen.peer, .task(TaskAssignment(taskID: row.id, attempt: attempt, spec: row.spec, inputs: inputs,

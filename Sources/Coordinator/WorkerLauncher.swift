@@ -22,15 +22,18 @@ public final class WorkerLauncher {
     private let runDirectory: URL
     private let defaultWorker: URL
     private let curve: (serverKey: String, workerKeyFile: String)?
+    private let secrets: SlotSecrets
     private let log: (String) -> Void
     private var stopping = false
 
     /// A launcher for `cluster`'s workers, which will connect to `endpoint` (or the cluster's
     /// `advertise` address); with `curve`,
-    /// they handshake with the coordinator's public key and the given secret key file.
+    /// they handshake with the coordinator's public key and the given secret key file. Each
+    /// launched slot gets its secret from `secrets` in its environment.
     public init(cluster: ClusterConfig, endpoint: String, runDirectory: URL, curve: (serverKey: String, workerKeyFile: String)? = nil,
-                log: @escaping (String) -> Void) {
+                secrets: SlotSecrets = SlotSecrets(), log: @escaping (String) -> Void) {
         self.cluster = cluster
+        self.secrets = secrets
         self.curve = curve
         self.endpoint = cluster.advertise ?? Self.connectable(endpoint)
         self.runDirectory = runDirectory
@@ -58,9 +61,11 @@ public final class WorkerLauncher {
             + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])
     }
 
-    /// The environment of a host's slot `index` (from 1): threads, the host's variables, its GPU.
+    /// The environment of a host's slot `index` (from 1): threads, the host's variables, its
+    /// GPU, and the slot's secret.
     private func environment(for host: ClusterConfig.Host, slot index: Int) -> [String: String] {
         var environment = ["OPENBLAS_NUM_THREADS": String(host.threads)]
+        if let secret = secrets["\(host.name)-w\(index)"] { environment[SlotSecrets.environmentKey] = secret }
         for (key, value) in host.environment { environment[key] = value }
         if let gpus = host.gpus, !gpus.isEmpty { environment["CUDA_VISIBLE_DEVICES"] = gpus[(index - 1) % gpus.count] }
         return environment

@@ -71,11 +71,17 @@ public struct Hello: Codable, Equatable, Sendable {
     public var device: String?, precision: String?
     /// Tasks the worker runs at once: its credit never exceeds this, less the tasks it holds.
     public var slots: Int
+    /// The worker's secret: its slot's, when the coordinator launched it (a relaunch takes
+    /// over the slot's session at once), else one of its own process (its reconnects are
+    /// recognised). A `hello` under the name of a live session without that session's secret
+    /// is refused.
+    public var secret: String?
 
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
                 running: [String] = [], gpu: String? = nil, group: String? = nil, slots: Int = 1,
-                device: String? = nil, precision: String? = nil) {
+                device: String? = nil, precision: String? = nil, secret: String? = nil) {
+        self.secret = secret
         self.group = group
         self.slots = slots
         self.device = device

@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// One OS thread that owns one ZeroMQ socket: it polls the socket and an eventfd, sends what
-/// other threads queued, hands every received multipart message to `onMessage`, and calls
+/// other threads queued, hands every received multipart message to `onMessage` (with its
+/// sender's CURVE public key, where the socket authenticates peers), and calls
 /// `onTick` at least every `tick` seconds (for heartbeats). libzmq sockets are not
 /// thread-safe, so this is the only thread that touches the socket; training and
 /// bookkeeping run elsewhere and talk to it through `send`.
@@ -31,7 +32,7 @@ public final class SocketLoop: Sendable {
     /// `onHandshake`, the outcome of every security handshake on the socket is reported.
     public init(tick: Double = 0.05,
                 setUp: @escaping @Sendable () throws -> (ZMQSocket, String),
-                onMessage: @escaping @Sendable ([Data]) -> Void,
+                onMessage: @escaping @Sendable (_ frames: [Data], _ senderKey: String?) -> Void,
                 onTick: @escaping @Sendable () -> Void = {},
                 onHandshake: (@Sendable (HandshakeEvent) -> Void)? = nil) throws {
         let descriptor = eventfd(0, Int32(EFD_NONBLOCK))
@@ -67,7 +68,7 @@ public final class SocketLoop: Sendable {
                     _ = try? socket.send(frames, dontWait: true)
                 }
                 if readable[0] {
-                    while let frames = try? socket.receive() { onMessage(frames) }
+                    while let received = try? socket.receiveMessage() { onMessage(received.frames, received.userID) }
                 }
                 if let monitor, let onHandshake, readable[1] {
                     while let frames = try? monitor.receive() {

@@ -47,10 +47,6 @@ public final class ZMQSocket {
 
     /// Option: a ROUTER send to an unknown peer fails instead of being dropped silently.
     public static let routerMandatory = ZMQ_ROUTER_MANDATORY
-    /// Option: a ROUTER hands an identity over to a reconnecting peer instead of refusing it.
-    public static let routerHandover = ZMQ_ROUTER_HANDOVER
-    /// Option: the identity this socket announces to a ROUTER.
-    public static let routingID = ZMQ_ROUTING_ID
 
     let handle: UnsafeMutableRawPointer
     private var closed = false
@@ -152,8 +148,14 @@ public final class ZMQSocket {
     }
 
     /// Receives one whole multipart message without waiting; nil when none is queued.
-    public func receive() throws(ZMQError) -> [Data]? {
+    public func receive() throws(ZMQError) -> [Data]? { try receiveMessage()?.frames }
+
+    /// Receives one whole multipart message without waiting, with the user id the
+    /// authentication handler gave its sender (its CURVE public key; nil without CURVE);
+    /// nil when none is queued.
+    public func receiveMessage() throws(ZMQError) -> (frames: [Data], userID: String?)? {
         var frames: [Data] = []
+        var userID: String?
         while true {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
@@ -163,8 +165,10 @@ public final class ZMQSocket {
                 if error.code == EAGAIN && frames.isEmpty { return nil }
                 throw error
             }
+            // A ROUTER's routing-id frame may carry no metadata; the sender's frames do.
+            if userID == nil, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
             frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
-            if zmq_msg_more(&message) == 0 { return frames }
+            if zmq_msg_more(&message) == 0 { return (frames, userID.flatMap { $0.isEmpty ? nil : $0 }) }
         }
     }
 }

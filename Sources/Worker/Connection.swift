@@ -11,24 +11,24 @@ final class Connection: Sendable {
     /// The loop again, for its own tick; cleared on close to break the cycle.
     private let owner: Locked<SocketLoop?>
 
-    /// Connects to `options.endpoint` as `options.name`; every decoded message goes to
+    /// Connects to `options.endpoint` (the ROUTER gives each connection its own routing id;
+    /// the worker's name travels in `hello`, where the coordinator checks it); every decoded message goes to
     /// `onMessage` on the socket's thread, undecodable ones are logged and dropped.
     init(options: WorkerOptions, onMessage: @escaping @Sendable (Message) -> Void,
          onHandshake: @escaping @Sendable (HandshakeEvent) -> Void, log: @escaping @Sendable (String) -> Void) throws {
         let liveness = Locked(Liveness(interval: options.heartbeatSeconds, allowedMisses: options.missedHeartbeats,
                                       now: Date().timeIntervalSince1970))
         self.liveness = liveness
-        let endpoint = options.endpoint, identity = Data(options.name.utf8), curve = options.curve
+        let endpoint = options.endpoint, curve = options.curve
         // The tick sends through the loop it runs on, which exists only once `init` returns.
         let owner = Locked<SocketLoop?>(nil)
         self.owner = owner
         loop = try SocketLoop(setUp: {
             let socket = try ZMQSocket(.dealer)
-            try socket.set(ZMQSocket.routingID, bytes: identity)
             if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
             try socket.connect(endpoint)
             return (socket, endpoint)
-        }, onMessage: { frames in
+        }, onMessage: { frames, _ in
             liveness.with { $0.heard(at: Date().timeIntervalSince1970) }
             do { onMessage(try Wire.decode(frames)) } catch { log("dropped a frame from the coordinator: \(error)") }
         }, onTick: {

@@ -30,6 +30,7 @@ public final class WorkerAgent: Sendable {
     private let store: ArtifactStore
     private let runner: StepRunner
     private let log: @Sendable (String) -> Void
+    private let secret = SlotSecrets.ofThisProcess()
 
     /// A worker with `options`; `log` hears every line of its output.
     public init(options: WorkerOptions, log: @escaping @Sendable (String) -> Void) throws {
@@ -118,7 +119,8 @@ public final class WorkerAgent: Sendable {
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
                           blasCore: BLAS.coreName, version: CodeVersion.current, running: held,
                           gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group, slots: 1,
-                          device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue)))
+                          device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue,
+                          secret: secret)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
         log("connecting to \(options.endpoint) as \(options.name)")

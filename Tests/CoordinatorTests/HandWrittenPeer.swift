@@ -9,18 +9,24 @@ final class HandWrittenPeer {
     private let socket: ZMQSocket
     private let name: String
 
-    /// Connects to `endpoint` and introduces itself as `name`, a worker of `slots` slots.
-    init(endpoint: String, name: String, slots: Int = 1) throws {
+    /// Connects to `endpoint` (a CURVE client with `curve`) and introduces itself as `name`,
+    /// a worker of `slots` slots presenting `secret`.
+    init(endpoint: String, name: String, slots: Int = 1, secret: String? = nil,
+         curve: (keys: CurveKeyPair, serverKey: String)? = nil) throws {
         socket = try ZMQSocket(.dealer)
+        if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
         try socket.connect(endpoint)
         self.name = name
         try send(.hello(Hello(worker: name, host: "loopback", cores: 1, threads: 1, blasCore: "none",
-                              version: CodeVersion.current, slots: slots)))
+                              version: CodeVersion.current, slots: slots, secret: secret)))
     }
 
     func close() { socket.close() }
 
-    func send(_ message: Message) throws { try socket.send(Wire.encode(message), dontWait: false) }
+    func send(_ message: Message) throws { try sendRaw(Wire.encode(message)) }
+
+    /// Sends `frames` as one message, whatever they hold.
+    func sendRaw(_ frames: [Data]) throws { try socket.send(frames, dontWait: false) }
 
     /// Uploads `data` as one chunk under its own hash.
     func upload(_ data: Data) throws {

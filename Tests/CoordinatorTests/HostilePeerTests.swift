@@ -8,12 +8,14 @@ import Testing
 /// coordinator process on the smoke preset (loopback only). Whatever they say, the sweep
 /// finishes with every result accepted once, finished by a real worker started afterwards.
 @Suite struct HostilePeerTests {
-    /// A coordinator that starts no worker of its own (a manual host), on fast heartbeats,
-    /// with room for the retries a lying worker causes.
-    private static func start(_ harness: SweepHarness, sweep: String) throws -> (Process, URL, String) {
+    /// A coordinator that starts no worker of its own (a manual host, unless `hosts` says
+    /// otherwise), on fast heartbeats, with room for the retries a lying worker causes;
+    /// `fields` are further cluster.json fields (`"stallSeconds": 8, `).
+    static func start(_ harness: SweepHarness, sweep: String, fields: String = #""quarantineAfter": 5, "#,
+                      hosts: String = #"[{"name": "remote", "launcher": "manual", "workers": 1}]"#) throws -> (Process, URL, String) {
         let cluster = try harness.file("cluster.json", """
-            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 16, "retryLimit": 3, "quarantineAfter": 5,
-             "hosts": [{"name": "remote", "launcher": "manual", "workers": 1}]}
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 16, "retryLimit": 3,
+             \(fields)"hosts": \(hosts)}
             """)
         let sweepFile = try harness.file("sweep.json", sweep)
         let log = harness.directory.appendingPathComponent("coordinator.log")
@@ -26,11 +28,12 @@ import Testing
 
     /// Starts an honest worker process that finishes what the hostile peers left, and waits
     /// for the coordinator; returns its log.
-    private static func finish(_ harness: SweepHarness, _ coordinator: Process, log: URL, endpoint: String) throws -> String {
+    /// `arguments` go to the worker as well (its CURVE keys).
+    static func finish(_ harness: SweepHarness, _ coordinator: Process, log: URL, endpoint: String, arguments: [String] = []) throws -> String {
         let worker = Process()
         worker.executableURL = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker")
         worker.arguments = ["--connect", endpoint, "--name", "honest", "--threads", "1", "--heartbeat", "0.25",
-                            "--missed-heartbeats", "16", "--cache", harness.directory.appendingPathComponent("cache").path]
+                            "--missed-heartbeats", "16", "--cache", harness.directory.appendingPathComponent("cache").path] + arguments
         worker.standardOutput = FileHandle.nullDevice
         worker.standardError = FileHandle.nullDevice
         try worker.run()
@@ -43,7 +46,7 @@ import Testing
     }
 
     /// Every planned task is done, each accepted exactly once, and no result was lost.
-    private static func expectEachResultAcceptedOnce(_ harness: SweepHarness, sweep: String) throws {
+    static func expectEachResultAcceptedOnce(_ harness: SweepHarness, sweep: String) throws {
         let journal = try Journal(directory: harness.run)
         let plan = try SweepPlan(try JSONDecoder().decode(SweepSpec.self, from: Data(sweep.utf8)))
         #expect(try journal.tasks().count == plan.tasks.count)

@@ -53,6 +53,13 @@ struct SweepHarness {
         return condition()
     }
 
+    /// The resident memory of process `pid` in KiB (VmRSS of /proc/PID/status).
+    static func residentKiB(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+
     /// The process id the coordinator printed for a started worker.
     static func pid(of worker: String, in output: String) -> Int32? {
         let marker = "started worker \(worker) (pid "

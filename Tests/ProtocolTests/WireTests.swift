@@ -70,7 +70,7 @@ import Testing
             let socket = try ZMQSocket(.router)
             try socket.set(ZMQSocket.routerMandatory, 1)
             return (socket, try socket.bind("tcp://127.0.0.1:*"))
-        }, onMessage: { frames in atRouter.withLock { $0.append(frames) } })
+        }, onMessage: { frames, _ in atRouter.withLock { $0.append(frames) } })
         defer { router.stop() }
         #expect(router.endpoint.hasPrefix("tcp://127.0.0.1:"))
         let endpoint = router.endpoint
@@ -78,7 +78,7 @@ import Testing
             let socket = try ZMQSocket(.dealer)
             try socket.connect(endpoint)
             return (socket, endpoint)
-        }, onMessage: { frames in atDealer.withLock { $0.append(frames) } })
+        }, onMessage: { frames, _ in atDealer.withLock { $0.append(frames) } })
         defer { dealer.stop() }
 
         let hello = Message.hello(Hello(worker: "w", host: "localhost", cores: 2, threads: 1, blasCore: "x", version: "1"))
