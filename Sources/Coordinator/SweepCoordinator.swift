@@ -8,6 +8,8 @@ import Protocol
 public struct SweepCoordinator {
     /// The sweep, its run directory and the cluster that runs it.
     public let sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig
+    /// Whether workers of another build than the coordinator's may join.
+    public let allowMixedBuilds: Bool
 
     /// What a finished sweep leaves for the caller to report.
     public struct Outcome: Sendable {
@@ -24,7 +26,8 @@ public struct SweepCoordinator {
     }
 
     /// A coordinator of `sweep` in `runDirectory` over `cluster`.
-    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig) {
+    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, allowMixedBuilds: Bool = false) {
+        self.allowMixedBuilds = allowMixedBuilds
         self.sweep = sweep
         self.runDirectory = runDirectory
         self.cluster = cluster
@@ -39,7 +42,7 @@ public struct SweepCoordinator {
         let requeued = try journal.requeueInterrupted()
         if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
-        let server = SweepServer(journal: journal, store: store, options: .init(cluster: cluster), log: log)
+        let server = SweepServer(journal: journal, store: store, options: .init(cluster: cluster, allowMixedBuilds: allowMixedBuilds), log: log)
         let security = try WireSecurity(cluster: cluster)
         let zap = try security.map { security in
             try ZAPHandler(authorized: security.authorized) { address, key, allowed in

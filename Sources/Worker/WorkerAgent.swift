@@ -1,3 +1,4 @@
+import BuildStamp
 import Coordinator
 import Foundation
 import Model
@@ -118,7 +119,8 @@ public final class WorkerAgent: Sendable {
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
                           blasCore: BLAS.coreName, version: CodeVersion.current, running: held,
                           gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group, slots: 1,
-                          device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue)))
+                          device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue,
+                          build: BuildInfo.current.identifier)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
         log("connecting to \(options.endpoint) as \(options.name)")

@@ -1,3 +1,4 @@
+import BuildStamp
 import Foundation
 import Protocol
 @testable import Coordinator
@@ -9,13 +10,14 @@ final class HandWrittenPeer {
     private let socket: ZMQSocket
     private let name: String
 
-    /// Connects to `endpoint` and introduces itself as `name`, a worker of `slots` slots.
-    init(endpoint: String, name: String, slots: Int = 1) throws {
+    /// Connects to `endpoint` and introduces itself as `name`, a worker of `slots` slots, of
+    /// `build` (this test build's by default).
+    init(endpoint: String, name: String, slots: Int = 1, build: String = BuildInfo.current.identifier) throws {
         socket = try ZMQSocket(.dealer)
         try socket.connect(endpoint)
         self.name = name
         try send(.hello(Hello(worker: name, host: "loopback", cores: 1, threads: 1, blasCore: "none",
-                              version: CodeVersion.current, slots: slots)))
+                              version: CodeVersion.current, slots: slots, build: build)))
     }
 
     func close() { socket.close() }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildStamp
 import Coordinator
 import Foundation
 import Model
@@ -10,6 +11,7 @@ struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, report.md.",
+        version: "commit \(BuildInfo.current)",
         subcommands: [RunSweep.self, Status.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 }
@@ -31,6 +33,8 @@ struct RunSweep: ParsableCommand {
     @Option(help: "The cluster file (default ./cluster.json, or 2 local workers × 1 thread when there is none).") var cluster: String?
     @Flag(help: "Run the tasks in this process, one after another, without workers.") var inProcess = false
     @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Let workers of another build (git commit or uncommitted changes) than this coordinator's join; results.json records each one's.")
+    var allowMixedBuilds = false
 
     func run() throws {
         do {
@@ -51,12 +55,13 @@ struct RunSweep: ParsableCommand {
             Parallel.threads = threads
             say(line)
             let directory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
+            say("build: commit \(BuildInfo.current)")
             say("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
             if inProcess {
                 try runInProcess(spec, directory: directory, start: start)
             } else {
-                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig)
+                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, allowMixedBuilds: allowMixedBuilds)
                     .run(extend: extend, log: { say($0) })
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {
