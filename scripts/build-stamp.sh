@@ -2,7 +2,7 @@
 # Writes the Swift file that embeds the build's git commit and whether the tree was dirty
 # (with a hash of the changes, so two different dirty builds of one commit differ):
 #   scripts/build-stamp.sh PACKAGE_DIR OUT_FILE
-# The BuildStamp plugin runs it before every `swift build` / `swift test`; without git or
+# The BuildStamp plugin runs it when a source file or git's HEAD, index or branch changes; without git or
 # outside a clone (a source tarball) the commit is "unknown". The file is rewritten only
 # when its text changes, so an unchanged stamp recompiles nothing.
 set -eu
