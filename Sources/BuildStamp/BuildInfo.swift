@@ -1,6 +1,6 @@
 /// The build a program comes from: its git commit and whether the tree it was built from had
-/// changes not in that commit. `scripts/build-stamp.sh` (run by the BuildStamp plugin before
-/// every build) writes the values; a build outside a git clone says "unknown".
+/// changes not in that commit. `scripts/build-stamp.sh` (run by the BuildStamp plugin when a
+/// source file or git's HEAD, index or branch changes) writes the values; a build outside a git clone says "unknown".
 public struct BuildInfo: Equatable, Sendable, CustomStringConvertible {
     /// The full commit hash, or "unknown".
     public var commit: String
