@@ -29,6 +29,15 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // The git commit and dirty flag of the build (scripts/build-stamp.sh, run by the plugin).
+        .plugin(
+            name: "BuildStampPlugin",
+            capability: .buildTool()
+        ),
+        .target(
+            name: "BuildStamp",
+            plugins: ["BuildStampPlugin"]
+        ),
         .target(
             name: "Model",
             dependencies: [
@@ -43,7 +52,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Model", "Protocol",
+                "BuildStamp", "Model", "Protocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -52,20 +61,20 @@ let package = Package(
         .executableTarget(
             name: "CoordinatorCLI",
             dependencies: [
-                "Coordinator", "Model", "Protocol",
+                "BuildStamp", "Coordinator", "Model", "Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Coordinator/CLI"
         ),
         .target(
             name: "Worker",
-            dependencies: ["Model", "Protocol", "Coordinator"],
+            dependencies: ["BuildStamp", "Model", "Protocol", "Coordinator"],
             exclude: ["CLI"]
         ),
         .executableTarget(
             name: "WorkerCLI",
             dependencies: [
-                "Model", "Protocol", "Worker",
+                "BuildStamp", "Model", "Protocol", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Worker/CLI"
@@ -77,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "CoordinatorCLI", "Protocol", "WorkerCLI"]
+            dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Protocol", "WorkerCLI"]
         ),
         .testTarget(
             name: "ProtocolTests",

@@ -34,6 +34,12 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         public var workerPath: String?
         /// GPU indices handed out to the slots in turn as `CUDA_VISIBLE_DEVICES`.
         public var gpus: [String]?
+        /// Workers per listed GPU (nil: `workers` decides); `workers` is then `gpus.count × slotsPerGPU`.
+        public var slotsPerGPU: Int?
+        /// Where the host keeps unpacked worker bundles (`bundle`), one directory per bundle
+        /// hash. ssh and manual: on the host (default `~/.cache/prunesweep/bundles`); slurm: a
+        /// directory the coordinator and the nodes share (the bundle is used only when it is set).
+        public var bundleDirectory: String?
         /// Tasks the host's workers may run at once (nil: one per worker).
         public var maxTasks: Int?
         /// Where its workers train: auto, cpu, cuda or cuda:N (nil: the worker's default, auto).
@@ -49,8 +55,10 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                     environment: [String: String] = [:], workerPath: String? = nil, gpus: [String]? = nil, maxTasks: Int? = nil,
                     address: String? = nil, sshOptions: [String] = [], workingDirectory: String? = nil,
                     partition: String? = nil, timeLimit: String? = nil, gres: String? = nil, cpusPerTask: Int? = nil,
-                    sbatchArguments: [String] = [], device: String? = nil) {
+                    sbatchArguments: [String] = [], device: String? = nil, slotsPerGPU: Int? = nil, bundleDirectory: String? = nil) {
             self.name = name
+            self.slotsPerGPU = slotsPerGPU
+            self.bundleDirectory = bundleDirectory
             self.device = device
             self.launcher = launcher
             self.workers = workers
@@ -71,7 +79,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
 
         private enum CodingKeys: String, CodingKey, CaseIterable {
             case name, launcher, workers, threads, environment, workerPath, gpus, maxTasks, address, sshOptions, workingDirectory
-            case partition, timeLimit, gres, cpusPerTask, sbatchArguments, device
+            case partition, timeLimit, gres, cpusPerTask, sbatchArguments, device, slotsPerGPU, bundleDirectory
         }
 
         public init(from decoder: any Decoder) throws {
@@ -82,12 +90,14 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                 throw DecodingError.dataCorruptedError(forKey: .launcher, in: c, debugDescription:
                     "is \(launcherName.debugDescription), not one of \(Launcher.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            let gpus = try c.decodeIfPresent([String].self, forKey: .gpus)
+            let slotsPerGPU = try c.decodeIfPresent(Int.self, forKey: .slotsPerGPU)
             self.init(name: try c.decode(String.self, forKey: .name), launcher: launcher,
-                      workers: try c.decodeIfPresent(Int.self, forKey: .workers) ?? 1,
+                      workers: try c.decodeIfPresent(Int.self, forKey: .workers) ?? slotsPerGPU.map { $0 * (gpus?.count ?? 0) } ?? 1,
                       threads: try c.decodeIfPresent(Int.self, forKey: .threads) ?? 1,
                       environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:],
                       workerPath: try c.decodeIfPresent(String.self, forKey: .workerPath),
-                      gpus: try c.decodeIfPresent([String].self, forKey: .gpus),
+                      gpus: gpus,
                       maxTasks: try c.decodeIfPresent(Int.self, forKey: .maxTasks),
                       address: try c.decodeIfPresent(String.self, forKey: .address),
                       sshOptions: try c.decodeIfPresent([String].self, forKey: .sshOptions) ?? [],
@@ -97,7 +107,8 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                       gres: try c.decodeIfPresent(String.self, forKey: .gres),
                       cpusPerTask: try c.decodeIfPresent(Int.self, forKey: .cpusPerTask),
                       sbatchArguments: try c.decodeIfPresent([String].self, forKey: .sbatchArguments) ?? [],
-                      device: try c.decodeIfPresent(String.self, forKey: .device))
+                      device: try c.decodeIfPresent(String.self, forKey: .device), slotsPerGPU: slotsPerGPU,
+                      bundleDirectory: try c.decodeIfPresent(String.self, forKey: .bundleDirectory))
         }
     }
 
@@ -175,15 +186,20 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public var stallSeconds: Double?
     /// Encryption and authentication.
     public var security: Security
+    /// A worker bundle (`make bundle`'s `.tar.xz`) for hosts without `workerPath`: the ssh
+    /// launcher copies it to hosts that lack it, Slurm hosts unpack it in their
+    /// `bundleDirectory`, manual hosts are told how to fetch it. Relative to the cluster file.
+    public var bundle: String?
     /// The hosts.
     public var hosts: [Host]
 
     /// A cluster.
     public init(bind: String = "tcp://127.0.0.1:5555", advertise: String? = nil, heartbeatSeconds: Double = 2.5, missedHeartbeats: Int = 3,
                 retryLimit: Int = 2, quarantineAfter: Int = 3, restarts: Int = 3, stallSeconds: Double? = nil, security: Security = Security(),
-                hosts: [Host]) {
+                bundle: String? = nil, hosts: [Host]) {
         self.stallSeconds = stallSeconds
         self.security = security
+        self.bundle = bundle
         self.advertise = advertise
         self.bind = bind
         self.heartbeatSeconds = heartbeatSeconds
@@ -198,7 +214,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public static let thisMachine = ClusterConfig(hosts: [Host(name: "localhost", workers: 2, threads: 1)])
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case bind, advertise, heartbeatSeconds, missedHeartbeats, retryLimit, quarantineAfter, restarts, stallSeconds, security, hosts
+        case bind, advertise, heartbeatSeconds, missedHeartbeats, retryLimit, quarantineAfter, restarts, stallSeconds, security, bundle, hosts
     }
 
     public init(from decoder: any Decoder) throws {
@@ -214,6 +230,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                   restarts: try c.decodeIfPresent(Int.self, forKey: .restarts) ?? d.restarts,
                   stallSeconds: try c.decodeIfPresent(Double.self, forKey: .stallSeconds),
                   security: try c.decodeIfPresent(Security.self, forKey: .security) ?? d.security,
+                  bundle: try c.decodeIfPresent(String.self, forKey: .bundle),
                   hosts: try c.decode([Host].self, forKey: .hosts))
     }
 
@@ -226,6 +243,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
             throw .invalid(StrictKeys.explain(error, file: url, kind: "cluster file"))
         }
         config.security = config.security.resolved(against: url.deletingLastPathComponent())
+        config.bundle = config.bundle.map { $0.hasPrefix("/") ? $0 : url.deletingLastPathComponent().appendingPathComponent($0).standardizedFileURL.path }
         do { try config.validate() } catch { throw .invalid("\(url.path): \(error)") }
         return config
     }
@@ -254,11 +272,26 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
                 throw .invalid("field security.authorizedKeys is missing: list the workers' public keys (keys/NAME.pub from `coordinator keygen`) in a file and name it here, or set security.workerKey")
             }
         }
+        if let bundle, !FileManager.default.isReadableFile(atPath: bundle) {
+            throw .invalid("field bundle: \(bundle) does not exist or cannot be read; build one with `make bundle` (dist/prunesweep-worker-COMMIT.tar.xz)")
+        }
         guard !hosts.isEmpty else { throw .invalid("field hosts is empty: list at least one host") }
         var seen = Set<String>()
         for (index, host) in hosts.enumerated() {
             guard !host.name.isEmpty else { throw .invalid("field hosts[\(index)].name is empty") }
             guard seen.insert(host.name).inserted else { throw .invalid("field hosts[\(index)].name: \(host.name.debugDescription) is listed twice") }
+            if let slots = host.slotsPerGPU {
+                guard slots >= 1 else { throw .invalid("field hosts[\(index)].slotsPerGPU: \(slots) must be ≥ 1") }
+                guard let gpus = host.gpus, !gpus.isEmpty else {
+                    throw .invalid("field hosts[\(index)].slotsPerGPU needs field gpus: list the host's GPU indices, e.g. [\"0\", \"1\"]")
+                }
+                guard host.workers == gpus.count * slots else {
+                    throw .invalid("field hosts[\(index)].workers: \(host.workers) is not gpus × slotsPerGPU = \(gpus.count) × \(slots); leave workers out")
+                }
+                guard host.launcher != .slurm else {
+                    throw .invalid("field hosts[\(index)].slotsPerGPU: Slurm hands out a job's GPUs itself (gres); set workers and gres for a slurm host instead")
+                }
+            }
             guard host.workers >= 1 else { throw .invalid("field hosts[\(index)].workers: \(host.workers) must be ≥ 1") }
             guard host.threads >= 1 else { throw .invalid("field hosts[\(index)].threads: \(host.threads) must be ≥ 1") }
             if let cap = host.maxTasks, cap < 1 { throw .invalid("field hosts[\(index)].maxTasks: \(cap) must be ≥ 1") }

@@ -1,3 +1,4 @@
+import BuildStamp
 import Foundation
 
 /// Runs a sweep's tasks one after another in this process, through the same journal,
@@ -38,8 +39,9 @@ public struct LocalExecutor {
                 try task.checkOutputs(output.artifacts, inputs: inputs, store: store)
                 var record = "{}"
                 if let summary = output.summary, task.labels.reported {
-                    let result = SweepOutputs.record(for: task, summary: summary, wallSeconds: Date().timeIntervalSince(start),
+                    var result = SweepOutputs.record(for: task, summary: summary, wallSeconds: Date().timeIntervalSince(start),
                                                      worker: "local", host: host, codeVersion: CodeVersion.current)
+                    result.stamp(build: BuildInfo.current.identifier)
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     record = String(decoding: try encoder.encode(result), as: UTF8.self)

@@ -1,3 +1,5 @@
+import BuildStamp
+
 /// One row of `results.json`: a finished training task with everything needed to place it in
 /// the study's tables and to trace it back to its code, configuration and machine.
 public struct ResultRecord: Codable, Equatable, Sendable {
@@ -29,6 +31,18 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     public var device: String? = nil, precision: String? = nil
     /// The training run's identity and the code version.
     public var configHash: String, codeVersion: String
+    /// The git commit of the worker's build ("unknown" outside a git clone), and whether its
+    /// tree had uncommitted changes (`BuildInfo`); nil in records written before the fields.
+    public var commit: String? = nil, dirty: Bool? = nil
+    /// Mean wall seconds per epoch (training and evaluation) over the run's history.
+    public var secondsPerEpoch: Double? = nil
+
+    /// Records the build that trained it, from the worker's `hello.build`.
+    public mutating func stamp(build identifier: String?) {
+        let build = identifier.map(BuildInfo.init(identifier:))
+        commit = build?.commit
+        dirty = build?.dirty
+    }
 
     /// The two model sizes for `parameters` parameters of which `prunable` are prunable and
     /// `remaining` of those kept.

@@ -4,13 +4,20 @@ enum SSHCommand {
     /// `cd DIR && exec env K=V … WORKER ARGS…` for the remote shell.
     static func remote(worker: String, arguments: [String], environment: [String: String], directory: String?) -> String {
         let variables = environment.sorted { $0.key < $1.key }.map { quote("\($0.key)=\($0.value)") }
-        let command = (["exec", "env"] + variables + [quote(worker)] + arguments.map(quote)).joined(separator: " ")
-        return directory.map { "cd \(quote($0)) && \(command)" } ?? command
+        let command = (["exec", "env"] + variables + [path(worker)] + arguments.map(quote)).joined(separator: " ")
+        return directory.map { "cd \(path($0)) && \(command)" } ?? command
     }
 
     /// A word in single quotes for a POSIX shell.
     static func quote(_ word: String) -> String {
         "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// A path for a POSIX shell: quoted, except that a leading `~/` becomes `"$HOME"/`, so
+    /// paths under the remote home work from any working directory.
+    static func path(_ path: String) -> String {
+        if path == "~" { return "\"$HOME\"" }
+        return path.hasPrefix("~/") ? "\"$HOME\"/" + quote(String(path.dropFirst(2))) : quote(path)
     }
 
     /// What an ssh exit status means for the host's launch.

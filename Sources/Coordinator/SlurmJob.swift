@@ -28,7 +28,7 @@ struct SlurmJob {
         let script = logs.appendingPathComponent("slurm-\(host.name).sh")
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: script)
 
-        let (status, output, errors) = try run(["sbatch", "--parsable"] + host.sbatchArguments + [script.path])
+        let (status, output, errors) = try Subprocess.run(["sbatch", "--parsable"] + host.sbatchArguments + [script.path])
         guard status == 0, let id = output.split(separator: ";").first.map(String.init), !id.isEmpty else {
             throw SweepError.invalid("host \(host.name): sbatch failed (status \(status)): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)); is Slurm running here (sinfo)? script: \(script.path)")
         }
@@ -37,21 +37,7 @@ struct SlurmJob {
 
     /// Cancels the job; returns what went wrong, if anything.
     func cancel() -> String? {
-        guard let (status, _, errors) = try? Self.run(["scancel", id]) else { return "scancel could not be run" }
+        guard let (status, _, errors) = try? Subprocess.run(["scancel", id]) else { return "scancel could not be run" }
         return status == 0 ? nil : "scancel exited with \(status): \(errors)"
-    }
-
-    private static func run(_ arguments: [String]) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, out, err)
     }
 }

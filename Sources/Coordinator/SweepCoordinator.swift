@@ -10,6 +10,8 @@ public struct SweepCoordinator {
     public let sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig
     /// Where the coordinator reads the dataset it serves to the workers (nil: its default).
     public let dataDirectory: URL?
+    /// Whether workers of another build than the coordinator's may join.
+    public let allowMixedBuilds: Bool
 
     /// What a finished sweep leaves for the caller to report.
     public struct Outcome: Sendable {
@@ -26,8 +28,9 @@ public struct SweepCoordinator {
     }
 
     /// A coordinator of `sweep` in `runDirectory` over `cluster`, serving the dataset of
-    /// `dataDirectory`.
-    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, dataDirectory: URL? = nil) {
+    /// `dataDirectory`; `allowMixedBuilds` lets workers of another build join.
+    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, dataDirectory: URL? = nil, allowMixedBuilds: Bool = false) {
+        self.allowMixedBuilds = allowMixedBuilds
         self.sweep = sweep
         self.runDirectory = runDirectory
         self.cluster = cluster
@@ -44,7 +47,7 @@ public struct SweepCoordinator {
         if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
         let secrets = SlotSecrets(cluster: cluster)
-        var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets)
+        var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets, allowMixedBuilds: allowMixedBuilds)
         let dataset = try sweep.resolvedPreset().training.dataset
         options.datasetFiles = try DatasetShipment.stage(dataset, from: dataDirectory, into: store)
         if !options.datasetFiles.isEmpty {

@@ -1,3 +1,4 @@
+import BuildStamp
 import Foundation
 import Model
 import Protocol
@@ -29,11 +30,14 @@ public final class SweepServer: @unchecked Sendable {
         public var stallSeconds: Double?
         /// The secrets of the slots the coordinator launches, by worker name.
         public var slotSecrets: SlotSecrets
+        /// Whether workers of another build than the coordinator's may join (`--allow-mixed-builds`).
+        public var allowMixedBuilds: Bool
 
         /// Options from a cluster.
-        public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets()) {
+        public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets(), allowMixedBuilds: Bool = false) {
             stallSeconds = cluster.stallSeconds
             self.slotSecrets = slotSecrets
+            self.allowMixedBuilds = allowMixedBuilds
             heartbeatSeconds = cluster.heartbeatSeconds
             missedHeartbeats = cluster.missedHeartbeats
             retryLimit = cluster.retryLimit
@@ -201,6 +205,12 @@ public final class SweepServer: @unchecked Sendable {
             log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
             return send(peer, .shutdown(Shutdown(reason: "refused: version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
         }
+        let build = hello.build ?? "unknown (a worker older than build stamps)", own = BuildInfo.current.identifier
+        guard hello.build == own || options.allowMixedBuilds else {
+            log("refused worker \(hello.worker) on \(hello.host): it is build \(build), this coordinator \(own); install this build there (docs/cluster.md, bundle) or start the sweep with --allow-mixed-builds")
+            return send(peer, .shutdown(Shutdown(reason: "refused: this worker is build \(build), the coordinator \(own); run the same commit on both, or start the coordinator with --allow-mixed-builds")))
+        }
+        if hello.build != own { log("worker \(hello.worker) on \(hello.host) is build \(build), this coordinator \(own); mixed builds are allowed (results.json records each one's commit)") }
         guard hello.slots >= 1 else {
             log("refused worker \(hello.worker) on \(hello.host): its hello declares \(hello.slots) slots; a worker runs at least 1 task")
             return send(peer, .shutdown(Shutdown(reason: "refused: hello field slots is \(hello.slots); declare at least 1")))
@@ -349,6 +359,7 @@ public final class SweepServer: @unchecked Sendable {
             var line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
                                            host: session.hello.host, codeVersion: CodeVersion.current)
             line.gpu = session.hello.gpu
+            line.stamp(build: session.hello.build)
             record = String(decoding: try encoder.encode(line), as: UTF8.self)
         }
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)

@@ -2,7 +2,9 @@ import Foundation
 
 /// Starts the workers of cluster.json: `local` hosts as child processes, `ssh` hosts as one
 /// ssh session per slot, `slurm` hosts as one batch job per host, and prints the command for
-/// `manual` hosts. A slot whose process died is started again (up to `restarts` times); a
+/// `manual` hosts. With a `bundle`, hosts without `workerPath` run the bundle's worker: ssh
+/// hosts get a copy when they lack it, Slurm hosts find it unpacked in their shared
+/// `bundleDirectory`, manual hosts are told how to fetch it. A slot whose process died is started again (up to `restarts` times); a
 /// launch that fails is reported with the host's name. At the end the processes are waited
 /// for (they were told to shut down) and the Slurm jobs cancelled. Each worker's output goes
 /// to `logs/` in the run directory.
@@ -17,6 +19,8 @@ public final class WorkerLauncher {
 
     private var slots: [Slot]
     private var jobs: [(host: String, job: SlurmJob)] = []
+    /// Per host name: the worker of the bundle installed there.
+    private var bundledWorkers: [String: String] = [:]
     private let cluster: ClusterConfig
     private let endpoint: String
     private let runDirectory: URL
@@ -71,9 +75,59 @@ public final class WorkerLauncher {
         return environment
     }
 
+    /// The worker executable of a host's slots: its `workerPath`, else its bundle's (nil: the default).
+    private func workerPath(for host: ClusterConfig.Host) -> String? {
+        host.workerPath ?? bundledWorkers[host.name]
+    }
+
+    /// Puts the cluster's bundle on every host that runs it, once per host; returns the hosts
+    /// it could not be put on (their slots stay empty).
+    private func installBundle() throws -> Set<String> {
+        guard let path = cluster.bundle else { return [] }
+        let bundle = try WorkerBundle(path: path)
+        let megabytes = String(format: "%.1f MB", Double(bundle.bytes) / 1e6)
+        var failed = Set<String>()
+        for host in cluster.hosts where host.workerPath == nil {
+            let base = host.bundleDirectory ?? WorkerBundle.defaultBase
+            do {
+                let installed: WorkerBundle.Installed
+                switch host.launcher {
+                case .local: continue
+                case .slurm:
+                    guard let shared = host.bundleDirectory else { continue }
+                    let absolute = URL(fileURLWithPath: NSString(string: shared).expandingTildeInPath).standardizedFileURL.path
+                    installed = try bundle.installHere(under: absolute, host: host)
+                    bundledWorkers[host.name] = bundle.worker(under: absolute)
+                case .manual:
+                    log("manual host \(host.name): \(bundle.manualSteps(under: base))")
+                    bundledWorkers[host.name] = bundle.worker(under: base)
+                    continue
+                case .ssh:
+                    installed = try bundle.install(overSSH: host, under: base)
+                    bundledWorkers[host.name] = bundle.worker(under: base)
+                }
+                switch installed {
+                case .cached:
+                    log("bundle \(bundle.sha256.prefix(12)) is already on host \(host.name): \(bundledWorkers[host.name] ?? "")")
+                case .copied(let seconds):
+                    log("copied bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to host \(host.name) in \(String(format: "%.1f", seconds)) s: \(bundledWorkers[host.name] ?? "")")
+                }
+            } catch {
+                log("\(error); its workers are not started")
+                failed.insert(host.name)
+            }
+        }
+        return failed
+    }
+
     /// Starts every local and ssh slot, submits the Slurm jobs and prints the manual commands.
     public func start() throws {
+        let unprepared = try installBundle()
         for index in slots.indices {
+            if unprepared.contains(slots[index].host.name) {
+                slots[index].restartsLeft = 0
+                continue
+            }
             switch slots[index].host.launcher {
             case .local, .ssh:
                 try launch(index)
@@ -82,12 +136,12 @@ public final class WorkerLauncher {
             case .manual:
                 let slot = slots[index]
                 let variables = environment(for: slot.host, slot: slot.index).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                let command = variables + [slot.host.workerPath ?? "worker"] + arguments(for: slot.host, name: slot.name)
+                let command = variables + [workerPath(for: slot.host) ?? "worker"] + arguments(for: slot.host, name: slot.name)
                 log("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
             }
         }
-        for host in cluster.hosts where host.launcher == .slurm {
-            let job = try SlurmJob.submit(host: host, worker: host.workerPath ?? defaultWorker.path,
+        for host in cluster.hosts where host.launcher == .slurm && !unprepared.contains(host.name) {
+            let job = try SlurmJob.submit(host: host, worker: workerPath(for: host) ?? defaultWorker.path,
                                           arguments: arguments(for: host, name: "\(host.name)-w$((SLURM_PROCID+1))"),
                                           environment: environment(for: host, slot: 1),
                                           logs: runDirectory.appendingPathComponent("logs"))
@@ -110,7 +164,7 @@ public final class WorkerLauncher {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["ssh", "-tt", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] + slot.host.sshOptions
                 + [slot.host.address ?? slot.host.name,
-                   SSHCommand.remote(worker: slot.host.workerPath ?? "worker", arguments: arguments(for: slot.host, name: slot.name),
+                   SSHCommand.remote(worker: workerPath(for: slot.host) ?? "worker", arguments: arguments(for: slot.host, name: slot.name),
                                      environment: environment(for: slot.host, slot: slot.index), directory: slot.host.workingDirectory)]
         } else {
             let executable = slot.host.workerPath.map { URL(fileURLWithPath: $0) } ?? defaultWorker

@@ -57,8 +57,12 @@ public struct Hello: Codable, Equatable, Sendable {
     public var cores: Int, threads: Int
     /// The BLAS kernel family in use.
     public var blasCore: String
-    /// The worker's code version.
+    /// The worker's code version (the wire's compatibility: a different one is always refused).
     public var version: String
+    /// The build it comes from: `COMMIT` or `COMMIT-dirty-CHANGES` (`BuildInfo.identifier`);
+    /// nil from workers older than the field. A different build is refused unless the sweep
+    /// allows mixed builds.
+    public var build: String?
     /// Tasks the worker is still running (after a reconnect), so a restarted coordinator can
     /// adopt them instead of starting them again.
     public var running: [String]
@@ -80,8 +84,9 @@ public struct Hello: Codable, Equatable, Sendable {
     /// A hello record.
     public init(worker: String, host: String, cores: Int, threads: Int, blasCore: String, version: String,
                 running: [String] = [], gpu: String? = nil, group: String? = nil, slots: Int = 1,
-                device: String? = nil, precision: String? = nil, secret: String? = nil) {
+                device: String? = nil, precision: String? = nil, secret: String? = nil, build: String? = nil) {
         self.secret = secret
+        self.build = build
         self.group = group
         self.slots = slots
         self.device = device

@@ -1,3 +1,4 @@
+import BuildStamp
 import Coordinator
 import Foundation
 import Model
@@ -120,7 +121,7 @@ public final class WorkerAgent: Sendable {
                           blasCore: BLAS.coreName, version: CodeVersion.current, running: held,
                           gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group, slots: 1,
                           device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue,
-                          secret: secret)))
+                          secret: secret, build: BuildInfo.current.identifier)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
         log("connecting to \(options.endpoint) as \(options.name)")

@@ -217,6 +217,27 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(3)))
+    func slotsPerGPUStartThatManyWorkersOnEachListedGPU() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        // The CPU trains (no GPU here); what is checked is which GPU each slot is handed.
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 16,
+             "hosts": [{"name": "gpu-box", "gpus": ["7", "9"], "slotsPerGPU": 2, "threads": 1, "device": "cpu"}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"slots","preset":"smoke","seeds":[1,2],"synflowIterations":[10],"synflowDensities":[0.2,0.1]}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        let joins = result.output.split(separator: "\n").filter { $0.contains(" joined from ") }
+        for (worker, gpu) in [("gpu-box-w1", "7"), ("gpu-box-w2", "9"), ("gpu-box-w3", "7"), ("gpu-box-w4", "9")] {
+            #expect(joins.contains { $0.contains("worker \(worker) joined") && $0.contains("GPU \(gpu),") }, "\(worker) did not join with GPU \(gpu): \(joins)")
+        }
+        #expect(!result.output.contains("gpu-box-w5"), "\(result.output)")
+        let records = try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: harness.run.appendingPathComponent("results.json")))
+        #expect(records.count == 4 && records.allSatisfy { $0.gpu == (["gpu-box-w1", "gpu-box-w3"].contains($0.worker) ? "7" : "9") })
+    }
+
     @Test func invalidClusterFilesFailNamingTheFieldAndWriteNothing() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -227,6 +248,11 @@ import Testing
             (#"{"bind": "127.0.0.1:5555", "hosts": [{"name": "a"}]}"#, "field bind"),
             (#"{"heartbeatSeconds": "fast", "hosts": [{"name": "a"}]}"#, "field heartbeatSeconds has the wrong type"),
             (#"{"bind": "tcp://127.0.0.1:*"}"#, "field hosts is missing"),
+            (#"{"hosts": [{"name": "a", "slotsPerGPU": 2}]}"#, "field hosts[0].slotsPerGPU needs field gpus"),
+            (#"{"hosts": [{"name": "a", "gpus": ["0", "1"], "slotsPerGPU": 2, "workers": 3}]}"#, "field hosts[0].workers: 3 is not gpus × slotsPerGPU = 2 × 2"),
+            (#"{"hosts": [{"name": "a", "gpus": ["0"], "slotsPerGPU": 0}]}"#, "field hosts[0].slotsPerGPU: 0 must be ≥ 1"),
+            (#"{"hosts": [{"name": "a", "launcher": "slurm", "gpus": ["0"], "slotsPerGPU": 2}]}"#, "Slurm hands out a job's GPUs itself"),
+            (#"{"bundle": "no-such.tar.xz", "hosts": [{"name": "a"}]}"#, "field bundle: \(harness.directory.path)/no-such.tar.xz does not exist"),
         ]
         for (index, (text, message)) in cases.enumerated() {
             let cluster = try harness.file("cluster-\(index).json", text)

@@ -1,3 +1,4 @@
+import BuildStamp
 import Foundation
 import Protocol
 @testable import Coordinator
@@ -10,15 +11,15 @@ final class HandWrittenPeer {
     private let name: String
 
     /// Connects to `endpoint` (a CURVE client with `curve`) and introduces itself as `name`,
-    /// a worker of `slots` slots presenting `secret`.
+    /// a worker of `slots` slots presenting `secret`, of `build` (this test build's by default).
     init(endpoint: String, name: String, slots: Int = 1, secret: String? = nil,
-         curve: (keys: CurveKeyPair, serverKey: String)? = nil) throws {
+         curve: (keys: CurveKeyPair, serverKey: String)? = nil, build: String = BuildInfo.current.identifier) throws {
         socket = try ZMQSocket(.dealer)
         if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
         try socket.connect(endpoint)
         self.name = name
         try send(.hello(Hello(worker: name, host: "loopback", cores: 1, threads: 1, blasCore: "none",
-                              version: CodeVersion.current, slots: slots, secret: secret)))
+                              version: CodeVersion.current, slots: slots, secret: secret, build: build)))
     }
 
     func close() { socket.close() }

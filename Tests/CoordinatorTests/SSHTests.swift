@@ -55,4 +55,62 @@ import Testing
         }
         #expect(stopped, "an ssh-launched worker outlived the sweep")
     }
+
+    /// A bundle-shaped archive (`prunesweep/worker`, a wrapper running `prunesweep/bin/worker`)
+    /// of this test build's worker: the launcher treats it as `make bundle`'s, which takes
+    /// minutes to build. xz at its fastest setting, the format hosts unpack.
+    static func testBundle(in directory: URL) throws -> URL {
+        let stage = directory.appendingPathComponent("stage/prunesweep")
+        try FileManager.default.createDirectory(at: stage.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        let worker = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker")
+        try FileManager.default.copyItem(at: worker, to: stage.appendingPathComponent("bin/worker"))
+        let wrapper = stage.appendingPathComponent("worker")
+        try Data("#!/bin/sh\nexec \"$(dirname \"$(readlink -f \"$0\")\")/bin/worker\" \"$@\"\n".utf8).write(to: wrapper)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper.path)
+        let bundle = directory.appendingPathComponent("prunesweep-worker-test.tar.xz")
+        let pack = Process()
+        pack.executableURL = URL(fileURLWithPath: "/bin/sh")
+        pack.arguments = ["-c", "tar -C \"$1\" -cf - prunesweep | xz -0 -T2 > \"$2\"", "sh", stage.deletingLastPathComponent().path, bundle.path]
+        try pack.run()
+        pack.waitUntilExit()
+        try #require(pack.terminationStatus == 0, "packing the test bundle failed")
+        return bundle
+    }
+
+    @Test(.enabled(if: available || required, "no sshd takes ~/.ssh/prunesweep-test on 127.0.0.1:2222 (start one with scripts/sshd-localhost.sh): the ssh test is skipped"),
+          .timeLimit(.minutes(4)))
+    func aHostWithoutTheWorkerGetsTheBundleOnceAndReusesIt() throws {
+        try #require(Self.available, "PRUNESWEEP_REQUIRE_SSH=1 but ssh to 127.0.0.1:2222 fails")
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        // A fresh home: no worker, no dataset (the smoke preset's data is generated), no cache.
+        let home = harness.directory.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let bundle = try Self.testBundle(in: harness.directory)
+        let options = Self.options.map { "\"\($0)\"" }.joined(separator: ", ")
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 8, "bundle": "\(bundle.lastPathComponent)",
+             "hosts": [{"name": "fresh", "launcher": "ssh", "address": "127.0.0.1", "sshOptions": [\(options)],
+                        "workers": 2, "threads": 1, "workingDirectory": "\(home.path)",
+                        "bundleDirectory": "\(home.path)/.cache/prunesweep/bundles",
+                        "environment": {"HOME": "\(home.path)", "OPENBLAS_CORETYPE": "Haswell"}}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"bundle","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2]}"#)
+        let first = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(first.status == 0, "\(first.output)\(first.errors)")
+        #expect(first.output.contains("copied bundle"), "\(first.output)")
+        #expect(first.output.contains("started worker fresh-w1 over ssh to 127.0.0.1"), "\(first.output)")
+        let cached = home.appendingPathComponent(".cache/prunesweep/bundles")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: cached.path)
+        #expect(entries.count == 1 && entries[0].count == 64, "\(entries)")
+        #expect(try Journal(directory: harness.run).tasks().allSatisfy { $0.state == .done })
+
+        let second = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.directory.appendingPathComponent("run2").path,
+                                                     "--cluster", cluster.path])
+        #expect(second.status == 0, "\(second.output)\(second.errors)")
+        #expect(second.output.contains("is already on host fresh"), "\(second.output)")
+        #expect(!second.output.contains("copied bundle"), "\(second.output)")
+        let records = try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: harness.directory.appendingPathComponent("run2/results.json")))
+        #expect(records.count == 1 && records.allSatisfy { $0.worker.hasPrefix("fresh-w") && $0.commit == BuildStampTests.headCommit })
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildStamp
 import Coordinator
 import Foundation
 import Model
@@ -10,6 +11,7 @@ struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, report.md.",
+        version: "commit \(BuildInfo.current)",
         subcommands: [RunSweep.self, Status.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 }
@@ -33,6 +35,8 @@ struct RunSweep: ParsableCommand {
     var dataDir: String?
     @Flag(help: "Run the tasks in this process, one after another, without workers.") var inProcess = false
     @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Let workers of another build (git commit or uncommitted changes) than this coordinator's join; results.json records each one's.")
+    var allowMixedBuilds = false
 
     func run() throws {
         do {
@@ -59,12 +63,14 @@ struct RunSweep: ParsableCommand {
             Parallel.threads = threads
             say(line)
             let directory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
+            say("build: commit \(BuildInfo.current)")
             say("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
             if inProcess {
                 try runInProcess(spec, directory: directory, dataDirectory: dataDirectory, start: start)
             } else {
-                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, dataDirectory: dataDirectory)
+                let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, dataDirectory: dataDirectory,
+                                                   allowMixedBuilds: allowMixedBuilds)
                     .run(extend: extend, log: { say($0) })
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {

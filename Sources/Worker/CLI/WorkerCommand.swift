@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildStamp
 import Foundation
 import Model
 
@@ -9,6 +10,7 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Runs PruneSweep training and pruning steps on this machine.",
+        version: "commit \(BuildInfo.current)",
         subcommands: [ConnectCommand.self, TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self,
                       BenchCommand.self, SelfTestCommand.self, BLASProbeCommand.self],
         defaultSubcommand: ConnectCommand.self)
