@@ -9,7 +9,7 @@ import Protocol
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, report.md.",
+        abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, figures, report.md and report.html.",
         subcommands: [RunSweep.self, Status.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 }
