@@ -44,19 +44,22 @@ public struct PlotAxis: Sendable {
     }
 
     /// Whole decades around `low...high` (both > 0); a single value still spans one decade.
+    /// A value within 2% of a decade counts as on it, so a realised density of 0.10003 (a
+    /// target of 0.1 missed by a few weights) does not stretch the axis to 100%; the range
+    /// still reaches the values themselves.
     public static func logRange(_ low: Double, _ high: Double) -> ClosedRange<Double> {
-        // The tolerance keeps 0.1 (log10 a hair off −1 in binary) its own decade's edge.
-        let bottom = (log10(low) + 1e-9).rounded(.down), top = (log10(high) - 1e-9).rounded(.up)
-        return pow(10, bottom)...pow(10, Swift.max(top, bottom + 1))
+        let bottom = (log10(low) + 0.01).rounded(.down), top = (log10(high) - 0.01).rounded(.up)
+        return Swift.min(low, pow(10, bottom))...Swift.max(high, pow(10, Swift.max(top, bottom + 1)))
     }
 
     /// Ticks of a log axis over `range`: every decade, and 2 and 5 of each decade when the
     /// axis spans at most two decades (else the ticks of one decade would be its only ones).
     public static func logTicks(_ range: ClosedRange<Double>) -> [Double] {
-        let bottom = Int(log10(range.lowerBound).rounded()), top = Int(log10(range.upperBound).rounded())
+        let bottom = Int((log10(range.lowerBound) + 0.01).rounded(.down)), top = Int((log10(range.upperBound) - 0.01).rounded(.up))
         let multiples: [Double] = top - bottom <= 2 ? [1, 2, 5] : [1]
-        return (bottom...top).flatMap { decade in multiples.map { $0 * pow(10, Double(decade)) } }
-            .filter { $0 <= range.upperBound * (1 + 1e-9) }
+        let lowest: Double = range.lowerBound * (1 - 1e-9), highest: Double = range.upperBound * (1 + 1e-9)
+        let candidates: [Double] = (bottom...top).flatMap { decade in multiples.map { $0 * pow(10, Double(decade)) } }
+        return candidates.filter { $0 >= lowest && $0 <= highest }
     }
 
     /// About `count` ticks at a round step (1, 2 or 5 × 10^k) covering `range`, and the range

@@ -56,6 +56,9 @@ public struct SVGPlot: Sendable {
     }
 
     static let legendRow = 18.0, characterWidth = 6.6
+    /// The share of the plot area's width left empty at each side, so points at the ends of
+    /// the x axis do not sit on the frame.
+    static let inset = 0.04
 
     /// The legend's entries, in order: every series, then the reference.
     var legendEntries: [String] { series.map(\.name) + (reference.map { [$0.name] } ?? []) }
@@ -76,7 +79,7 @@ public struct SVGPlot: Sendable {
     /// The SVG document.
     public func svg() -> String {
         let (size, plot, legend) = layout
-        func px(_ value: Double) -> Double { plot.x + x.fraction(value) * plot.width }
+        func px(_ value: Double) -> Double { plot.x + (Self.inset + (1 - 2 * Self.inset) * x.fraction(value)) * plot.width }
         func py(_ value: Double) -> Double { plot.maxY - y.fraction(value) * plot.height }
         let n = SVGFormat.number
         var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(n(size.width))\" height=\"\(n(size.height))\" viewBox=\"0 0 \(n(size.width)) \(n(size.height))\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"12\">",
