@@ -55,7 +55,7 @@ public struct SVGPlot: Sendable {
         self.reference = reference
     }
 
-    static let legendRow = 18.0, characterWidth = 6.6
+    static let legendRow = 18.0, characterWidth = 7.4
     /// The share of the plot area's width left empty at each side, so points at the ends of
     /// the x axis do not sit on the frame.
     static let inset = 0.04
