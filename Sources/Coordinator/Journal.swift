@@ -125,6 +125,12 @@ public final class Journal: Sendable {
         }
     }
 
+    /// The sweep recorded in this journal (the last one, after `--extend`); nil in a fresh one.
+    public func sweep() throws -> SweepSpec? {
+        let spec = try database.read { db in try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") }
+        return try spec.map { try JSONDecoder().decode(SweepSpec.self, from: Data($0.utf8)) }
+    }
+
     /// Every task, in plan order.
     public func tasks() throws -> [TaskRow] {
         try database.read { db in try TaskRow.order(Column("position")).fetchAll(db) }

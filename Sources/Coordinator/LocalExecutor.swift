@@ -47,6 +47,12 @@ public struct LocalExecutor {
                     record = String(decoding: try encoder.encode(result), as: UTF8.self)
                 }
                 _ = try journal.complete(row.id, attempt: attempt, outputs: output.artifacts, record: record)
+                // The report follows the results, so a long sweep can be read while it runs.
+                if task.labels.reported {
+                    do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
+                        log("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
+                    }
+                }
                 log("done \(task.summary)")
             } catch {
                 try journal.abandon(row.id, attempt: attempt, lostWorker: false, message: "\(error)", retryLimit: retryLimit)

@@ -100,8 +100,16 @@ public struct SweepCoordinator {
             loop.stop()
             throw error
         }
+        var written = (done: try journal.eventCount("done"), at: Date())
         while !server.waitUntilFinished(seconds: 0.25) {
             launcher.maintain()
+            // The report follows the results (at most every 5 s), so a long sweep can be read while it runs.
+            if Date().timeIntervalSince(written.at) >= 5, let done = try? journal.eventCount("done"), done != written.done {
+                written = (done, Date())
+                do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
+                    log("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
+                }
+            }
             if launcher.allFailed && server.liveWorkers == 0 {
                 launcher.stop(grace: 0)
                 loop.stop()

@@ -2,9 +2,11 @@ import Foundation
 import Model
 
 /// The files a sweep leaves in its run directory: `results.json` (one record per reported
-/// task), `aggregate.json` (statistics across seeds), `report.md` and `curve.svg`.
+/// task), `aggregate.json` (statistics across seeds), `sweep.json` (the sweep as run), one SVG
+/// per figure (`ReportFigure`), and `report.md` and `report.html`.
 public enum SweepOutputs {
-    /// Writes all four from the journal's accepted results and returns the report's path.
+    /// Writes them all from the journal's accepted results and returns the report's path. The
+    /// coordinators call it whenever a result arrives and once at the end.
     @discardableResult
     public static func write(journal: Journal, sweep: SweepSpec, runDirectory: URL) throws -> URL {
         let plan = try SweepPlan(sweep)
@@ -13,11 +15,20 @@ public enum SweepOutputs {
         let rows = AggregateRow.aggregate(records, seeds: sweep.seeds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(records).write(to: runDirectory.appendingPathComponent("results.json"), options: .atomic)
-        try encoder.encode(rows).write(to: runDirectory.appendingPathComponent("aggregate.json"), options: .atomic)
-        try Data(Report.svg(rows: rows).utf8).write(to: runDirectory.appendingPathComponent("curve.svg"), options: .atomic)
+        func save(_ data: Data, _ name: String) throws {
+            try data.write(to: runDirectory.appendingPathComponent(name), options: .atomic)
+        }
+        try save(encoder.encode(records), "results.json")
+        try save(encoder.encode(rows), "aggregate.json")
+        try save(encoder.encode(sweep), "sweep.json")
+        let provenance = Provenance(sweep: sweep, preset: try sweep.resolvedPreset(), records: records,
+                                    planned: plan.tasks.map(\.labels).filter(\.reported), attempts: try journal.attempts(),
+                                    runDirectory: runDirectory)
+        let document = SweepReport.document(provenance: provenance, rows: rows, records: records)
+        for figure in document.figures { try save(Data(figure.plot.svg().utf8), figure.fileName) }
+        try save(Data(HTMLReport.render(document).utf8), "report.html")
         let report = runDirectory.appendingPathComponent("report.md")
-        try Data(Report.markdown(sweep: sweep.name, rows: rows).utf8).write(to: report, options: .atomic)
+        try save(Data(MarkdownReport.render(document).utf8), "report.md")
         return report
     }
 

@@ -10,7 +10,9 @@ public struct SweepSpec: Codable, Hashable, Sendable {
     public var preset: String
     /// Run seeds.
     public var seeds: [UInt64]
-    /// Train the dense baseline (round 0 of the Lottery Ticket, start of Han).
+    /// Train the dense network per seed: round 0 of the Lottery Ticket, the start of Han, and the
+    /// reference every other method's accuracy drop is measured against. It is one task per
+    /// preset and seed (content-addressed), so sweeps sharing a run directory share it.
     public var dense: Bool
     /// Lottery Ticket prune-and-retrain rounds after the dense round (0 for none).
     public var lotteryRounds: Int
@@ -142,10 +144,10 @@ public struct SweepSpec: Codable, Hashable, Sendable {
 
     /// The built-in sweeps by name.
     public static let builtIn: [String: SweepSpec] = [
-        "synflow-iters": SweepSpec(name: "synflow-iters", preset: "quick", seeds: [42, 43, 44],
+        "synflow-iters": SweepSpec(name: "synflow-iters", preset: "quick", seeds: [42, 43, 44], dense: true,
                                    synflowIterations: [1, 10, 20, 100], synflowDensities: [0.1, 0.05, 0.01]),
         "seeds": SweepSpec(name: "seeds", preset: "paper", seeds: [42, 43, 44], dense: true, lotteryRounds: 9, hanIterations: 7),
-        "baselines": SweepSpec(name: "baselines", preset: "quick", seeds: [42, 43, 44],
+        "baselines": SweepSpec(name: "baselines", preset: "quick", seeds: [42, 43, 44], dense: true,
                                baselines: ["random", "magnitude-at-init", "snip", "synflow"], baselineDensities: [0.1, 0.05, 0.01]),
     ]
 

@@ -82,7 +82,7 @@ import Testing
         let synflowRows = rows.filter { (row: AggregateRow) in row.method == "synflow" }
         #expect(synflowRows.compactMap { (row: AggregateRow) in row.targetDensity } == [0.1, 0.05])
         #expect(rows.filter { (row: AggregateRow) in row.method == "lottery-ticket" }.allSatisfy { (row: AggregateRow) in (row.density.ci95 ?? 1) < 1e-12 })
-        #expect(!Report.markdown(sweep: "t", rows: rows).contains("± 0.0000"), "a preset density was shown with a zero interval")
+        #expect(!ReportTests.aggregateTable(rows).contains("± 0.0000"), "a preset density was shown with a zero interval")
     }
 
     @Test func recordsWrittenBeforeTheTargetFieldTakeItFromThePlan() throws {
@@ -110,9 +110,9 @@ import Testing
         #expect(summaries.contains("train dense seed 42"), "\(summaries)")
     }
 
-    @Test func theReportShowsHanOnceARoundWithItsSpread() {
+    @Test func theReportShowsHanOnceARoundWithItsSpread() throws {
         let rows = AggregateRow.aggregate(Self.hanRecords(), seeds: Self.seeds)
-        let markdown = Report.markdown(sweep: "han", rows: rows)
+        let markdown = ReportTests.aggregateTable(rows)
         let hanLines = markdown.split(separator: "\n").filter { $0.hasPrefix("| han |") }
         #expect(hanLines.count == 3)
         #expect(hanLines.allSatisfy { $0.contains(" | 3 | – | ") }, "\(hanLines)")
@@ -120,7 +120,7 @@ import Testing
         #expect(markdown.contains("| han | q=1 | 1 | 0.3725 ± "), "\(markdown)")
         #expect(markdown.contains(" | 62747 ± "), "\(markdown)")
         #expect(markdown.contains("| han | q=1 | 0 | 0.0000 | "), "\(markdown)")
-        let svg = Report.svg(rows: rows)
-        #expect(svg.components(separatedBy: "<circle").count - 1 == 3)
+        let figure = try #require(ReportFigure.density(rows))
+        #expect(figure.plot.series.map(\.name) == ["han q=1"] && figure.plot.series[0].points.count == 3)
     }
 }

@@ -35,6 +35,12 @@ import Testing
         #expect(result.output.contains("report: \(run.path)/report.md"))
         let status = try Self.run(["status", run.path])
         #expect(status.output.contains("tasks: 3  done 3"), "\(status.output)")
+        // `report` writes the outputs again from the journal alone.
+        let reportFile = run.appendingPathComponent("report.md")
+        try FileManager.default.removeItem(at: reportFile)
+        let report = try Self.run(["report", run.path])
+        #expect(report.status == 0 && report.output.contains("report: \(reportFile.path)"), "\(report.output)\(report.errors)")
+        #expect(try String(contentsOf: reportFile, encoding: .utf8).contains("| synflow | T=10 |"))
 
         let inProcess = try Self.run(["--sweep", file.path, "--run-dir", directory.appendingPathComponent("in-process").path,
                                       "--in-process", "--threads", "1"])

@@ -46,12 +46,13 @@ import Testing
     @Test func reportComesFromTheAggregate() throws {
         let rows = AggregateRow.aggregate([Self.record("synflow", seed: 42, density: 0.05, accuracy: 0.7512),
                                            Self.record("synflow", seed: 43, density: 0.05, accuracy: 0.7600)], seeds: [42, 43, 44])
-        let markdown = Report.markdown(sweep: "t", rows: rows)
+        let markdown = ReportTests.aggregateTable(rows)
         #expect(markdown.contains("| synflow | – | 0 | 0.9500 | 75.56 ± "))
         #expect(markdown.contains("| 44 |"))
-        let svg = Report.svg(rows: rows)
+        let svg = try #require(ReportFigure.density(rows)).plot.svg()
         let parser = XMLParser(data: Data(svg.utf8))
-        #expect(parser.parse(), "curve.svg is not well-formed XML")
-        #expect(svg.contains("<polygon") && svg.contains("<polyline"))
+        #expect(parser.parse(), "density.svg is not well-formed XML")
+        // One density: a marker with 95% whiskers, no line and no band to draw between points.
+        #expect(svg.contains("<circle") && svg.contains("<path d=\"M") && !svg.contains("<polyline") && !svg.contains("<polygon"))
     }
 }

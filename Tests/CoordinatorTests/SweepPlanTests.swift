@@ -6,10 +6,10 @@ import Testing
 @Suite struct SweepPlanTests {
     @Test func synflowItersPlansEveryTaskOnce() throws {
         let plan = try SweepPlan(SweepSpec.builtIn["synflow-iters"]!)
-        // Per seed: θ0, then 4 iteration counts × 3 densities of prune + train.
-        #expect(plan.tasks.count == 3 * (1 + 2 * 12))
+        // Per seed: θ0, the dense reference, then 4 iteration counts × 3 densities of prune + train.
+        #expect(plan.tasks.count == 3 * (1 + 1 + 2 * 12))
         #expect(Set(plan.tasks.map(\.id)).count == plan.tasks.count)
-        #expect(plan.tasks.filter(\.labels.reported).count == 36)
+        #expect(plan.tasks.filter(\.labels.reported).count == 39)
         // Inputs come before the tasks that consume them.
         var seen = Set<String>()
         for task in plan.tasks {
@@ -29,6 +29,15 @@ import Testing
             let consumers = plan.tasks.filter { $0.inputs.values.contains(task.id) }
             #expect(Set(consumers.map(\.labels.method)) == ["lottery-ticket", "han"])
         }
+    }
+
+    @Test func sweepsOnOnePresetShareTheDenseReference() throws {
+        let dense = { (name: String) throws -> Set<String> in
+            Set(try SweepPlan(SweepSpec.builtIn[name]!).tasks.filter { $0.labels.method == "dense" }.map(\.id))
+        }
+        let synflow = try dense("synflow-iters"), baselines = try dense("baselines")
+        #expect(synflow.count == 3)
+        #expect(synflow == baselines, "the quick preset's dense run of a seed must be one task in both sweeps")
     }
 
     @Test func taskIdentityIsContentAddressed() throws {

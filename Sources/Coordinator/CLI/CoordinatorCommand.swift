@@ -10,9 +10,9 @@ import Protocol
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, report.md.",
+        abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, figures, report.md and report.html.",
         version: "commit \(BuildInfo.current)",
-        subcommands: [RunSweep.self, Status.self, Keygen.self],
+        subcommands: [RunSweep.self, Status.self, WriteReport.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 }
 
@@ -140,6 +140,29 @@ struct Status: ParsableCommand {
             }
         }
         if counts[.running] ?? 0 > 0 { say("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
+    }
+}
+
+/// `coordinator report RUN_DIR`: the outputs written again from the journal, without running anything.
+struct WriteReport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Writes results.json, aggregate.json, the figures, report.md and report.html again from a run directory's journal; runs nothing.")
+
+    @Argument(help: "The run directory.") var runDir: String
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: runDir)
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("journal.sqlite").path) else {
+            FileHandle.standardError.write(Data("error: \(runDir) has no journal.sqlite; is it a sweep's run directory?\n".utf8))
+            throw ExitCode(2)
+        }
+        let journal = try Journal(directory: directory)
+        guard let sweep = try journal.sweep() else {
+            FileHandle.standardError.write(Data("error: the journal in \(runDir) records no sweep; run one there with coordinator --sweep first\n".utf8))
+            throw ExitCode(2)
+        }
+        say("report: \(try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: directory).path)")
     }
 }
 

@@ -1,0 +1,24 @@
+import Foundation
+
+/// The dense network's accuracy across seeds, the reference every pruned result is read
+/// against: drawn as a horizontal band, and subtracted for the tables' accuracy drop.
+public struct DenseReference: Sendable, Equatable {
+    /// The dense row's accuracy statistics.
+    public var accuracy: SeedStatistics
+
+    /// The reference from the aggregate's dense row; nil when the sweep has no dense run.
+    public init?(rows: [AggregateRow]) {
+        guard let dense = rows.first(where: { $0.method == "dense" }) else { return nil }
+        accuracy = dense.accuracy
+    }
+
+    /// The band: mean ± 95% interval, clipped to the accuracies that exist.
+    public var plotReference: SVGPlot.Reference {
+        let half = accuracy.ci95 ?? 0
+        return SVGPlot.Reference(name: String(format: "dense %.1f%%", 100 * accuracy.mean) + (accuracy.ci95 == nil ? "" : " ± 95% CI"),
+                                 mean: accuracy.mean, low: Swift.max(0, accuracy.mean - half), high: Swift.min(1, accuracy.mean + half))
+    }
+
+    /// How far `row` falls below dense, in percentage points (negative: above it).
+    public func drop(of row: AggregateRow) -> Double { 100 * (accuracy.mean - row.accuracy.mean) }
+}
