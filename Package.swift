@@ -49,10 +49,19 @@ let package = Package(
             name: "Protocol",
             dependencies: ["CZeroMQ"]
         ),
+        // What the worker and the coordinator both run: task specs, the step runner, the
+        // artifact store. Kept apart so that a worker links no journal (GRDB/SQLite) code.
+        .target(
+            name: "TaskRuntime",
+            dependencies: [
+                "Model",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "Coordinator",
             dependencies: [
-                "BuildStamp", "Model", "Protocol",
+                "BuildStamp", "Model", "Protocol", "TaskRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -68,7 +77,7 @@ let package = Package(
         ),
         .target(
             name: "Worker",
-            dependencies: ["BuildStamp", "Model", "Protocol", "Coordinator"],
+            dependencies: ["BuildStamp", "Model", "Protocol", "TaskRuntime"],
             exclude: ["CLI"]
         ),
         .executableTarget(
@@ -86,15 +95,19 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Protocol", "WorkerCLI"]
+            dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Protocol", "TaskRuntime", "WorkerCLI"]
         ),
         .testTarget(
             name: "ProtocolTests",
             dependencies: ["Protocol"]
         ),
         .testTarget(
+            name: "TaskRuntimeTests",
+            dependencies: ["Model", "TaskRuntime"]
+        ),
+        .testTarget(
             name: "WorkerTests",
-            dependencies: ["Model", "Worker", "WorkerCLI"]
+            dependencies: ["Model", "TaskRuntime", "Worker", "WorkerCLI"]
         ),
     ]
 )

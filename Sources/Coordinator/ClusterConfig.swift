@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 /// `cluster.json`: where the coordinator listens, how it watches its workers, and which
 /// worker processes it starts on which hosts. Every field but `hosts` has a default; an

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TaskRuntime
 
 /// The sweep's durable state, in SQLite in the run directory: the sweep, its tasks, every
 /// attempt, accepted results and an append-only event log. Every change is committed (with

@@ -1,5 +1,6 @@
 import BuildStamp
 import Foundation
+import TaskRuntime
 
 /// Runs a sweep's tasks one after another in this process, through the same journal,
 /// artifact store and step runner the distributed coordinator uses. Rerunning it on the
@@ -61,10 +62,4 @@ public struct LocalExecutor {
         }
         return try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
     }
-}
-
-/// The version recorded with every result.
-public enum CodeVersion {
-    /// The package's version string.
-    public static let current = "0.1.0"
 }

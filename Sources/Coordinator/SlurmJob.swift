@@ -1,4 +1,5 @@
 import Foundation
+import TaskRuntime
 
 /// A Slurm batch job running one host's workers: one job with a task per worker (`srun`
 /// starts them, each named after its task rank), submitted with `sbatch` and cancelled with

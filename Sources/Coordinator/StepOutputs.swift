@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 extension TaskSpec.Step {
     /// The output roles the step produces, exactly: a result with any other set is refused.

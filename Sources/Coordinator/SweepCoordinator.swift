@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import TaskRuntime
 
 /// A whole distributed sweep: records the plan in the run directory's journal, binds the
 /// ROUTER, starts the cluster's workers, serves tasks until the sweep is finished, stops the

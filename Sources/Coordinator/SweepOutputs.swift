@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 /// The files a sweep leaves in its run directory: `results.json` (one record per reported
 /// task), `aggregate.json` (statistics across seeds), `sweep.json` (the sweep as run), one SVG

@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 /// The task graph of a sweep: every task once (by id), in an order where inputs come first.
 public struct SweepPlan: Sendable {

@@ -2,6 +2,7 @@ import BuildStamp
 import Foundation
 import Model
 import Protocol
+import TaskRuntime
 
 /// The coordinator's side of the wire: one ROUTER, the workers' sessions, and the journal.
 /// Every method runs on the socket's thread (the `SocketLoop` calls `receive` and `tick`), so
@@ -46,9 +47,6 @@ public final class SweepServer: @unchecked Sendable {
             hostCaps = Dictionary(uniqueKeysWithValues: cluster.hosts.compactMap { host in host.maxTasks.map { (host.name, $0) } })
         }
     }
-
-    /// The size of artifact chunks on the wire.
-    public static let chunkSize = 1 << 20
 
     private let journal: Journal
     private let store: ArtifactStore
@@ -265,7 +263,7 @@ public final class SweepServer: @unchecked Sendable {
         if let slotSecret = options.slotSecrets[hello.worker] {
             guard hello.secret == slotSecret else {
                 return ("a launched slot's name without its secret",
-                        "worker name \(hello.worker) belongs to a slot the coordinator launched, and this hello lacks the slot's secret (\(SlotSecrets.environmentKey)). Give this worker another --name")
+                        "worker name \(hello.worker) belongs to a slot the coordinator launched, and this hello lacks the slot's secret (\(SlotSecret.environmentKey)). Give this worker another --name")
             }
             return nil
         }
@@ -299,7 +297,7 @@ public final class SweepServer: @unchecked Sendable {
             return send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: 0, total: 0), Data()))
         }
         let start = min(max(0, request.offset), data.count)
-        let end = min(data.count, start + max(0, min(request.length, Self.chunkSize)))
+        let end = min(data.count, start + max(0, min(request.length, ArtifactStore.chunkSize)))
         send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: start, total: data.count), data.subdata(in: start..<end)))
     }
 
@@ -538,12 +536,4 @@ public final class SweepServer: @unchecked Sendable {
         }
         return line
     }
-}
-
-/// What a worker reports of a step's time with its result.
-public struct StepTimes: Codable, Sendable {
-    /// Seconds the step computed (without fetching inputs or uploading outputs).
-    public var stepSeconds: Double
-    /// A record.
-    public init(stepSeconds: Double) { self.stepSeconds = stepSeconds }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 /// A sweep: which methods, with which hyper-parameter grids, for which seeds, on which preset.
 /// Stored as JSON under `sweeps/` or built in by name.
@@ -217,20 +218,5 @@ public struct SweepSpec: Codable, Hashable, Sendable {
             throw .invalid("baselines: \(unknown.debugDescription) is not one of \(known.sorted().joined(separator: ", "))")
         }
         return preset
-    }
-}
-
-/// A sweep or preset that cannot run, with the field to fix.
-public enum SweepError: Error, Equatable, CustomStringConvertible {
-    /// The message names the file or field.
-    case invalid(String)
-    /// The coordinator cancelled the task with this id while it ran.
-    case cancelled(String)
-
-    public var description: String {
-        switch self {
-        case .invalid(let message): message
-        case .cancelled(let task): "task \(task.prefix(12)) was cancelled by the coordinator"
-        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import TaskRuntime
 
 /// The coordinator's CURVE material, loaded from the files cluster.json names: its key pair,
 /// the worker keys let in, and the key handed to the workers it starts.

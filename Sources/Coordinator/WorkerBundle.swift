@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TaskRuntime
 
 /// A worker bundle (`make bundle`: a `.tar.xz` holding `prunesweep/worker`) and how it gets
 /// onto a host. A host keeps each bundle it was given in `BASE/SHA256/`, named by the

@@ -1,4 +1,5 @@
 import Foundation
+import TaskRuntime
 
 /// Starts the workers of cluster.json: `local` hosts as child processes, `ssh` hosts as one
 /// ssh session per slot, `slurm` hosts as one batch job per host, and prints the command for
@@ -69,7 +70,7 @@ public final class WorkerLauncher {
     /// GPU, and the slot's secret.
     private func environment(for host: ClusterConfig.Host, slot index: Int) -> [String: String] {
         var environment = ["OPENBLAS_NUM_THREADS": String(host.threads)]
-        if let secret = secrets["\(host.name)-w\(index)"] { environment[SlotSecrets.environmentKey] = secret }
+        if let secret = secrets["\(host.name)-w\(index)"] { environment[SlotSecret.environmentKey] = secret }
         for (key, value) in host.environment { environment[key] = value }
         if let gpus = host.gpus, !gpus.isEmpty { environment["CUDA_VISIBLE_DEVICES"] = gpus[(index - 1) % gpus.count] }
         return environment

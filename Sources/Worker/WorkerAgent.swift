@@ -1,8 +1,8 @@
 import BuildStamp
-import Coordinator
 import Foundation
 import Model
 import Protocol
+import TaskRuntime
 
 /// A worker in a sweep. Three threads: the socket's (messages and heartbeats, in
 /// `Connection`), the task thread (fetches inputs, runs the step, uploads checkpoints and
@@ -31,7 +31,7 @@ public final class WorkerAgent: Sendable {
     private let store: ArtifactStore
     private let runner: StepRunner
     private let log: @Sendable (String) -> Void
-    private let secret = SlotSecrets.ofThisProcess()
+    private let secret = SlotSecret.ofThisProcess()
 
     /// A worker with `options`; `log` hears every line of its output.
     public init(options: WorkerOptions, log: @escaping @Sendable (String) -> Void) throws {
@@ -241,7 +241,7 @@ public final class WorkerAgent: Sendable {
         guard let data = try? store.data(hash) else { return log("cannot upload \(hash.prefix(12)): not in the local cache") }
         var offset = 0
         repeat {
-            let end = min(data.count, offset + SweepServer.chunkSize)
+            let end = min(data.count, offset + ArtifactStore.chunkSize)
             send(.artifactChunk(ArtifactChunk(hash: hash, offset: offset, total: data.count), data.subdata(in: offset..<end)))
             offset = end
         } while offset < data.count
@@ -268,7 +268,7 @@ public final class WorkerAgent: Sendable {
         var data = Data(), total = -1, silentWaits = 0
         while total < 0 || data.count < total {
             let offset = data.count
-            send(.artifactGet(ArtifactRequest(hash: hash, offset: offset, length: SweepServer.chunkSize)))
+            send(.artifactGet(ArtifactRequest(hash: hash, offset: offset, length: ArtifactStore.chunkSize)))
             guard let (chunk, bytes) = waitForChunk(hash: hash, offset: offset, seconds: options.deadAfterSeconds) else {
                 silentWaits += 1
                 guard silentWaits < 10 else { throw SweepError.invalid("artifact \(hash.prefix(12)) did not arrive from the coordinator") }

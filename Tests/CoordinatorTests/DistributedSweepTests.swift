@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import TaskRuntime
 import Testing
 @testable import Coordinator
 

@@ -2,6 +2,7 @@ import BuildStamp
 import Foundation
 import Protocol
 @testable import Coordinator
+import TaskRuntime
 
 /// A peer that speaks the wire protocol by hand (a DEALER on loopback), as a broken or
 /// hostile worker could: it says `hello`, then only what the test makes it say, answering

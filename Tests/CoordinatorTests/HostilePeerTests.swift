@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Protocol
+import TaskRuntime
 import Testing
 @testable import Coordinator
 

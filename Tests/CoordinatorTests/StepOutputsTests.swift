@@ -1,4 +1,5 @@
 import Foundation
+import TaskRuntime
 import Testing
 @testable import Coordinator
 

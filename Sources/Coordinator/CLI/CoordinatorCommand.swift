@@ -4,6 +4,7 @@ import Coordinator
 import Foundation
 import Model
 import Protocol
+import TaskRuntime
 
 /// The `coordinator` program: plans a sweep, runs its tasks, writes the results and report.
 @main

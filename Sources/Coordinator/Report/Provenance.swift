@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import TaskRuntime
 
 /// What produced a report, for its top: the sweep, the preset and what was overridden, the
 /// data, epochs and seeds, where it ran, how long it took, the code, and the command that

@@ -31,6 +31,16 @@ public struct TaskSpec: Codable, Hashable, Sendable {
         public var targetDensity: Double?
         /// Whether this task's result is a row of the results table (training tasks).
         public var reported: Bool
+
+        /// Labels for a result of `method` with `options`, `seed` and `round`.
+        public init(method: String, options: String, seed: UInt64, round: Int, targetDensity: Double?, reported: Bool) {
+            self.method = method
+            self.options = options
+            self.seed = seed
+            self.round = round
+            self.targetDensity = targetDensity
+            self.reported = reported
+        }
     }
 
     /// The step.
@@ -39,6 +49,13 @@ public struct TaskSpec: Codable, Hashable, Sendable {
     public var inputs: [String: String]
     /// The result labels.
     public var labels: Labels
+
+    /// A task computing `step` from the outputs of the tasks named in `inputs`.
+    public init(step: Step, inputs: [String: String], labels: Labels) {
+        self.step = step
+        self.inputs = inputs
+        self.labels = labels
+    }
 
     /// A one-line description for progress output, e.g. "train synflow T=100 seed 42 d=0.05"; the
     /// density has four significant digits, so 0.8³ (0.5120000000000001 in binary) reads 0.512.

@@ -8,6 +8,10 @@ public struct ArtifactStore: Sendable {
     /// The store's root folder.
     public let root: URL
 
+    /// The size of artifact chunks on the wire: small enough that a chunk never holds a
+    /// socket thread long, large enough that a weights file is a few dozen messages.
+    public static let chunkSize = 1 << 20
+
     /// A store under `runDirectory/artifacts`.
     public init(runDirectory: URL) throws {
         root = runDirectory.appendingPathComponent("artifacts")
