@@ -9,8 +9,9 @@ struct SlurmJob {
     let id: String
 
     /// Writes the batch script for `host` to `logs/` and submits it; a failure names the host.
+    /// `prologue` runs in the script before the workers start (the bundle's `sbcast`).
     static func submit(host: ClusterConfig.Host, worker: String, arguments: [String], environment: [String: String],
-                       logs: URL) throws -> SlurmJob {
+                       prologue: [String] = [], logs: URL) throws -> SlurmJob {
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         var lines = ["#!/bin/bash",
                      "#SBATCH --job-name=prunesweep-\(host.name)",
@@ -22,6 +23,7 @@ struct SlurmJob {
         if let gres = host.gres { lines.append("#SBATCH --gres=\(gres)") }
         if let directory = host.workingDirectory { lines.append("#SBATCH --chdir=\(directory)") }
         lines += environment.sorted { $0.key < $1.key }.map { "export \(SSHCommand.quote("\($0.key)=\($0.value)"))" }
+        lines += prologue
         // The worker's name uses the task's rank, which only the task's own shell knows.
         let command = ([SSHCommand.quote(worker)] + arguments.map { $0.contains("$((SLURM_PROCID") ? "\"\($0)\"" : SSHCommand.quote($0) })
             .joined(separator: " ")

@@ -14,6 +14,10 @@ struct WorkerBundle {
     /// Where hosts keep bundles unless their `bundleDirectory` says otherwise.
     static let defaultBase = "~/.cache/prunesweep/bundles"
 
+    /// Where a Slurm job without a shared `bundleDirectory` unpacks the bundle on each node:
+    /// node-local, so a node's workers start from its own disk.
+    static let nodeLocalBase = "/tmp/prunesweep-bundles"
+
     /// Reads and hashes the archive at `path`.
     init(path: String) throws(SweepError) {
         file = URL(fileURLWithPath: path)
@@ -89,6 +93,18 @@ struct WorkerBundle {
             throw .invalid("host \(host.name): unpacking the worker bundle into its bundleDirectory \(base) failed (status \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return .copied(seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The batch-script lines that put the bundle on every node of a Slurm job without a
+    /// shared directory: `sbcast` copies the archive to each node's /tmp (it reads it on the
+    /// job's first node, so the archive's path must be readable there), then one task per
+    /// node unpacks it under `nodeLocalBase` unless that node has this build already.
+    func sbcastLines() -> [String] {
+        let staged = "/tmp/prunesweep-bundle-\(sha256.prefix(16)).tar.xz"
+        let install = "test -x \(worker(under: Self.nodeLocalBase)) || sh -c \(SSHCommand.quote(installScript(under: Self.nodeLocalBase))) < \(staged)"
+        let sbcastFailed = "sbcast could not copy \(file.path) to the job's nodes: it must be readable on the job's first node; or give the host a shared bundleDirectory"
+        return ["sbcast --force \(SSHCommand.quote(file.path)) \(staged) || { echo \(SSHCommand.quote(sbcastFailed)) >&2; exit 1; }",
+                "srun --nodes=$SLURM_JOB_NUM_NODES --ntasks=$SLURM_JOB_NUM_NODES --ntasks-per-node=1 sh -c \(SSHCommand.quote(install)) || { echo 'unpacking the worker bundle failed on a node (its message is above)' >&2; exit 1; }"]
     }
 
     /// The commands that put the bundle on a manual host by hand.

@@ -22,6 +22,8 @@ public final class WorkerLauncher {
     private var jobs: [(host: String, job: SlurmJob)] = []
     /// Per host name: the worker of the bundle installed there.
     private var bundledWorkers: [String: String] = [:]
+    /// Per Slurm host without a shared bundle directory: the batch lines that sbcast the bundle.
+    private var slurmPrologues: [String: [String]] = [:]
     private let cluster: ClusterConfig
     private let endpoint: String
     private let runDirectory: URL
@@ -95,7 +97,12 @@ public final class WorkerLauncher {
                 switch host.launcher {
                 case .local: continue
                 case .slurm:
-                    guard let shared = host.bundleDirectory else { continue }
+                    guard let shared = host.bundleDirectory else {
+                        slurmPrologues[host.name] = bundle.sbcastLines()
+                        bundledWorkers[host.name] = bundle.worker(under: WorkerBundle.nodeLocalBase)
+                        log("host \(host.name): its Slurm job copies bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to its nodes with sbcast and unpacks it under \(WorkerBundle.nodeLocalBase) where a node lacks it")
+                        continue
+                    }
                     let absolute = URL(fileURLWithPath: NSString(string: shared).expandingTildeInPath).standardizedFileURL.path
                     installed = try bundle.installHere(under: absolute, host: host)
                     bundledWorkers[host.name] = bundle.worker(under: absolute)
@@ -145,6 +152,7 @@ public final class WorkerLauncher {
             let job = try SlurmJob.submit(host: host, worker: workerPath(for: host) ?? defaultWorker.path,
                                           arguments: arguments(for: host, name: "\(host.name)-w$((SLURM_PROCID+1))"),
                                           environment: environment(for: host, slot: 1),
+                                          prologue: slurmPrologues[host.name] ?? [],
                                           logs: runDirectory.appendingPathComponent("logs"))
             jobs.append((host.name, job))
             log("submitted Slurm job \(job.id) for host \(host.name): \(host.workers) worker(s) × \(host.threads) thread(s)")

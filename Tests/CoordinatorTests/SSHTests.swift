@@ -95,8 +95,16 @@ import Testing
                         "bundleDirectory": "\(home.path)/.cache/prunesweep/bundles",
                         "environment": {"HOME": "\(home.path)", "OPENBLAS_CORETYPE": "Haswell"}}]}
             """)
-        let sweep = try harness.file("sweep.json", #"{"name":"bundle","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2]}"#)
-        let first = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        // A real dataset, which the fresh home lacks: the workers fetch it from the coordinator.
+        let data = try DatasetShipmentTests.linkedFashionMNIST(in: harness.directory)
+        let sweep = try harness.file("sweep.json", """
+            {"name": "bundle", "preset": "smoke", "seeds": [1], "synflowIterations": [10], "synflowDensities": [0.2],
+             "overrides": {"dataset": "fashion-mnist", "width": 2, "epochs": 1, "trainLimit": 128, "testLimit": 64, "validationSize": 32}}
+            """)
+        let start = Date()
+        let first = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--data-dir", data.path,
+                                                    "--cluster", cluster.path])
+        print("ssh: first sweep onto a fresh home took \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         #expect(first.status == 0, "\(first.output)\(first.errors)")
         #expect(first.output.contains("copied bundle"), "\(first.output)")
         #expect(first.output.contains("started worker fresh-w1 over ssh to 127.0.0.1"), "\(first.output)")
@@ -104,13 +112,24 @@ import Testing
         let entries = try FileManager.default.contentsOfDirectory(atPath: cached.path)
         #expect(entries.count == 1 && entries[0].count == 64, "\(entries)")
         #expect(try Journal(directory: harness.run).tasks().allSatisfy { $0.state == .done })
+        #expect(try Self.workerLogs(harness.run).contains("fetched the dataset from the coordinator"))
 
+        let again = Date()
         let second = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.directory.appendingPathComponent("run2").path,
-                                                     "--cluster", cluster.path])
+                                                     "--data-dir", data.path, "--cluster", cluster.path])
+        print("ssh: second sweep, bundle and dataset cached, took \(String(format: "%.1f", Date().timeIntervalSince(again))) s")
         #expect(second.status == 0, "\(second.output)\(second.errors)")
         #expect(second.output.contains("is already on host fresh"), "\(second.output)")
         #expect(!second.output.contains("copied bundle"), "\(second.output)")
+        #expect(try !Self.workerLogs(harness.directory.appendingPathComponent("run2")).contains("fetched the dataset"))
         let records = try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: harness.directory.appendingPathComponent("run2/results.json")))
         #expect(records.count == 1 && records.allSatisfy { $0.worker.hasPrefix("fresh-w") && $0.commit == BuildStampTests.headCommit })
+    }
+
+    /// The run's worker logs, one after the other.
+    static func workerLogs(_ run: URL) throws -> String {
+        let logs = run.appendingPathComponent("logs")
+        return try FileManager.default.contentsOfDirectory(atPath: logs.path).filter { $0.hasPrefix("fresh-w") }.sorted()
+            .map { try String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.joined()
     }
 }

@@ -57,4 +57,32 @@ import Testing
         }
         #expect(gone, "Slurm job \(job) is still queued after the sweep")
     }
+
+    @Test(.enabled(if: available || required, "no Slurm controller answers here (start one with scripts/slurm-single-node.sh): the Slurm test is skipped"),
+          .timeLimit(.minutes(4)))
+    func aSlurmJobWithoutASharedDirectoryGetsTheBundleBySbcast() throws {
+        try #require(Self.available, "PRUNESWEEP_REQUIRE_SLURM=1 but sinfo shows no usable node")
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let bundle = try SSHTests.testBundle(in: harness.directory)
+        let sha256 = try WorkerBundle(path: bundle.path).sha256
+        let unpacked = URL(fileURLWithPath: WorkerBundle.nodeLocalBase).appendingPathComponent(sha256)
+        defer { try? FileManager.default.removeItem(at: unpacked) }
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 8, "bundle": "\(bundle.lastPathComponent)",
+             "hosts": [{"name": "batch", "launcher": "slurm", "workers": 2, "threads": 1, "timeLimit": "10",
+                        "workingDirectory": "\(harness.directory.path)"}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"sbcast","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2]}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        #expect(result.output.contains("copies bundle \(sha256.prefix(12))"), "\(result.output)")
+        let script = try String(contentsOf: harness.run.appendingPathComponent("logs/slurm-batch.sh"), encoding: .utf8)
+        #expect(script.contains("sbcast --force") && script.contains("\(WorkerBundle.nodeLocalBase)/\(sha256)/prunesweep/worker"), "\(script)")
+        #expect(FileManager.default.isExecutableFile(atPath: unpacked.appendingPathComponent("prunesweep/worker").path))
+        let journal = try Journal(directory: harness.run)
+        #expect(try journal.tasks().allSatisfy { $0.state == .done })
+        let workers = Set(try journal.tasks().flatMap { try journal.attemptWorkers($0.id) })
+        #expect(!workers.isEmpty && workers.isSubset(of: ["batch-w1", "batch-w2"]), "\(workers)")
+    }
 }
