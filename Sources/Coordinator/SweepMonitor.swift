@@ -14,7 +14,7 @@ public protocol SweepMonitor: AnyObject, Sendable {
     /// An attempt of a task went to a worker.
     func taskStarted(_ task: String, summary: String, worker: String, attempt: Int)
     /// A worker finished an epoch of a task.
-    func taskProgressed(_ progress: Progress, summary: String, worker: String)
+    func taskProgressed(_ progress: Protocol.Progress, summary: String, worker: String)
     /// A task's result was accepted (`seconds`: from dispatch to result).
     func taskDone(_ task: String, summary: String, worker: String, seconds: Double)
     /// An attempt failed with `message`; `givenUp` when the task failed for good.

@@ -248,7 +248,7 @@ public final class SweepServer: @unchecked Sendable {
                 stallWatch.progressed(task, at: now())
                 session.status = try describe(task)
                 dispatchedAt[task] = dispatchedAt[task] ?? Date()
-                log.info("worker \(hello.worker) still runs \(try describe(task)); adopted (attempt \(attempt))")
+                log.info("worker \(hello.worker) still runs \(session.status); adopted (attempt \(attempt))")
             } else {
                 send(peer, .cancel(Cancel(taskID: task, reason: "the task is done or runs elsewhere")))
             }

@@ -69,7 +69,7 @@ public final class LiveSweepState: SweepMonitor {
         }
     }
 
-    public func taskProgressed(_ progress: Progress, summary: String, worker: String) {
+    public func taskProgressed(_ progress: Protocol.Progress, summary: String, worker: String) {
         state.withLock { s in
             s.workers[worker]?.task = summary
             s.workers[worker]?.epoch = progress.epoch

@@ -14,7 +14,7 @@ public final class MonitorFanout: SweepMonitor {
     public func taskStarted(_ task: String, summary: String, worker: String, attempt: Int) {
         for m in monitors { m.taskStarted(task, summary: summary, worker: worker, attempt: attempt) }
     }
-    public func taskProgressed(_ progress: Progress, summary: String, worker: String) {
+    public func taskProgressed(_ progress: Protocol.Progress, summary: String, worker: String) {
         for m in monitors { m.taskProgressed(progress, summary: summary, worker: worker) }
     }
     public func taskDone(_ task: String, summary: String, worker: String, seconds: Double) {

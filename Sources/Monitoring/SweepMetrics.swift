@@ -14,10 +14,10 @@ import Synchronization
 public final class SweepMetrics: SweepMonitor {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let results, retries, lostWorkers, rejectedFrames, bytesSent, bytesReceived: Counter
+    private let results, retries, lostWorkers, rejectedFrames, bytesSent, bytesReceived: CoreMetrics.Counter
     private let commitLatency: CoreMetrics.Timer
-    private let tasks: [(Journal.State, Gauge)]
-    private let perWorker = Mutex<[String: (imagesPerSecond: Gauge, epochSeconds: Gauge)]>([:])
+    private let tasks: [(Journal.State, CoreMetrics.Gauge)]
+    private let perWorker = Mutex<[String: (imagesPerSecond: CoreMetrics.Gauge, epochSeconds: CoreMetrics.Gauge)]>([:])
 
     /// Metrics in a registry of their own.
     public init() {
@@ -27,15 +27,15 @@ public final class SweepMetrics: SweepMonitor {
                                                    .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                                                    .milliseconds(250), .milliseconds(500), .seconds(1)]
         self.factory = factory
-        results = Counter(label: "prunesweep_results_total", factory: factory)
-        retries = Counter(label: "prunesweep_retries_total", factory: factory)
-        lostWorkers = Counter(label: "prunesweep_lost_workers_total", factory: factory)
-        rejectedFrames = Counter(label: "prunesweep_rejected_frames_total", factory: factory)
-        bytesSent = Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "sent")], factory: factory)
-        bytesReceived = Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "received")], factory: factory)
+        results = CoreMetrics.Counter(label: "prunesweep_results_total", factory: factory)
+        retries = CoreMetrics.Counter(label: "prunesweep_retries_total", factory: factory)
+        lostWorkers = CoreMetrics.Counter(label: "prunesweep_lost_workers_total", factory: factory)
+        rejectedFrames = CoreMetrics.Counter(label: "prunesweep_rejected_frames_total", factory: factory)
+        bytesSent = CoreMetrics.Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "sent")], factory: factory)
+        bytesReceived = CoreMetrics.Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "received")], factory: factory)
         commitLatency = CoreMetrics.Timer(label: "prunesweep_journal_commit_seconds", factory: factory)
         tasks = [Journal.State.queued, .running, .done, .failed].map { state in
-            (state, Gauge(label: "prunesweep_tasks", dimensions: [("state", state.rawValue)], factory: factory))
+            (state, CoreMetrics.Gauge(label: "prunesweep_tasks", dimensions: [("state", state.rawValue)], factory: factory))
         }
     }
 
@@ -56,11 +56,11 @@ public final class SweepMetrics: SweepMonitor {
         if attempt > 1 { retries.increment() }
     }
 
-    public func taskProgressed(_ progress: Progress, summary: String, worker: String) {
+    public func taskProgressed(_ progress: Protocol.Progress, summary: String, worker: String) {
         let gauges = perWorker.withLock { all in
             if let known = all[worker] { return known }
-            let made = (Gauge(label: "prunesweep_worker_images_per_second", dimensions: [("worker", worker)], factory: factory),
-                        Gauge(label: "prunesweep_worker_epoch_seconds", dimensions: [("worker", worker)], factory: factory))
+            let made = (CoreMetrics.Gauge(label: "prunesweep_worker_images_per_second", dimensions: [("worker", worker)], factory: factory),
+                        CoreMetrics.Gauge(label: "prunesweep_worker_epoch_seconds", dimensions: [("worker", worker)], factory: factory))
             all[worker] = made
             return made
         }

@@ -269,8 +269,9 @@ public final class WorkerAgent: Sendable {
             let clock = Date()
             for hash in Set(missing.values) { try fetch(hash) }
             let bytes = missing.values.reduce(0) { $0 + ((try? store.data($1).count) ?? 0) }
-            log.info("\(String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
-                       missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock)))")
+            let line = String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
+                              missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock))
+            log.info("\(line)")
         }
         return try DatasetShipment.directory(for: files, in: options.cache) { store.url($0) }
     }

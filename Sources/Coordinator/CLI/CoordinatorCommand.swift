@@ -99,8 +99,9 @@ struct RunSweep: ParsableCommand {
                     }
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {
-                    log.info("\(String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
-                               overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count))")
+                    let line = String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
+                                      overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count)
+                    log.info("\(line)")
                 }
                 log.info("rejected frames: \(outcome.rejectedFrames)")
                 log.info("refused messages: \(outcome.refusedMessages)")
