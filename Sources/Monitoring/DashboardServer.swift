@@ -45,7 +45,8 @@ public final class DashboardServer: Sendable {
         let bound = Locked<Result<Int, DashboardError>?>(nil)
         let signal = DispatchSemaphore(value: 0)
         var quiet = logger
-        quiet.logLevel = .warning
+        // Hummingbird reports its own stop (a cancellation) as an error; a failure to bind is thrown to us.
+        quiet.logLevel = .critical
         let description = address.description
         let app = Application(router: router, configuration: .init(address: .hostname(address.host, port: address.port), serverName: "prunesweep"),
                               onServerRunning: { channel in
