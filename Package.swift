@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -58,33 +62,54 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Log lines with time, level and source: human lines to the terminal, JSON lines to a file.
+        .target(
+            name: "SweepLog",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "Coordinator",
             dependencies: [
-                "BuildStamp", "Model", "Protocol", "TaskRuntime",
+                "BuildStamp", "Model", "Protocol", "SweepLog", "TaskRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["CLI"]
+        ),
+        // The coordinator's HTTP side: the live dashboard and /metrics. Only the coordinator
+        // program links it, so workers carry no HTTP server or metrics backend.
+        .target(
+            name: "Monitoring",
+            dependencies: [
+                "Coordinator", "Protocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
         .executableTarget(
             name: "CoordinatorCLI",
             dependencies: [
-                "BuildStamp", "Coordinator", "Model", "Protocol",
+                "BuildStamp", "Coordinator", "Model", "Monitoring", "Protocol", "SweepLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Coordinator/CLI"
         ),
         .target(
             name: "Worker",
-            dependencies: ["BuildStamp", "Model", "Protocol", "TaskRuntime"],
+            dependencies: ["BuildStamp", "Model", "Protocol", "SweepLog", "TaskRuntime",
+                           .product(name: "Logging", package: "swift-log")],
             exclude: ["CLI"]
         ),
         .executableTarget(
             name: "WorkerCLI",
             dependencies: [
-                "BuildStamp", "Model", "Protocol", "Worker",
+                "BuildStamp", "Model", "Protocol", "SweepLog", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Worker/CLI"
         ),
@@ -95,7 +120,8 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Protocol", "TaskRuntime", "WorkerCLI"]
+            dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Monitoring", "Protocol", "SweepLog", "TaskRuntime", "WorkerCLI",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ProtocolTests",

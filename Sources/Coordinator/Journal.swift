@@ -36,7 +36,7 @@ public final class Journal: Sendable {
         public var checkpoint: String?
     }
 
-    private let database: DatabaseQueue
+    let database: DatabaseQueue
 
     /// Opens (creating if needed) the journal `journal.sqlite` in `directory`.
     public init(directory: URL) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Protocol
 import TaskRuntime
 
@@ -38,14 +39,16 @@ public struct SweepCoordinator {
         self.dataDirectory = dataDirectory
     }
 
-    /// Runs the sweep to its end. `log` hears every line of live progress; `onBound` the endpoint.
-    public func run(extend: Bool = false, log: @escaping @Sendable (String) -> Void,
+    /// Runs the sweep to its end. `log` takes every line of live progress, `monitor` (the
+    /// dashboard and metrics) every event and the journal's commit times; `onBound` hears the
+    /// endpoint once the journal is recorded and the socket bound.
+    public func run(extend: Bool = false, log: Logger, monitor: (any SweepMonitor)? = nil,
                     onBound: (String) -> Void = { _ in }) throws -> Outcome {
         let plan = try SweepPlan(sweep)
         let journal = try Journal(directory: runDirectory)
         try journal.record(sweep: sweep, plan: plan, extend: extend)
         let requeued = try journal.requeueInterrupted()
-        if !requeued.isEmpty { log("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
+        if !requeued.isEmpty { log.notice("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
         let secrets = SlotSecrets(cluster: cluster)
         var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets, allowMixedBuilds: allowMixedBuilds)
@@ -53,7 +56,11 @@ public struct SweepCoordinator {
         options.datasetFiles = try DatasetShipment.stage(dataset, from: dataDirectory, into: store)
         if !options.datasetFiles.isEmpty {
             let bytes = options.datasetFiles.values.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: store.url($1).path)[.size] as? Int) ?? 0) }
-            log("dataset \(dataset.rawValue): \(options.datasetFiles.count) files, \(String(format: "%.1f", Double(bytes) / 1e6)) MB, served to workers that lack them (fetched once, cached by hash)")
+            log.info("dataset \(dataset.rawValue): \(options.datasetFiles.count) files, \(String(format: "%.1f", Double(bytes) / 1e6)) MB, served to workers that lack them (fetched once, cached by hash)")
+        }
+        if let monitor {
+            options.monitor = monitor
+            try journal.timeCommits { monitor.journalCommitted(seconds: $0) }
         }
         let server = SweepServer(journal: journal, store: store, options: options, log: log)
         let reports = server.reports
@@ -90,13 +97,13 @@ public struct SweepCoordinator {
         server.attach(loop.send)
         try? Data((loop.endpoint + "\n").utf8).write(to: runDirectory.appendingPathComponent("coordinator.endpoint"))
         if let security {
-            log("listening on \(loop.endpoint) (CURVE: encrypted and authenticated; coordinator key \(security.coordinator.publicKey), \(security.authorized.count) authorised worker key(s))")
+            log.info("listening on \(loop.endpoint) (CURVE: encrypted and authenticated; coordinator key \(security.coordinator.publicKey), \(security.authorized.count) authorised worker key(s))")
         } else {
-            log("listening on \(loop.endpoint) (no encryption: \(cluster.bindsLoopback ? "loopback only" : "security.mode is none"))")
+            log.info("listening on \(loop.endpoint) (no encryption: \(cluster.bindsLoopback ? "loopback only" : "security.mode is none"))")
         }
         onBound(loop.endpoint)
         let launcher = WorkerLauncher(cluster: cluster, endpoint: loop.endpoint, runDirectory: runDirectory,
-                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, secrets: secrets, log: log)
+                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, secrets: secrets, log: { line in log.info("\(line)") })
         do { try launcher.start() } catch {
             loop.stop()
             throw error
@@ -108,7 +115,7 @@ public struct SweepCoordinator {
             if Date().timeIntervalSince(written.at) >= 5, let done = try? journal.eventCount("done"), done != written.done {
                 written = (done, Date())
                 do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
-                    log("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
+                    log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
                 }
             }
             if launcher.allFailed && server.liveWorkers == 0 {

@@ -22,15 +22,29 @@ public enum SweepOutputs {
         try save(encoder.encode(records), "results.json")
         try save(encoder.encode(rows), "aggregate.json")
         try save(encoder.encode(sweep), "sweep.json")
-        let provenance = Provenance(sweep: sweep, preset: try sweep.resolvedPreset(), records: records,
-                                    planned: plan.tasks.map(\.labels).filter(\.reported), attempts: try journal.attempts(),
-                                    runDirectory: runDirectory)
-        let document = SweepReport.document(provenance: provenance, rows: rows, records: records)
+        let document = try document(journal: journal, sweep: sweep, plan: plan, records: records, rows: rows, runDirectory: runDirectory)
         for figure in document.figures { try save(Data(figure.plot.svg().utf8), figure.fileName) }
         try save(Data(HTMLReport.render(document).utf8), "report.html")
         let report = runDirectory.appendingPathComponent("report.md")
         try save(Data(MarkdownReport.render(document).utf8), "report.md")
         return report
+    }
+
+    /// The report of the journal's accepted results as it stands (the dashboard shows it live).
+    public static func document(journal: Journal, sweep: SweepSpec, runDirectory: URL) throws -> ReportDocument {
+        let plan = try SweepPlan(sweep)
+        let records = try journal.results().compactMap { try? JSONDecoder().decode(ResultRecord.self, from: Data($0.utf8)) }
+            .map { withTargetDensity($0, from: plan) }
+        return try document(journal: journal, sweep: sweep, plan: plan, records: records,
+                            rows: AggregateRow.aggregate(records, seeds: sweep.seeds), runDirectory: runDirectory)
+    }
+
+    private static func document(journal: Journal, sweep: SweepSpec, plan: SweepPlan, records: [ResultRecord], rows: [AggregateRow],
+                                 runDirectory: URL) throws -> ReportDocument {
+        let provenance = Provenance(sweep: sweep, preset: try sweep.resolvedPreset(), records: records,
+                                    planned: plan.tasks.map(\.labels).filter(\.reported), attempts: try journal.attempts(),
+                                    runDirectory: runDirectory)
+        return SweepReport.document(provenance: provenance, rows: rows, records: records)
     }
 
     /// `record` with its target density, taken from `plan` when the record predates the field:

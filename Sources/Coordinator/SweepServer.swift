@@ -1,7 +1,9 @@
 import BuildStamp
 import Foundation
+import Logging
 import Model
 import Protocol
+import SweepLog
 import TaskRuntime
 
 /// The coordinator's side of the wire: one ROUTER, the workers' sessions, and the journal.
@@ -33,6 +35,8 @@ public final class SweepServer: @unchecked Sendable {
         public var slotSecrets: SlotSecrets
         /// Whether workers of another build than the coordinator's may join (`--allow-mixed-builds`).
         public var allowMixedBuilds: Bool
+        /// Hears the sweep's events for the dashboard and metrics (nil: nobody listens).
+        public var monitor: (any SweepMonitor)?
 
         /// Options from a cluster.
         public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets(), allowMixedBuilds: Bool = false) {
@@ -51,7 +55,7 @@ public final class SweepServer: @unchecked Sendable {
     private let journal: Journal
     private let store: ArtifactStore
     private let options: Options
-    private let log: @Sendable (String) -> Void
+    private let log: Logger
     private let started = Date()
     private var sender: (([Data]) -> Void)?
     private var sessions: [Data: WorkerSession] = [:]
@@ -78,13 +82,13 @@ public final class SweepServer: @unchecked Sendable {
     public private(set) var overheads: [Double] = []
 
     /// A server over `journal` and `store`; attach it to a socket with `attach`.
-    public init(journal: Journal, store: ArtifactStore, options: Options, log: @escaping @Sendable (String) -> Void) {
+    public init(journal: Journal, store: ArtifactStore, options: Options, log: Logger) {
         self.journal = journal
         self.store = store
         self.options = options
         self.log = log
         stallWatch = StallWatch(fixedLimit: options.stallSeconds)
-        reports = ReportThrottle(journal: journal, log: log)
+        reports = ReportThrottle(journal: journal, log: { line in log.warning("\(line)") })
         let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
         nameKeys = Dictionary(bound, uniquingKeysWith: { first, _ in first })
     }
@@ -119,10 +123,11 @@ public final class SweepServer: @unchecked Sendable {
         let message: Message
         do { message = try Wire.decode(Array(frames.dropFirst())) } catch { return reject(peer, Self.kind(of: error), error.description) }
         sessions[peer]?.liveness.heard(at: now())
+        if let monitor = options.monitor, let name = sessions[peer]?.name { monitor.workerHeard(name, at: now()) }
         do {
             try handle(message, from: peer, senderKey: senderKey)
         } catch {
-            log("error handling \(message.type) from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
+            log.error("error handling \(message.type) from \(sessions[peer]?.name ?? "an unknown peer"): \(error)")
         }
     }
 
@@ -130,6 +135,7 @@ public final class SweepServer: @unchecked Sendable {
     /// what exactly was wrong with this one.
     private func reject(_ peer: Data?, _ reason: String, _ detail: String) {
         rejectedFrames += 1
+        options.monitor?.frameRejected(reason: reason)
         let who = peer.flatMap { sessions[$0]?.name } ?? "an unknown peer"
         reports.report("rejected-frame", reason: reason, line: "rejected a frame from \(who): \(detail) (\(rejectedFrames) rejected so far)")
     }
@@ -187,6 +193,7 @@ public final class SweepServer: @unchecked Sendable {
             case .artifactGet(let request):
                 progressed(session)
                 try serve(request, to: peer)
+            case .log(let line): relay(line, from: session)
             case .heartbeat: break
             default: reject(peer, "\(message.type) from a worker", "a worker may not send \(message.type)")
             }
@@ -200,17 +207,17 @@ public final class SweepServer: @unchecked Sendable {
 
     private func join(_ peer: Data, _ hello: Hello, key: String?) throws {
         guard hello.version == CodeVersion.current else {
-            log("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
+            log.warning("refused worker \(hello.worker) on \(hello.host): it runs version \(hello.version), this coordinator \(CodeVersion.current); install the same build on both")
             return send(peer, .shutdown(Shutdown(reason: "refused: version \(hello.version) does not match the coordinator's \(CodeVersion.current)")))
         }
         let build = hello.build ?? "unknown (a worker older than build stamps)", own = BuildInfo.current.identifier
         guard hello.build == own || options.allowMixedBuilds else {
-            log("refused worker \(hello.worker) on \(hello.host): it is build \(build), this coordinator \(own); install this build there (docs/cluster.md, bundle) or start the sweep with --allow-mixed-builds")
+            log.warning("refused worker \(hello.worker) on \(hello.host): it is build \(build), this coordinator \(own); install this build there (docs/cluster.md, bundle) or start the sweep with --allow-mixed-builds")
             return send(peer, .shutdown(Shutdown(reason: "refused: this worker is build \(build), the coordinator \(own); run the same commit on both, or start the coordinator with --allow-mixed-builds")))
         }
-        if hello.build != own { log("worker \(hello.worker) on \(hello.host) is build \(build), this coordinator \(own); mixed builds are allowed (results.json records each one's commit)") }
+        if hello.build != own { log.notice("worker \(hello.worker) on \(hello.host) is build \(build), this coordinator \(own); mixed builds are allowed (results.json records each one's commit)") }
         guard hello.slots >= 1 else {
-            log("refused worker \(hello.worker) on \(hello.host): its hello declares \(hello.slots) slots; a worker runs at least 1 task")
+            log.warning("refused worker \(hello.worker) on \(hello.host): its hello declares \(hello.slots) slots; a worker runs at least 1 task")
             return send(peer, .shutdown(Shutdown(reason: "refused: hello field slots is \(hello.slots); declare at least 1")))
         }
         if let refusal = nameRefusal(peer, hello, key: key) {
@@ -239,14 +246,15 @@ public final class SweepServer: @unchecked Sendable {
                 stallWatch.progressed(task, at: now())
                 session.status = try describe(task)
                 dispatchedAt[task] = dispatchedAt[task] ?? Date()
-                log("worker \(hello.worker) still runs \(try describe(task)); adopted (attempt \(attempt))")
+                log.info("worker \(hello.worker) still runs \(session.status); adopted (attempt \(attempt))")
             } else {
                 send(peer, .cancel(Cancel(taskID: task, reason: "the task is done or runs elsewhere")))
             }
         }
         sessions[peer] = session
         try journal.note("join", ["worker": hello.worker, "host": hello.host, "threads": String(hello.threads), "blas": hello.blasCore])
-        log("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? ""), device \(hello.device ?? "cpu")")
+        options.monitor?.workerJoined(hello, at: now())
+        log.info("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? ""), device \(hello.device ?? "cpu")")
         send(peer, .heartbeat)
         needsDispatch = true
     }
@@ -280,8 +288,21 @@ public final class SweepServer: @unchecked Sendable {
             try journal.checkpoint(progress.taskID, artifact: checkpoint)
         }
         let accuracy = progress.metrics["testAccuracy"].map { String(format: " test %.1f%%", $0 * 100) } ?? ""
-        sessions[session.peer]?.status = "\(try describe(progress.taskID)) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)"
-        log("  \(session.name): \(try describe(progress.taskID)) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)")
+        let summary = try describe(progress.taskID)
+        options.monitor?.taskProgressed(progress, summary: summary, worker: session.name)
+        sessions[session.peer]?.status = "\(summary) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)"
+        log.info("  \(session.name): \(summary) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)")
+    }
+
+    /// A worker's log line goes into the coordinator's log under the worker's name and the
+    /// task's summary, at its own level (an unknown level counts as info), cut to
+    /// `WorkerLogLine.maximumLength` characters.
+    private func relay(_ line: WorkerLogLine, from session: WorkerSession) {
+        var logger = log
+        logger[metadataKey: SweepLogHandler.workerKey] = "\(session.name)"
+        logger[metadataKey: "host"] = "\(session.hello.host)"
+        if let task = line.taskID { logger[metadataKey: SweepLogHandler.taskKey] = "\((try? describe(task)) ?? String(task.prefix(12)))" }
+        logger.log(level: Logger.Level(rawValue: line.level) ?? .info, "\(line.message.prefix(WorkerLogLine.maximumLength))")
     }
 
     private func serve(_ request: ArtifactRequest, to peer: Data) throws {
@@ -293,12 +314,13 @@ public final class SweepServer: @unchecked Sendable {
             readCache = (request.hash, data)
         } else {
             // An empty chunk of an unknown total tells the worker the artifact is not here.
-            log("worker \(sessions[peer]?.name ?? "?") asked for artifact \(request.hash.prefix(12)), which is not in the store")
+            log.warning("worker \(sessions[peer]?.name ?? "?") asked for artifact \(request.hash.prefix(12)), which is not in the store")
             return send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: 0, total: 0), Data()))
         }
         let start = min(max(0, request.offset), data.count)
         let end = min(data.count, start + max(0, min(request.length, ArtifactStore.chunkSize)))
         send(peer, .artifactChunk(ArtifactChunk(hash: request.hash, offset: start, total: data.count), data.subdata(in: start..<end)))
+        options.monitor?.artifactBytes(end - start, sent: true)
     }
 
     private func upload(_ chunk: ArtifactChunk, _ bytes: Data, from peer: Data) throws {
@@ -319,13 +341,14 @@ public final class SweepServer: @unchecked Sendable {
             return reject(peer, "artifact chunk out of order", "artifact \(chunk.hash.prefix(12)) chunk at \(chunk.offset) but \(buffer.count) bytes received")
         }
         buffer.append(bytes)
+        options.monitor?.artifactBytes(bytes.count, sent: false)
         if buffer.count < chunk.total {
             uploads[key] = buffer
             return
         }
         uploads[key] = nil
         do { try store.put(buffer, expected: chunk.hash) } catch {
-            log("refused an upload from \(session.name): \(error)")
+            log.warning("refused an upload from \(session.name): \(error)")
             try journal.note("artifact-refused", ["hash": chunk.hash, "reason": "\(error)"])
         }
     }
@@ -362,7 +385,8 @@ public final class SweepServer: @unchecked Sendable {
         }
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)
         send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
-        guard accepted else { return log("dropped a duplicate result of \(task.summary) from \(worker)") }
+        guard accepted else { return log.notice("dropped a duplicate result of \(task.summary) from \(worker)") }
+        options.monitor?.taskDone(result.taskID, summary: task.summary, worker: worker, seconds: elapsed)
         if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - step.stepSeconds)) }
         dispatchedAt[result.taskID] = nil
         if case .train = task.step {
@@ -375,7 +399,7 @@ public final class SweepServer: @unchecked Sendable {
         }
         let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
         let total = counts.values.reduce(0, +)
-        log("[\(counts[.done] ?? 0)/\(total)] done \(task.summary) on \(worker) in \(String(format: "%.1f", elapsed)) s")
+        log.info("[\(counts[.done] ?? 0)/\(total)] done \(task.summary) on \(worker) in \(String(format: "%.1f", elapsed)) s")
         needsDispatch = true
     }
 
@@ -387,8 +411,9 @@ public final class SweepServer: @unchecked Sendable {
         stallWatch.forget(failure.taskID)
         failedOn[failure.taskID, default: []].insert(session.name)
         try journal.abandon(failure.taskID, attempt: failure.attempt, lostWorker: false, message: failure.message, retryLimit: options.retryLimit)
-        let state = try journal.task(failure.taskID)?.state
-        log("\(session.name) failed \(try describe(failure.taskID)): \(failure.message)\(state == .failed ? " — given up after \(options.retryLimit + 1) failures" : " — will retry on another worker")")
+        let state = try journal.task(failure.taskID)?.state, summary = try describe(failure.taskID)
+        options.monitor?.taskFailed(failure.taskID, summary: summary, worker: session.name, message: failure.message, givenUp: state == .failed)
+        log.error("\(session.name) failed \(summary): \(failure.message)\(state == .failed ? " — given up after \(options.retryLimit + 1) failures" : " — will retry on another worker")")
         try strike(session.peer, "failed")
         needsDispatch = true
     }
@@ -417,7 +442,7 @@ public final class SweepServer: @unchecked Sendable {
         guard session.consecutiveFailures >= options.quarantineAfter, !session.quarantined else { return }
         session.quarantined = true
         try journal.note("quarantine", ["worker": session.name])
-        log("quarantined worker \(session.name) after \(session.consecutiveFailures) \(what) tasks in a row; check its log")
+        log.warning("quarantined worker \(session.name) after \(session.consecutiveFailures) \(what) tasks in a row; check its log")
         send(peer, .shutdown(Shutdown(reason: "refused: quarantined after \(session.consecutiveFailures) \(what) tasks in a row")))
     }
 
@@ -426,7 +451,9 @@ public final class SweepServer: @unchecked Sendable {
         dispatchedAt[task] = nil
         stallWatch.forget(task)
         let resume = try journal.task(task)?.checkpoint == nil ? "from the start" : "from its last checkpoint"
-        log("worker \(worker) lost (\(why)); \(try describe(task)) goes back to the queue and resumes \(resume)")
+        let summary = try describe(task)
+        options.monitor?.taskRequeued(task, summary: summary, worker: worker, why: why)
+        log.warning("worker \(worker) lost (\(why)); \(summary) goes back to the queue and resumes \(resume)")
         needsDispatch = true
     }
 
@@ -446,7 +473,7 @@ public final class SweepServer: @unchecked Sendable {
         for (peer, session) in sessions where !session.liveness.isDead(at: time) {
             for (task, attempt) in session.running {
                 guard let silence = stallWatch.stalled(task, at: time) else { continue }
-                do { try stall(task, attempt: attempt, session: sessions[peer] ?? session, silence: silence) } catch { log("cannot take stalled \(task.prefix(12)) from \(session.name): \(error)") }
+                do { try stall(task, attempt: attempt, session: sessions[peer] ?? session, silence: silence) } catch { log.error("cannot take stalled \(task.prefix(12)) from \(session.name): \(error)") }
             }
         }
         reports.flushDue(now: time)
@@ -455,7 +482,8 @@ public final class SweepServer: @unchecked Sendable {
                 sessions[peer] = nil
                 let silence = String(format: "%.1f", time - session.liveness.lastHeard)
                 try? journal.note("lost", ["worker": session.name, "silentSeconds": silence])
-                if session.running.isEmpty { log("worker \(session.name) lost (silent for \(silence) s)") }
+                options.monitor?.workerLost(session.name, at: time)
+                if session.running.isEmpty { log.warning("worker \(session.name) lost (silent for \(silence) s)") }
                 for (task, attempt) in session.running {
                     try? lose(task, attempt: attempt, worker: session.name, why: "silent for \(silence) s")
                 }
@@ -466,11 +494,11 @@ public final class SweepServer: @unchecked Sendable {
         liveCount.with { $0 = sessions.count }
         if needsDispatch {
             needsDispatch = false
-            do { try dispatch() } catch { log("cannot dispatch: \(error)") }
+            do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
         }
         if Date().timeIntervalSince(lastStatus) >= options.statusEvery {
             lastStatus = Date()
-            if let line = try? statusLine() { log(line) }
+            if let line = try? statusLine() { log.info("\(line)") }
         }
     }
 
@@ -507,9 +535,10 @@ public final class SweepServer: @unchecked Sendable {
             sessions[chosen.peer]?.status = task.summary
             dispatchedAt[row.id] = Date()
             send(chosen.peer, .task(TaskAssignment(taskID: row.id, attempt: attempt, spec: row.spec, inputs: inputs,
-                                                   datasetFiles: options.datasetFiles)))
+                                                   datasetFiles: options.datasetFiles, takesLogs: true)))
+            options.monitor?.taskStarted(row.id, summary: task.summary, worker: chosen.name, attempt: attempt)
             let from = row.checkpoint == nil ? "" : " (resuming from its checkpoint)"
-            log("start \(task.summary) on \(chosen.name), attempt \(attempt)\(from)")
+            log.info("start \(task.summary) on \(chosen.name), attempt \(attempt)\(from)")
         }
     }
 

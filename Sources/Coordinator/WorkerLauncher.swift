@@ -62,7 +62,9 @@ public final class WorkerLauncher {
     /// keep their cache in the run directory, others in their own default place.
     private func arguments(for host: ClusterConfig.Host, name: String) -> [String] {
         ["--connect", endpoint, "--name", name, "--group", host.name, "--threads", String(host.threads),
-         "--heartbeat", String(cluster.heartbeatSeconds), "--missed-heartbeats", String(cluster.missedHeartbeats)]
+         "--heartbeat", String(cluster.heartbeatSeconds), "--missed-heartbeats", String(cluster.missedHeartbeats),
+         // Its output is a file (RUN_DIR/logs/NAME.log), where the per-epoch detail belongs.
+         "--log-level", "debug"]
             + (curve.map { ["--server-key", $0.serverKey, "--key", $0.workerKeyFile] } ?? [])
             + (host.device.map { ["--device", $0] } ?? [])
             + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])

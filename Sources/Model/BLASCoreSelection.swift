@@ -73,12 +73,9 @@ public enum BLASCoreSelection {
     }
 
     private static func cacheURL() -> URL {
-        let environment = ProcessInfo.processInfo.environment
-        let base = environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
         let key = (cpuInfo()["model name"] ?? "cpu") + "|" + BLAS.configuration
         let digest = key.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
-        return base.appendingPathComponent("prunesweep/blas-core-\(String(digest, radix: 16)).json")
+        return UserCache.directory.appendingPathComponent("blas-core-\(String(digest, radix: 16)).json")
     }
 
     private static func cachedChoice() -> Choice? {

@@ -27,6 +27,9 @@ public enum Message: Equatable, Sendable {
     case heartbeat
     /// Coordinator → worker: stop (the sweep is over, or this worker is refused).
     case shutdown(Shutdown)
+    /// Worker → coordinator: a line of the worker's log, for the coordinator's (sent only to
+    /// coordinators whose `task` said they take them).
+    case log(WorkerLogLine)
 
     /// The wire name of the message type.
     public var type: String {
@@ -43,6 +46,7 @@ public enum Message: Equatable, Sendable {
         case .cancel: "cancel"
         case .heartbeat: "heartbeat"
         case .shutdown: "shutdown"
+        case .log: "log"
         }
     }
 }
@@ -123,9 +127,14 @@ public struct TaskAssignment: Codable, Equatable, Sendable {
     /// The sweep's dataset files by name, as content hashes (nil or empty for generated data):
     /// a worker fetches the ones it lacks like any other artifact.
     public var datasetFiles: [String: String]?
+    /// True from a coordinator that takes `log` messages (nil from older ones, which would
+    /// reject them as an unknown type): the worker then sends it its log lines.
+    public var takesLogs: Bool?
 
     /// A task record.
-    public init(taskID: String, attempt: Int, spec: String, inputs: [String: String], datasetFiles: [String: String]? = nil) {
+    public init(taskID: String, attempt: Int, spec: String, inputs: [String: String], datasetFiles: [String: String]? = nil,
+                takesLogs: Bool? = nil) {
+        self.takesLogs = takesLogs
         self.taskID = taskID
         self.attempt = attempt
         self.spec = spec
@@ -262,5 +271,28 @@ public struct Shutdown: Codable, Equatable, Sendable {
     public init(reason: String, rejoin: Bool = false) {
         self.reason = reason
         self.rejoin = rejoin
+    }
+}
+
+/// A line of a worker's log, carried to the coordinator's log under the worker's name.
+public struct WorkerLogLine: Codable, Equatable, Sendable {
+    /// When the worker logged it (seconds since 1970, the worker's clock).
+    public var time: Double
+    /// The swift-log level's name (`trace` … `critical`).
+    public var level: String
+    /// The task the line is about, by id, if any.
+    public var taskID: String?
+    /// The line (the coordinator cuts it at `maximumLength` characters).
+    public var message: String
+
+    /// Characters of a message the coordinator keeps: a worker cannot flood its log file.
+    public static let maximumLength = 4096
+
+    /// A log line record.
+    public init(time: Double, level: String, taskID: String?, message: String) {
+        self.time = time
+        self.level = level
+        self.taskID = taskID
+        self.message = message
     }
 }

@@ -54,6 +54,7 @@ public enum Wire {
         case .cancel(let h): frames.append(json(h))
         case .heartbeat: frames.append(Data("{}".utf8))
         case .shutdown(let h): frames.append(json(h))
+        case .log(let h): frames.append(json(h))
         }
         return frames
     }
@@ -92,6 +93,7 @@ public enum Wire {
         case "cancel": return .cancel(try decoded(Cancel.self))
         case "heartbeat": return .heartbeat
         case "shutdown": return .shutdown(try decoded(Shutdown.self))
+        case "log": return .log(try decoded(WorkerLogLine.self))
         default: throw .unknownType(String(type.prefix(40)))
         }
     }

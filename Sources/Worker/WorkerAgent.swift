@@ -1,7 +1,9 @@
 import BuildStamp
 import Foundation
+import Logging
 import Model
 import Protocol
+import SweepLog
 import TaskRuntime
 
 /// A worker in a sweep. Three threads: the socket's (messages and heartbeats, in
@@ -30,13 +32,17 @@ public final class WorkerAgent: Sendable {
     private let chunkArrived = DispatchSemaphore(value: 0)
     private let store: ArtifactStore
     private let runner: StepRunner
-    private let log: @Sendable (String) -> Void
+    private let log: Logger
+    private let relay: LogRelay
     private let secret = SlotSecret.ofThisProcess()
 
-    /// A worker with `options`; `log` hears every line of its output.
-    public init(options: WorkerOptions, log: @escaping @Sendable (String) -> Void) throws {
+    /// A worker with `options`; its log lines go to `sink` under its name, and to the
+    /// coordinator once the coordinator takes them.
+    public init(options: WorkerOptions, sink: LogSink) throws {
         self.options = options
-        self.log = log
+        let relay = LogRelay()
+        self.relay = relay
+        log = Logger(label: options.name) { label in ForwardingLogHandler(local: SweepLogHandler(label: label, sink: sink), relay: relay) }
         store = try ArtifactStore(runDirectory: options.cache)
         // Scratch per process: a restarted worker must not share run folders with a
         // predecessor that may still be winding down.
@@ -64,7 +70,7 @@ public final class WorkerAgent: Sendable {
                 return (s.connection, s.heard, s.rejoin, s.shutdown)
             }
             if let shutdown {
-                log("shutdown: \(shutdown.reason)")
+                log.log(level: shutdown.reason.hasPrefix("refused") ? .error : .info, "shutdown: \(shutdown.reason)")
                 connection?.close()
                 return shutdown.reason.hasPrefix("refused") ? 3 : 0
             }
@@ -77,7 +83,7 @@ public final class WorkerAgent: Sendable {
             }
             if connection.isDead {
                 let wait = backoff.next()
-                log("the coordinator has been silent for \(options.deadAfterSeconds) s; reconnecting in \(wait) s")
+                log.warning("the coordinator has been silent for \(options.deadAfterSeconds) s; reconnecting in \(wait) s")
                 state.with { $0.connection = nil }
                 connection.close()
                 Thread.sleep(forTimeInterval: wait)
@@ -92,7 +98,7 @@ public final class WorkerAgent: Sendable {
         let parent = getppid()
         let watcher = Thread { [log] in
             while getppid() == parent { usleep(50_000) }
-            log("the coordinator that started this worker has exited; exiting too")
+            log.notice("the coordinator that started this worker has exited; exiting too")
             exit(0)
         }
         watcher.name = "prunesweep-parent-watch"
@@ -100,13 +106,16 @@ public final class WorkerAgent: Sendable {
     }
 
     private func connect() {
+        // A new link may lead to another coordinator: lines stay local until its first task
+        // says it takes them.
+        relay.connect(nil)
         do {
             let connection = try Connection(options: options, onMessage: { [self] in handle($0) },
-                                            onHandshake: { [self] in handshake($0) }, log: log)
+                                            onHandshake: { [self] in handshake($0) }, log: { [log] line in log.warning("\(line)") })
             state.with { $0.connection = connection }
             introduce()
         } catch {
-            log("cannot connect to \(options.endpoint): \(error)")
+            log.error("cannot connect to \(options.endpoint): \(error)")
         }
     }
 
@@ -124,7 +133,7 @@ public final class WorkerAgent: Sendable {
                           secret: secret, build: BuildInfo.current.identifier)))
         for result in pending { deliver(result) }
         if idle { send(.ready(Ready(credit: 1))) }
-        log("connecting to \(options.endpoint) as \(options.name)")
+        log.info("connecting to \(options.endpoint) as \(options.name)")
     }
 
     private func send(_ message: Message) {
@@ -140,7 +149,7 @@ public final class WorkerAgent: Sendable {
         case .failed(let errno):
             // The coordinator hangs up on a client whose server key is wrong; ZeroMQ retries.
             guard options.curve != nil, state.with({ s in defer { s.warnedHandshake = true }; return !s.warnedHandshake }) else { return }
-            return log("the CURVE handshake with the coordinator failed (errno \(errno)); retrying. If this repeats, --server-key is not the coordinator's public key")
+            return log.warning("the CURVE handshake with the coordinator failed (errno \(errno)); retrying. If this repeats, --server-key is not the coordinator's public key")
         case .refused(let status):
             reason = "refused: the coordinator does not authorise this worker's key \(key ?? "(none)") (ZAP status \(status)); add it to the file named by security.authorizedKeys in its cluster.json"
         case .protocolError(let code):
@@ -156,6 +165,7 @@ public final class WorkerAgent: Sendable {
         state.with { $0.heard = true }
         switch message {
         case .task(let assignment):
+            if assignment.takesLogs == true { relay.connect { [self] line in send(.log(line)) } }
             state.with { $0.queue.append(assignment) }
             taskArrived.signal()
         case .artifactChunk(let chunk, let bytes):
@@ -163,7 +173,7 @@ public final class WorkerAgent: Sendable {
             chunkArrived.signal()
         case .accepted(let accepted):
             state.with { _ = $0.pending.removeValue(forKey: accepted.taskID) }
-            if accepted.duplicate { log("the coordinator already had a result for \(accepted.taskID.prefix(12)); it dropped this one") }
+            if accepted.duplicate { log.notice("the coordinator already had a result for \(accepted.taskID.prefix(12)); it dropped this one") }
         case .cancel(let cancel):
             state.with { s in
                 s.cancelled.insert(cancel.taskID)
@@ -171,13 +181,13 @@ public final class WorkerAgent: Sendable {
                 // The coordinator will not take a result of it from this worker any more.
                 s.pending[cancel.taskID] = nil
             }
-            log("cancelled \(cancel.taskID.prefix(12)): \(cancel.reason)")
+            log.notice("cancelled \(cancel.taskID.prefix(12)): \(cancel.reason)")
         case .shutdown(let shutdown):
             state.with { s in if shutdown.rejoin { s.rejoin = true } else { s.shutdown = shutdown } }
         case .heartbeat:
             break
-        case .hello, .ready, .progress, .artifactGet, .result, .error:
-            log("ignored a \(message.type) message, which only workers send")
+        case .hello, .ready, .progress, .artifactGet, .result, .error, .log:
+            log.warning("ignored a \(message.type) message, which only workers send")
         }
     }
 
@@ -201,14 +211,17 @@ public final class WorkerAgent: Sendable {
 
     private func execute(_ assignment: TaskAssignment) {
         let id = assignment.taskID
+        var log = self.log
+        log[metadataKey: ForwardingLogHandler.taskIDKey] = "\(id)"
         do {
             let task = try JSONDecoder().decode(TaskSpec.self, from: Data(assignment.spec.utf8))
+            log[metadataKey: SweepLogHandler.taskKey] = "\(task.summary)"
             guard task.id == id else { throw SweepError.invalid("task \(id.prefix(12))'s specification hashes to \(task.id.prefix(12))") }
             var inputs = assignment.inputs
             let checkpoint = inputs.removeValue(forKey: "checkpoint")
             for hash in Set(inputs.values).union(checkpoint.map { [$0] } ?? []) { try fetch(hash) }
             let dataDirectory = try dataset(assignment.datasetFiles ?? [:])
-            log("start \(task.summary) (attempt \(assignment.attempt))\(checkpoint == nil ? "" : ", resuming from the coordinator's checkpoint")")
+            log.debug("start \(task.summary) (attempt \(assignment.attempt))\(checkpoint == nil ? "" : ", resuming from the coordinator's checkpoint")")
             let epochs = if case .train(let config) = task.step { config.epochs } else { 0 }
             let clock = Date()
             let output = try runner.run(task, inputs: inputs, checkpoint: checkpoint, dataDirectory: dataDirectory, onEpoch: { [self] metrics, checkpoint in
@@ -217,16 +230,16 @@ public final class WorkerAgent: Sendable {
                                         metrics: ["trainLoss": metrics.trainLoss, "testAccuracy": metrics.testAccuracy,
                                                   "seconds": metrics.seconds, "imagesPerSecond": metrics.imagesPerSecond],
                                         checkpoint: checkpoint)))
-            }, isCancelled: { [self] in state.with { $0.cancelled.contains(id) } }, log: { [self] in log("  \($0)") })
+            }, isCancelled: { [self] in state.with { $0.cancelled.contains(id) } }, log: { [log] line in log.debug("\(line)") })
             let times = String(decoding: try JSONEncoder().encode(StepTimes(stepSeconds: Date().timeIntervalSince(clock))), as: UTF8.self)
             let result = TaskResult(taskID: id, attempt: assignment.attempt, outputs: output.artifacts, metrics: times)
             state.with { $0.pending[id] = result }
             deliver(result)
-            log("done \(task.summary) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+            log.debug("done \(task.summary) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
         } catch SweepError.cancelled {
-            log("stopped \(id.prefix(12)) at the coordinator's request")
+            log.notice("stopped \(id.prefix(12)) at the coordinator's request")
         } catch {
-            log("failed \(id.prefix(12)): \(error)")
+            log.error("failed \(id.prefix(12)): \(error)")
             send(.error(TaskFailure(taskID: id, attempt: assignment.attempt, message: "\(error)")))
         }
     }
@@ -238,7 +251,7 @@ public final class WorkerAgent: Sendable {
     }
 
     private func upload(_ hash: String) {
-        guard let data = try? store.data(hash) else { return log("cannot upload \(hash.prefix(12)): not in the local cache") }
+        guard let data = try? store.data(hash) else { return log.warning("cannot upload \(hash.prefix(12)): not in the local cache") }
         var offset = 0
         repeat {
             let end = min(data.count, offset + ArtifactStore.chunkSize)
@@ -256,8 +269,9 @@ public final class WorkerAgent: Sendable {
             let clock = Date()
             for hash in Set(missing.values) { try fetch(hash) }
             let bytes = missing.values.reduce(0) { $0 + ((try? store.data($1).count) ?? 0) }
-            log(String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
-                       missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock)))
+            let line = String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
+                              missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock))
+            log.info("\(line)")
         }
         return try DatasetShipment.directory(for: files, in: options.cache) { store.url($0) }
     }

@@ -11,7 +11,7 @@ import Testing
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = coordinator
-        process.arguments = arguments
+        process.arguments = withoutDashboard(arguments)
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
@@ -20,6 +20,15 @@ import Testing
         let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, out, err)
+    }
+
+    /// A sweep's arguments with `--no-dashboard` unless they name a dashboard: tests run many
+    /// coordinators at once, and only the dashboard's own tests serve one (on a free port).
+    static func withoutDashboard(_ arguments: [String]) -> [String] {
+        guard arguments.first == "--sweep", !arguments.contains(where: { $0.hasPrefix("--dashboard") || $0 == "--no-dashboard" }) else {
+            return arguments
+        }
+        return arguments + ["--no-dashboard"]
     }
 
     @Test(.timeLimit(.minutes(3)))

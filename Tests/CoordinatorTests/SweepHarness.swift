@@ -35,7 +35,7 @@ struct SweepHarness {
         FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
         process.executableURL = CoordinatorProcessTests.coordinator
-        process.arguments = arguments
+        process.arguments = CoordinatorProcessTests.withoutDashboard(arguments)
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
         process.standardError = handle

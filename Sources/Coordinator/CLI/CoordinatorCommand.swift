@@ -2,8 +2,11 @@ import ArgumentParser
 import BuildStamp
 import Coordinator
 import Foundation
+import Logging
 import Model
+import Monitoring
 import Protocol
+import SweepLog
 import TaskRuntime
 
 /// The `coordinator` program: plans a sweep, runs its tasks, writes the results and report.
@@ -38,6 +41,17 @@ struct RunSweep: ParsableCommand {
     @Option(help: "Threads for training with --in-process.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Let workers of another build (git commit or uncommitted changes) than this coordinator's join; results.json records each one's.")
     var allowMixedBuilds = false
+    @Option(help: "The least severe lines the terminal shows: trace, debug, info, notice, warning, error or critical (RUN_DIR/logs/coordinator.jsonl keeps debug and up, the workers' lines too).")
+    var logLevel: Logger.Level = .info
+    @Option(help: ArgumentHelp("Where the live dashboard and /metrics listen (port 0: any free one). Off loopback every request needs the token printed at start.", valueName: "HOST:PORT"))
+    var dashboard = "127.0.0.1:8080"
+    @Flag(help: "Serve no dashboard and no /metrics.") var noDashboard = false
+    @Flag(help: "After the sweep, keep the dashboard and /metrics up until interrupted (a last scrape then sees the final counts).")
+    var keepServing = false
+
+    func validate() throws {
+        guard noDashboard || (try? DashboardAddress(dashboard)) != nil else { throw ValidationError("\(DashboardError.invalidAddress(dashboard))") }
+    }
 
     func run() throws {
         do {
@@ -58,30 +72,47 @@ struct RunSweep: ParsableCommand {
             } catch let error as ModelError {
                 throw SweepError.invalid("cannot start the sweep: \(error)")
             }
-            let clusterConfig = try loadCluster()
+            let directory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
+            let sink = LogSink(terminalLevel: logLevel)
+            let log = Logger(label: "coordinator", sink: sink)
+            let clusterConfig = try loadCluster(log)
+            // Only a sweep that can start writes to its run directory.
+            do { try sink.openFile(directory.appendingPathComponent("logs/coordinator.jsonl")) } catch {
+                throw SweepError.invalid("cannot write the log \(directory.path)/logs/coordinator.jsonl: \(error); is the run directory writable?")
+            }
             let line = BLASCoreSelection.ensureBestCore(threads: threads)
             BLAS.threads = threads
             Parallel.threads = threads
-            say(line)
-            let directory = URL(fileURLWithPath: runDir ?? "runs/\(spec.name)")
-            say("build: commit \(BuildInfo.current)")
-            say("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
+            log.info("\(line)")
+            log.info("build: commit \(BuildInfo.current)")
+            log.info("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
             if inProcess {
-                try runInProcess(spec, directory: directory, dataDirectory: dataDirectory, start: start)
+                try runInProcess(spec, directory: directory, dataDirectory: dataDirectory, start: start, log: log)
             } else {
+                let live = LiveSweepState(), metrics = SweepMetrics()
+                var server: DashboardServer?
                 let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, dataDirectory: dataDirectory,
                                                    allowMixedBuilds: allowMixedBuilds)
-                    .run(extend: extend, log: { say($0) })
+                    .run(extend: extend, log: log, monitor: noDashboard ? nil : MonitorFanout([live, metrics])) { _ in
+                        guard !noDashboard else { return }
+                        server = serveDashboard(spec, directory: directory, live: live, metrics: metrics, log: log)
+                    }
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {
-                    say(String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
-                               overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count))
+                    let line = String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
+                                      overheads[overheads.count / 2], overheads[overheads.count - 1], overheads.count)
+                    log.info("\(line)")
                 }
-                say("rejected frames: \(outcome.rejectedFrames)")
-                say("refused messages: \(outcome.refusedMessages)")
-                say(String(format: "wall time: %.1f s", Date().timeIntervalSince(start)))
-                say("report: \(outcome.report.path)")
+                log.info("rejected frames: \(outcome.rejectedFrames)")
+                log.info("refused messages: \(outcome.refusedMessages)")
+                log.info("\(String(format: "wall time: %.1f s", Date().timeIntervalSince(start)))")
+                log.info("report: \(outcome.report.path)")
+                if let server, keepServing {
+                    log.notice("the sweep is over; the dashboard stays at \(server.url) until interrupted (--keep-serving)")
+                    while true { pause() }
+                }
+                server?.stop()
                 if outcome.failed > 0 {
                     FileHandle.standardError.write(Data("error: \(outcome.failed) task(s) did not finish; see coordinator status \(directory.path)\n".utf8))
                     throw ExitCode(1)
@@ -93,32 +124,59 @@ struct RunSweep: ParsableCommand {
         }
     }
 
-    private func loadCluster() throws(SweepError) -> ClusterConfig {
+    /// Starts the dashboard once the journal is recorded; a dashboard that cannot start is a
+    /// warning, never the end of the sweep.
+    private func serveDashboard(_ spec: SweepSpec, directory: URL, live: LiveSweepState, metrics: SweepMetrics, log: Logger) -> DashboardServer? {
+        do {
+            let journal = try Journal(directory: directory)
+            let server = try DashboardServer(address: try DashboardAddress(dashboard), journal: journal, sweep: spec, runDirectory: directory,
+                                             live: live, metrics: metrics, logger: log)
+            log.notice("dashboard: \(server.url) (metrics: \(server.url.split(separator: "?").first ?? "")metrics)")
+            if let token = server.token {
+                log.notice("dashboard token: \(token) (it listens off loopback: every request needs ?token=TOKEN or Authorization: Bearer TOKEN)")
+            }
+            return server
+        } catch {
+            log.warning("no dashboard: \(error); the sweep goes on without it")
+            return nil
+        }
+    }
+
+    private func loadCluster(_ log: Logger) throws(SweepError) -> ClusterConfig {
         if let cluster { return try ClusterConfig.load(URL(fileURLWithPath: cluster)) }
         if FileManager.default.fileExists(atPath: "cluster.json") { return try ClusterConfig.load(URL(fileURLWithPath: "cluster.json")) }
-        say("no cluster.json here: 2 local workers × 1 thread")
+        log.info("no cluster.json here: 2 local workers × 1 thread")
         return .thisMachine
     }
 
-    private func runInProcess(_ spec: SweepSpec, directory: URL, dataDirectory: URL?, start: Date) throws {
+    private func runInProcess(_ spec: SweepSpec, directory: URL, dataDirectory: URL?, start: Date, log: Logger) throws {
         var done = 0
         let report = try LocalExecutor(sweep: spec, runDirectory: directory, dataDirectory: dataDirectory).run(extend: extend) { message in
             if message.hasPrefix("done ") || message.hasPrefix("failed ") {
                 done += 1
-                say("[\(done)] \(message)  (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
+                log.info("[\(done)] \(message)  (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
             } else if message.hasPrefix("epoch ") || message.hasPrefix("resuming") {
-                say("    \(message)")
+                log.info("    \(message)")
+            } else {
+                log.debug("\(message)")
             }
         }
-        say("report: \(report.path)")
+        log.info("report: \(report.path)")
     }
 }
 
-/// `coordinator status RUN_DIR`: where a sweep stands, read from its journal.
+/// `coordinator status RUN_DIR`: where a sweep stands, read from its journal; with `--watch`,
+/// again every few seconds in place, for a terminal without a browser.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Prints where a sweep stands, from its run directory's journal: task counts, what runs where, what failed.")
 
     @Argument(help: "The run directory.") var runDir: String
+    @Flag(help: "Refresh in place until nothing is queued or running (or until interrupted).") var watch = false
+    @Option(help: "Seconds between refreshes with --watch.") var every = 2.0
+
+    func validate() throws {
+        guard every >= 0.1 else { throw ValidationError("--every must be at least 0.1 s, got \(every)") }
+    }
 
     func run() throws {
         let directory = URL(fileURLWithPath: runDir)
@@ -127,20 +185,34 @@ struct Status: ParsableCommand {
             throw ExitCode(2)
         }
         let journal = try Journal(directory: directory)
+        guard watch else { return try report(journal).lines.forEach(say) }
+        while true {
+            let (lines, open) = try report(journal)
+            // Home and clear, then the report: the terminal shows one screen that changes in place.
+            let stamp = LogEntry.localTime(Date().timeIntervalSince1970)
+            FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + "\(runDir) at \(stamp) (every \(every) s; Ctrl-C stops)\n" + lines.joined(separator: "\n") + "\n").utf8))
+            if !open { return }
+            Thread.sleep(forTimeInterval: every)
+        }
+    }
+
+    /// The status lines, and whether any task is still queued or running.
+    private func report(_ journal: Journal) throws -> (lines: [String], open: Bool) {
         let tasks = try journal.tasks()
         let counts = Dictionary(grouping: tasks, by: \.state).mapValues(\.count)
-        say("tasks: \(tasks.count)  done \(counts[.done] ?? 0)  running \(counts[.running] ?? 0)  queued \(counts[.queued] ?? 0)  failed \(counts[.failed] ?? 0)")
+        var lines = ["tasks: \(tasks.count)  done \(counts[.done] ?? 0)  running \(counts[.running] ?? 0)  queued \(counts[.queued] ?? 0)  failed \(counts[.failed] ?? 0)"]
         let open = Dictionary(try journal.attempts().filter { $0.ended == nil }.map { ($0.task, $0) }) { $1 }
         for row in tasks where row.state == .failed || row.state == .running {
             let summary = (try? JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8)))?.summary ?? String(row.id.prefix(12))
             if row.state == .running, let attempt = open[row.id] {
                 let minutes = (Date().timeIntervalSince1970 - attempt.started) / 60
-                say("  running \(summary) on \(attempt.worker), attempt \(attempt.number), for \(String(format: "%.1f", minutes)) min\(row.checkpoint == nil ? "" : " (has a checkpoint)")")
+                lines.append("  running \(summary) on \(attempt.worker), attempt \(attempt.number), for \(String(format: "%.1f", minutes)) min\(row.checkpoint == nil ? "" : " (has a checkpoint)")")
             } else {
-                say("  \(row.state.rawValue) \(summary) after \(row.attempts) attempt(s)")
+                lines.append("  \(row.state.rawValue) \(summary) after \(row.attempts) attempt(s)")
             }
         }
-        if counts[.running] ?? 0 > 0 { say("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
+        if counts[.running] ?? 0 > 0 { lines.append("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
+        return (lines, (counts[.running] ?? 0) + (counts[.queued] ?? 0) > 0)
     }
 }
 
@@ -187,6 +259,8 @@ struct Keygen: ParsableCommand {
         say("public key: \(keys.publicKey)")
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// One line to standard output, at once (stdout is block-buffered in pipes and files).
 func say(_ line: String) {

@@ -14,6 +14,14 @@ public enum HTMLReport {
                 "pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; } figure { margin: 1.5em 0; } figcaption { font-style: italic; }",
                 "dl { display: grid; grid-template-columns: max-content auto; gap: 2px 1em; } dt { font-weight: bold; } dd { margin: 0; }",
                 "</style>", "</head>", "<body>", "<h1>\(escape(document.title))</h1>"]
+        out += body(document)
+        out += ["</body>", "</html>", ""]
+        return out.joined(separator: "\n")
+    }
+
+    /// The HTML of the document's blocks alone (the dashboard shows them inside its page).
+    public static func body(_ document: ReportDocument) -> [String] {
+        var out: [String] = []
         for block in document.blocks {
             switch block {
             case .heading(let text): out.append("<h2>\(escape(text))</h2>")
@@ -28,8 +36,7 @@ public enum HTMLReport {
                 out += ["<figure>", figure.plot.svg(), "<figcaption>\(escape(figure.caption))</figcaption>", "</figure>"]
             }
         }
-        out += ["</body>", "</html>", ""]
-        return out.joined(separator: "\n")
+        return out
     }
 
     static func escape(_ text: String) -> String { SVGFormat.escape(text) }

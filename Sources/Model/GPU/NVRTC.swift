@@ -73,10 +73,8 @@ public final class NVRTC: @unchecked Sendable {
         return (cubin, false)
     }
 
-    /// `~/.cache/prunesweep/kernels`.
-    public static var defaultCacheDirectory: URL {
-        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/prunesweep/kernels")
-    }
+    /// `~/.cache/prunesweep/kernels` (`UserCache`).
+    public static var defaultCacheDirectory: URL { UserCache.directory.appendingPathComponent("kernels") }
 
     private func log(of program: Program) -> String {
         var size = 0

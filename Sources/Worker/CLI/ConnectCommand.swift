@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Model
 import Protocol
+import SweepLog
 import Worker
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// `worker --connect tcp://HOST:PORT`: join a sweep and run its tasks until it ends.
 struct ConnectCommand: ParsableCommand {
@@ -19,6 +23,8 @@ struct ConnectCommand: ParsableCommand {
     @Option(help: "Artifact cache and scratch directory (default ~/.cache/prunesweep/worker-NAME).") var cache: String?
     @Option(help: "The coordinator's CURVE public key, or a file holding it (coordinator.pub); needed when it encrypts.") var serverKey: String?
     @Option(help: "This worker's CURVE secret key file (from `coordinator keygen`).") var key: String?
+    @Option(help: "The least severe lines shown: trace, debug, info, notice, warning, error or critical (the coordinator's log gets debug and up whatever this says).")
+    var logLevel: Logger.Level = .info
     @Flag(help: .hidden) var exitWithParent = false
     @OptionGroup var compute: ComputeOptions
 
@@ -33,8 +39,7 @@ struct ConnectCommand: ParsableCommand {
         let (device, lines) = try compute.prepare()
         lines.forEach(say)
         let name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        let cacheURL = cache.map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
-            .appendingPathComponent(".cache/prunesweep/worker-\(name)")
+        let cacheURL = cache.map { URL(fileURLWithPath: $0) } ?? UserCache.directory.appendingPathComponent("worker-\(name)")
         var curve: (keys: CurveKeyPair, serverKey: String)?
         if let serverKey, let key {
             do {
@@ -51,7 +56,7 @@ struct ConnectCommand: ParsableCommand {
                                     group: group, curve: curve, device: device,
                                     deviceDescription: { if case .cuda(let gpu) = device { return gpu.info.summary } else { return "cpu" } }())
         say(curve.map { "CURVE: this worker's key \($0.keys.publicKey)" } ?? "no encryption (no --server-key/--key)")
-        let agent = try WorkerAgent(options: options) { line in say("[\(name)] \(line)") }
+        let agent = try WorkerAgent(options: options, sink: LogSink(terminalLevel: logLevel, fileLevel: logLevel))
         let status = agent.run()
         if status != 0 { throw ExitCode(status) }
     }

@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import SweepLog
+import Testing
+
+/// Log lines carry their time, level and source; the terminal shows the chosen levels as
+/// human lines and the file keeps debug and up as JSON lines that parse.
+@Suite struct LogLineTests {
+    @Test func humanLinesCarryTimeLevelAndSourceAndJSONLinesParse() throws {
+        let directory = try JournalTests.directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let terminalFile = directory.appendingPathComponent("terminal.txt"), jsonFile = directory.appendingPathComponent("logs/coordinator.jsonl")
+        FileManager.default.createFile(atPath: terminalFile.path, contents: nil)
+        let sink = LogSink(terminalLevel: .info, fileLevel: .debug, terminal: try FileHandle(forWritingTo: terminalFile))
+        try sink.openFile(jsonFile)
+        let before = Date().timeIntervalSince1970
+        var log = Logger(label: "coordinator", sink: sink)
+        log.info("started worker localhost-w1")
+        log.debug("a detail for the file only")
+        log[metadataKey: SweepLogHandler.workerKey] = "localhost-w1"
+        log[metadataKey: SweepLogHandler.taskKey] = "train dense seed 42"
+        log.warning("the coordinator has been silent for 7.5 s", metadata: ["host": "gpu-box"])
+        sink.closeFile()
+
+        let terminal = try String(contentsOf: terminalFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(terminal.count == 2, "the terminal shows info and up only: \(terminal)")
+        let stamp = #/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /#
+        #expect(terminal.allSatisfy { $0.contains(stamp) }, "\(terminal)")
+        #expect(terminal[0].hasSuffix(" info     coordinator: started worker localhost-w1"), "\(terminal[0])")
+        #expect(terminal[1].hasSuffix(" warning  localhost-w1 [train dense seed 42]: the coordinator has been silent for 7.5 s"), "\(terminal[1])")
+
+        let lines = try String(contentsOf: jsonFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "the file keeps debug and up: \(lines)")
+        let entries = try lines.map { try LogEntry(jsonLine: $0) }
+        #expect(entries.map(\.level) == [.info, .debug, .warning])
+        #expect(entries.map(\.source) == ["coordinator", "coordinator", "localhost-w1"])
+        #expect(entries[2].task == "train dense seed 42" && entries[2].metadata == ["host": "gpu-box"])
+        #expect(entries.allSatisfy { $0.time >= before - 0.001 && $0.time <= Date().timeIntervalSince1970 })
+        // Any JSON reader takes them too, with the time as ISO 8601 UTC.
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+            #expect(object["time"]?.contains(#/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/#) == true, "\(line)")
+        }
+    }
+}
