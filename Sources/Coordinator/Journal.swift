@@ -35,7 +35,8 @@ public final class Journal: Sendable {
         public var checkpoint: String?
     }
 
-    private let database: DatabaseQueue
+    /// The database; `Journal+Copies.swift` extends the schema.
+    let database: DatabaseQueue
 
     /// Opens (creating if needed) the journal `journal.sqlite` in `directory`.
     public init(directory: URL) throws {
@@ -80,6 +81,7 @@ public final class Journal: Sendable {
                 t.column("detail", .text).notNull()
             }
         }
+        Self.registerCopies(&migrator)
         do {
             try migrator.migrate(database)
         } catch {
@@ -89,9 +91,9 @@ public final class Journal: Sendable {
         }
     }
 
-    private static func now() -> Double { Date().timeIntervalSince1970 }
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
-    private static func event(_ db: Database, _ kind: String, _ detail: String) throws {
+    static func event(_ db: Database, _ kind: String, _ detail: String) throws {
         try db.execute(sql: "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", arguments: [now(), kind, detail])
     }
 
@@ -247,6 +249,9 @@ public final class Journal: Sendable {
             try row.update(db)
             try db.execute(sql: "INSERT INTO result (task, record) VALUES (?, ?)", arguments: [task, record])
             try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
+                           arguments: [Self.now(), task, attempt])
+            // A backup and its original race: the other copy, still open, lost.
+            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
                            arguments: [Self.now(), task, attempt])
             try Self.event(db, "done", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
             return true
