@@ -139,6 +139,7 @@ struct Status: ParsableCommand {
                 say("  \(row.state.rawValue) \(summary) after \(row.attempts) attempt(s)")
             }
         }
+        for line in try CopiesStatus.lines(journal) { say(line) }
         if counts[.running] ?? 0 > 0 { say("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
     }
 }
