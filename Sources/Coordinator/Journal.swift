@@ -188,10 +188,12 @@ public final class Journal: Sendable {
             guard var row = try TaskRow.fetchOne(db, key: task), row.state == .queued, row.attempts > 0 else { return nil }
             row.state = .running
             try row.update(db)
+            // With a backup, the last attempt may be the other copy's: the worker runs its own.
+            let attempt = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE task = ? AND worker = ?", arguments: [task, worker]) ?? row.attempts
             try db.execute(sql: "UPDATE attempt SET ended = NULL, outcome = NULL, worker = ? WHERE task = ? AND number = ?",
-                           arguments: [worker, task, row.attempts])
-            try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
-            return row.attempts
+                           arguments: [worker, task, attempt])
+            try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(attempt),\"worker\":\"\(worker)\"}")
+            return attempt
         }
     }
 

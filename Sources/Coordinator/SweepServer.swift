@@ -495,7 +495,7 @@ public final class SweepServer: @unchecked Sendable {
         case .error(let failure): (failure.taskID, failure.attempt)
         default: nil
         }
-        guard let said, session.running[said.task] != said.attempt, copies.isSuperseded(said.task, attempt: said.attempt) else { return false }
+        guard let said, session.running[said.task] != said.attempt, copies.isSuperseded(said.task, attempt: said.attempt, on: session.name) else { return false }
         if case .result = message {
             try journal.note("late-result", ["task": said.task, "attempt": String(said.attempt), "worker": session.name])
             log("ignored the late result of attempt \(said.attempt) of \(try describe(said.task)) from \(session.name): another copy finished first")

@@ -18,7 +18,8 @@ struct TrainingCopies: Sendable {
 
     private var copies: [String: [Int: Copy]] = [:]
     private var checkpointEpochs: [String: Int] = [:]
-    private var superseded: Set<String> = []
+    /// The worker of each attempt that lost a race, by "task#attempt".
+    private var superseded: [String: String] = [:]
     /// Tasks that have had a backup in this run: at most one each.
     private(set) var backedUp: Set<String> = []
 
@@ -73,12 +74,14 @@ struct TrainingCopies: Sendable {
     /// Copy `attempt` of `task` lost the race to another copy: it ends, and what its worker
     /// still says of it is dropped without counting against anyone.
     mutating func supersede(_ task: String, attempt: Int) {
+        guard let copy = copies[task]?[attempt] else { return }
         ended(task, attempt: attempt)
-        superseded.insert("\(task)#\(attempt)")
+        superseded["\(task)#\(attempt)"] = copy.worker
     }
 
-    /// Whether `attempt` of `task` lost the race to another copy.
-    func isSuperseded(_ task: String, attempt: Int) -> Bool { superseded.contains("\(task)#\(attempt)") }
+    /// Whether `attempt` of `task` was `worker`'s copy and lost the race to another copy
+    /// (anyone else speaking of it is a peer that never held it).
+    func isSuperseded(_ task: String, attempt: Int, on worker: String) -> Bool { superseded["\(task)#\(attempt)"] == worker }
 
     /// The running copies of `task`.
     func of(_ task: String) -> [Copy] { copies[task].map { Array($0.values) } ?? [] }

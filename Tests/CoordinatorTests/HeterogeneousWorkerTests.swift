@@ -82,7 +82,8 @@ import Testing
         #expect(copies.of("t").first { $0.attempt == 2 }?.epochsDone == 2, "a backup resumes from the latest checkpoint")
         #expect(copies.backedUp == ["t"])
         copies.supersede("t", attempt: 1)
-        #expect(copies.isSuperseded("t", attempt: 1) && !copies.isSuperseded("t", attempt: 2))
+        #expect(copies.isSuperseded("t", attempt: 1, on: "slow") && !copies.isSuperseded("t", attempt: 2, on: "fast"))
+        #expect(!copies.isSuperseded("t", attempt: 1, on: "forger"), "a peer that never held the attempt speaks for it")
         #expect(copies.of("t").map(\.attempt) == [2])
         let copy = try #require(copies.of("t").first)
         var running = copy
@@ -118,6 +119,22 @@ import Testing
         #expect(lines.contains("attempt \(backup) on fast, backup of attempt \(original): done"), "\(lines)")
         #expect(lines.contains("attempt \(original) on slow: superseded"), "\(lines)")
         #expect(lines.contains("fast on h: 310.0 images/s"), "\(lines)")
+    }
+
+    @Test func aRestartedCoordinatorAdoptsEachCopyUnderItsOwnAttempt() throws {
+        let directory = try JournalTests.directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let journal = try Journal(directory: directory)
+        let sweep = try JSONDecoder().decode(SweepSpec.self, from: Data(#"{"name":"adopt","preset":"smoke","seeds":[1],"dense":true}"#.utf8))
+        let plan = try SweepPlan(sweep)
+        try journal.record(sweep: sweep, plan: plan, extend: false)
+        let task = try #require(plan.tasks.first).id
+        let original = try journal.start(task, worker: "slow")
+        _ = try journal.startBackup(task, worker: "fast", of: original)
+        try journal.requeueInterrupted()
+        // The original's worker reconnects first; it reports under its own attempt number.
+        #expect(try journal.adopt(task, worker: "slow") == original)
+        #expect(try journal.adopt(task, worker: "fast") == nil, "a task adopted twice")
     }
 
     @Test func aJournalFromBeforeBackupsOpensAndKeepsItsAttempts() throws {
