@@ -64,7 +64,8 @@ import Testing
         let scratch = try SweepHarness()
         defer { scratch.remove() }
         let hogs = try (1...2).map { try Self.pinned(1, ["/bin/sh", "-c", "while :; do :; done"], output: scratch.directory.appendingPathComponent("hog-\($0).log")) }
-        defer { for hog in hogs { hog.terminate() } }
+        // SIGKILL: under the test runner the loops outlived SIGTERM (`terminate()`).
+        defer { for hog in hogs { kill(hog.processIdentifier, SIGKILL) } }
 
         let alone = try Self.run([("fast", 0, 0)])
         defer { alone.harness.remove() }
