@@ -36,6 +36,7 @@ public final class Journal: Sendable {
         public var checkpoint: String?
     }
 
+    /// The database; `Journal+Copies.swift` extends the schema.
     let database: DatabaseQueue
 
     /// Opens (creating if needed) the journal `journal.sqlite` in `directory`.
@@ -81,6 +82,7 @@ public final class Journal: Sendable {
                 t.column("detail", .text).notNull()
             }
         }
+        Self.registerCopies(&migrator)
         do {
             try migrator.migrate(database)
         } catch {
@@ -90,9 +92,9 @@ public final class Journal: Sendable {
         }
     }
 
-    private static func now() -> Double { Date().timeIntervalSince1970 }
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
-    private static func event(_ db: Database, _ kind: String, _ detail: String) throws {
+    static func event(_ db: Database, _ kind: String, _ detail: String) throws {
         try db.execute(sql: "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", arguments: [now(), kind, detail])
     }
 
@@ -187,10 +189,12 @@ public final class Journal: Sendable {
             guard var row = try TaskRow.fetchOne(db, key: task), row.state == .queued, row.attempts > 0 else { return nil }
             row.state = .running
             try row.update(db)
+            // With a backup, the last attempt may be the other copy's: the worker runs its own.
+            let attempt = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE task = ? AND worker = ?", arguments: [task, worker]) ?? row.attempts
             try db.execute(sql: "UPDATE attempt SET ended = NULL, outcome = NULL, worker = ? WHERE task = ? AND number = ?",
-                           arguments: [worker, task, row.attempts])
-            try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
-            return row.attempts
+                           arguments: [worker, task, attempt])
+            try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(attempt),\"worker\":\"\(worker)\"}")
+            return attempt
         }
     }
 
@@ -248,6 +252,9 @@ public final class Journal: Sendable {
             try row.update(db)
             try db.execute(sql: "INSERT INTO result (task, record) VALUES (?, ?)", arguments: [task, record])
             try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
+                           arguments: [Self.now(), task, attempt])
+            // A backup and its original race: the other copy, still open, lost.
+            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
                            arguments: [Self.now(), task, attempt])
             try Self.event(db, "done", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
             return true

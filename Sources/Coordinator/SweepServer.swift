@@ -66,6 +66,16 @@ public final class SweepServer: @unchecked Sendable {
     private var needsDispatch = true
     private var lastStatus = Date()
     private var stallWatch: StallWatch
+    /// Learned training speeds, the running copies of trainings, and the workers whose copy
+    /// lost a race (their uploads until their next `ready` are dropped quietly).
+    private var speeds: WorkerSpeed
+    private var copies = TrainingCopies()
+    private var lostRace: Set<Data> = []
+    /// When each worker last delivered a result: it asks for its next task within moments.
+    private var finishedAt: [String: Double] = [:]
+    /// Trainings held back from a slow worker, noted once per worker; when to look again.
+    private var heldNoted: Set<String> = []
+    private var retryDispatchAt: Double?
     /// Worker names and the CURVE key that first used each in the sweep (kept in the journal).
     private var nameKeys: [String: String]
     /// The log and journal of rejected frames, refused messages and peers, rate-limited.
@@ -88,6 +98,7 @@ public final class SweepServer: @unchecked Sendable {
         self.options = options
         self.log = log
         stallWatch = StallWatch(fixedLimit: options.stallSeconds)
+        speeds = WorkerSpeed((try? journal.speeds()) ?? [])
         reports = ReportThrottle(journal: journal, log: { line in log.warning("\(line)") })
         let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
         nameKeys = Dictionary(bound, uniquingKeysWith: { first, _ in first })
@@ -179,10 +190,13 @@ public final class SweepServer: @unchecked Sendable {
                 // A worker the coordinator does not know (it restarted, or declared the worker lost).
                 return send(peer, .shutdown(Shutdown(reason: "the coordinator does not know this worker; introduce yourself again", rejoin: true)))
             }
+            if try dropsLate(message, from: session) { return }
             switch message {
             case .ready(let ready):
                 session.grant(ready.credit)
                 sessions[peer] = session
+                // A worker asks again only after its task thread stopped: nothing of a lost race follows.
+                lostRace.remove(peer)
                 needsDispatch = true
             case .progress(let progress):
                 if try holds(session, progress.taskID, attempt: progress.attempt, "progress") { try record(progress, session: session) }
@@ -244,6 +258,7 @@ public final class SweepServer: @unchecked Sendable {
             if let attempt = try journal.adopt(task, worker: hello.worker) {
                 session.running[task] = attempt
                 stallWatch.progressed(task, at: now())
+                try track(task, attempt: attempt, on: session)
                 session.status = try describe(task)
                 dispatchedAt[task] = dispatchedAt[task] ?? Date()
                 log.info("worker \(hello.worker) still runs \(session.status); adopted (attempt \(attempt))")
@@ -283,8 +298,10 @@ public final class SweepServer: @unchecked Sendable {
     }
 
     private func record(_ progress: Protocol.Progress, session: WorkerSession) throws {
-        stallWatch.progressed(progress.taskID, at: now(), epochSeconds: progress.metrics["seconds"])
-        if let checkpoint = progress.checkpoint, store.contains(checkpoint) {
+        let time = now()
+        stallWatch.progressed(progress.taskID, at: time, epochSeconds: progress.metrics["seconds"])
+        try learnSpeed(from: progress, session: session, at: time)
+        if let checkpoint = progress.checkpoint, store.contains(checkpoint), copies.checkpointed(progress.taskID, epoch: progress.epoch) {
             try journal.checkpoint(progress.taskID, artifact: checkpoint)
         }
         let accuracy = progress.metrics["testAccuracy"].map { String(format: " test %.1f%%", $0 * 100) } ?? ""
@@ -329,7 +346,7 @@ public final class SweepServer: @unchecked Sendable {
             // Chunks name no task: only a worker that holds one uploads (its checkpoints and
             // outputs). The first chunk is refused aloud, the rest of the artifact quietly.
             uploads[key] = nil
-            if chunk.offset == 0 {
+            if chunk.offset == 0 && !lostRace.contains(peer) {
                 refuse(peer, "an upload from a worker that holds no task", "an upload of artifact \(chunk.hash.prefix(12)) (it holds no task)", event: "artifact-refused")
             }
             return
@@ -393,9 +410,16 @@ public final class SweepServer: @unchecked Sendable {
             trainingsThisRun += 1
             trainingSecondsThisRun += elapsed
         }
-        for (otherPeer, other) in sessions where otherPeer != peer && other.running[result.taskID] != nil {
+        copies.ended(result.taskID, attempt: result.attempt)
+        finishedAt[worker] = now()
+        for (otherPeer, other) in sessions where otherPeer != peer {
+            guard let loser = other.running[result.taskID] else { continue }
             sessions[otherPeer]?.running[result.taskID] = nil
+            sessions[otherPeer]?.status = "idle"
+            copies.supersede(result.taskID, attempt: loser)
+            lostRace.insert(otherPeer)
             send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
+            log.info("cancelled attempt \(loser) of \(task.summary) on \(other.name): attempt \(result.attempt) on \(worker) finished first")
         }
         let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
         let total = counts.values.reduce(0, +)
@@ -407,6 +431,16 @@ public final class SweepServer: @unchecked Sendable {
         guard session.running[failure.taskID] == failure.attempt else { return }
         sessions[session.peer]?.running[failure.taskID] = nil
         sessions[session.peer]?.status = "idle"
+        copies.ended(failure.taskID, attempt: failure.attempt)
+        if copyRuns(failure.taskID) {
+            failedOn[failure.taskID, default: []].insert(session.name)
+            try journal.endCopy(failure.taskID, attempt: failure.attempt, .error, message: failure.message)
+            let failed = try describe(failure.taskID)
+            log.warning("\(session.name) failed its copy of \(failed): \(failure.message) — the other copy runs on")
+            try strike(session.peer, "failed")
+            needsDispatch = true
+            return
+        }
         dispatchedAt[failure.taskID] = nil
         stallWatch.forget(failure.taskID)
         failedOn[failure.taskID, default: []].insert(session.name)
@@ -447,6 +481,14 @@ public final class SweepServer: @unchecked Sendable {
     }
 
     private func lose(_ task: String, attempt: Int, worker: String, why: String) throws {
+        copies.ended(task, attempt: attempt)
+        if copyRuns(task) {
+            try journal.endCopy(task, attempt: attempt, .lost, message: "worker \(worker) lost: \(why)")
+            let copy = try describe(task)
+            log.warning("worker \(worker) lost (\(why)); the other copy of \(copy) runs on")
+            needsDispatch = true
+            return
+        }
         try journal.abandon(task, attempt: attempt, lostWorker: true, message: "worker \(worker) lost: \(why)", retryLimit: options.retryLimit)
         dispatchedAt[task] = nil
         stallWatch.forget(task)
@@ -463,6 +505,138 @@ public final class SweepServer: @unchecked Sendable {
         }
         return spec.summary
     }
+
+    // MARK: heterogeneous workers (speeds, held trainings, backup copies)
+
+    /// A worker that just delivered a result counts as free for this long, awaiting its
+    /// `ready`; a worker with a free slot that asks for nothing is not waited for.
+    private static let readyGrace = 5.0
+
+    /// Drops what a worker says of a copy that lost the race to another copy (it was sent
+    /// before the worker heard `cancel`): no refusal, no failure, no strike. A late result
+    /// is journaled (`late-result`); the attempt is already `superseded`.
+    private func dropsLate(_ message: Message, from session: WorkerSession) throws -> Bool {
+        let said: (task: String, attempt: Int)? = switch message {
+        case .progress(let progress): (progress.taskID, progress.attempt)
+        case .result(let result): (result.taskID, result.attempt)
+        case .error(let failure): (failure.taskID, failure.attempt)
+        default: nil
+        }
+        guard let said, session.running[said.task] != said.attempt, copies.isSuperseded(said.task, attempt: said.attempt, on: session.name) else { return false }
+        if case .result = message {
+            try journal.note("late-result", ["task": said.task, "attempt": String(said.attempt), "worker": session.name])
+            let late = try describe(said.task)
+            log.info("ignored the late result of attempt \(said.attempt) of \(late) from \(session.name): another copy finished first")
+        }
+        return true
+    }
+
+    /// Starts following `attempt` of `task` on `session` when the task is a training.
+    private func track(_ task: String, attempt: Int, on session: WorkerSession, backupOf: Int? = nil) throws {
+        guard let row = try journal.task(task), let workload = TrainingWorkload(try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))) else { return }
+        copies.started(task, attempt: attempt, worker: session.name, host: session.hello.host, workload: workload,
+                       fromEpoch: copies.checkpointEpoch(task), at: now(), backupOf: backupOf)
+    }
+
+    /// Folds an epoch of a training into its worker's speed (journaled, so `coordinator
+    /// status` and a restarted coordinator see it); an idle worker may now warrant a backup.
+    private func learnSpeed(from progress: Protocol.Progress, session: WorkerSession, at time: Double) throws {
+        guard let (copy, seconds) = copies.progressed(progress.taskID, attempt: progress.attempt, epoch: progress.epoch,
+                                                       claimedSeconds: progress.metrics["seconds"], at: time) else { return }
+        if let seconds, let estimate = speeds.observe(worker: session.name, host: session.hello.host, workload: copy.workload.key,
+                                                      images: copy.workload.imagesPerEpoch, seconds: seconds) {
+            try journal.noteSpeed(worker: estimate.worker, host: estimate.host, workload: estimate.workload, imagesPerSecond: estimate.imagesPerSecond)
+        }
+        if sessions.values.contains(where: mayStart) { needsDispatch = true }
+    }
+
+    /// Whether some session still runs a copy of `task`.
+    private func copyRuns(_ task: String) -> Bool {
+        sessions.values.contains { $0.running[task] != nil }
+    }
+
+    private func imagesPerSecond(_ session: WorkerSession, _ workload: TrainingWorkload) -> Double? {
+        speeds.imagesPerSecond(worker: session.name, host: session.hello.host, workload: workload.key)
+    }
+
+    /// The order of candidates for a task: fewest tasks held, then, for a training, fastest.
+    private func preferred(_ a: WorkerSession, over b: WorkerSession, for workload: TrainingWorkload?) -> Bool {
+        guard a.running.count == b.running.count, let workload else { return a.running.count < b.running.count }
+        return (imagesPerSecond(a, workload) ?? 0) > (imagesPerSecond(b, workload) ?? 0)
+    }
+
+    /// Whether a training should wait for a faster worker instead of starting on `chosen`
+    /// (`TrainingPlacement`); noted once per task and worker, and looked at again in a second.
+    private func holdsBack(_ task: TaskSpec, _ id: String, _ workload: TrainingWorkload, from chosen: WorkerSession) -> Bool {
+        let time = now()
+        let images = workload.imagesLeft(after: copies.checkpointEpoch(id))
+        let others = sessions.values
+            .filter { $0.peer != chosen.peer && !$0.quarantined && !(failedOn[id]?.contains($0.name) ?? false) }
+            .map { outlook($0, for: workload, at: time) }
+        let here = WorkerOutlook(name: chosen.name, imagesPerSecond: imagesPerSecond(chosen, workload), freeIn: 0)
+        guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: others),
+              let slow = here.imagesPerSecond, let fast = faster.imagesPerSecond else { return false }
+        retryDispatchAt = min(retryDispatchAt ?? .infinity, time + 1)
+        if heldNoted.insert("\(id)/\(chosen.name)").inserted {
+            log.info("held \(task.summary) back from \(chosen.name) (\(Self.seconds(images / slow)) s there) for \(faster.name) (free in \(Self.seconds(faster.freeIn ?? 0)) s, then \(Self.seconds(images / fast)) s)")
+            try? journal.note("held", ["task": id, "worker": chosen.name, "for": faster.name])
+        }
+        return true
+    }
+
+    /// `session` as the placement rule sees it for `workload` at `time`.
+    private func outlook(_ session: WorkerSession, for workload: TrainingWorkload, at time: Double) -> WorkerOutlook {
+        let freeIn: Double?
+        if session.running.count < session.hello.slots {
+            let justFinished = finishedAt[session.name].map { time - $0 < Self.readyGrace } ?? false
+            freeIn = session.credit > 0 || justFinished ? 0 : nil
+        } else {
+            // Its soonest copy to end; an init or prune step (not followed) ends in seconds.
+            freeIn = session.running.compactMap { task, attempt -> Double? in
+                guard let copy = copies.of(task).first(where: { $0.attempt == attempt }) else { return 0 }
+                return speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
+                    .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }
+            }.min()
+        }
+        return WorkerOutlook(name: session.name, imagesPerSecond: imagesPerSecond(session, workload), freeIn: freeIn)
+    }
+
+    /// Nothing is left to start: each idle worker may take a backup copy of the training
+    /// expected to finish last (`BackupTasks`), at most one backup per task.
+    private func startBackups() throws {
+        let time = now()
+        for idle in sessions.values.filter(mayStart).sorted(by: { $0.name < $1.name }) {
+            let running = Dictionary(grouping: copies.all, by: \.task).compactMap { task, list -> BackupTasks.Running? in
+                guard list.count == 1, let copy = list.first, !copies.backedUp.contains(task) else { return nil }
+                let left = speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
+                    .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }
+                return BackupTasks.Running(task: task, attempt: copy.attempt, workload: copy.workload.key, secondsLeft: left,
+                                           imagesForBackup: copy.workload.imagesLeft(after: copies.checkpointEpoch(task)),
+                                           excluded: Set([copy.worker]).union(failedOn[task] ?? []))
+            }
+            let workloads = Dictionary(copies.all.map { ($0.workload.key, $0.workload) }, uniquingKeysWith: { first, _ in first })
+            let idleSpeeds = workloads.compactMapValues { imagesPerSecond(idle, $0) }
+            guard let choice = BackupTasks.choose(for: idle.name, speeds: idleSpeeds, running: running) else { continue }
+            try startBackup(choice, on: idle)
+        }
+    }
+
+    /// Sends `idle` a backup copy of a running training, from the task's latest checkpoint.
+    private func startBackup(_ choice: BackupTasks.Choice, on idle: WorkerSession) throws {
+        guard let row = try journal.task(choice.task) else { return }
+        let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+        let inputs = try journal.inputArtifacts(of: row, spec: task)
+        let attempt = try journal.startBackup(choice.task, worker: idle.name, of: choice.original)
+        sessions[idle.peer]?.credit -= 1
+        sessions[idle.peer]?.running[choice.task] = attempt
+        sessions[idle.peer]?.status = "backup of \(task.summary)"
+        try track(choice.task, attempt: attempt, on: idle, backupOf: choice.original)
+        send(idle.peer, .task(TaskAssignment(taskID: choice.task, attempt: attempt, spec: row.spec, inputs: inputs, datasetFiles: options.datasetFiles)))
+        let holder = copies.of(choice.task).first { $0.attempt == choice.original }?.worker ?? "?"
+        log.info("backup of attempt \(choice.original) of \(task.summary) on \(idle.name) as attempt \(attempt): expected \(Self.seconds(choice.originalSeconds)) s more on \(holder), \(Self.seconds(choice.backupSeconds)) s here\(row.checkpoint == nil ? "" : " (from its checkpoint)")")
+    }
+
+    private static func seconds(_ value: Double) -> String { String(format: "%.0f", value) }
 
     // MARK: the clock
 
@@ -492,6 +666,10 @@ public final class SweepServer: @unchecked Sendable {
             }
         }
         liveCount.with { $0 = sessions.count }
+        if let at = retryDispatchAt, time >= at {
+            retryDispatchAt = nil
+            needsDispatch = true
+        }
         if needsDispatch {
             needsDispatch = false
             do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
@@ -515,20 +693,21 @@ public final class SweepServer: @unchecked Sendable {
             return
         }
         for row in runnable {
-            let candidates = sessions.values.filter { session in
-                guard !session.quarantined && session.capacity > 0 else { return false }
-                guard let group = session.hello.group, let cap = options.hostCaps[group] else { return true }
-                return sessions.values.filter { $0.hello.group == group }.reduce(0) { $0 + $1.running.count } < cap
-            }
+            let candidates = sessions.values.filter(mayStart)
             guard !candidates.isEmpty else { break }
             // A task that failed on a worker retries on another one when there is another.
             let fresh = candidates.filter { !(failedOn[row.id]?.contains($0.name) ?? false) }
             let alive = sessions.values.filter { !$0.quarantined }
             let untried = alive.contains { !(failedOn[row.id]?.contains($0.name) ?? false) }
-            guard let chosen = (fresh.isEmpty ? (untried ? nil : candidates) : fresh)?.min(by: { $0.running.count < $1.running.count }) else { continue }
             let task = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
+            let workload = TrainingWorkload(task)
+            guard let chosen = (fresh.isEmpty ? (untried ? nil : candidates) : fresh)?.min(by: { preferred($0, over: $1, for: workload) }) else { continue }
+            if let workload, holdsBack(task, row.id, workload, from: chosen) { continue }
             let inputs = try journal.inputArtifacts(of: row, spec: task)
             let attempt = try journal.start(row.id, worker: chosen.name)
+            if let workload {
+                copies.started(row.id, attempt: attempt, worker: chosen.name, host: chosen.hello.host, workload: workload, fromEpoch: 0, at: now())
+            }
             sessions[chosen.peer]?.credit -= 1
             sessions[chosen.peer]?.running[row.id] = attempt
             stallWatch.progressed(row.id, at: now())
@@ -540,6 +719,15 @@ public final class SweepServer: @unchecked Sendable {
             let from = row.checkpoint == nil ? "" : " (resuming from its checkpoint)"
             log.info("start \(task.summary) on \(chosen.name), attempt \(attempt)\(from)")
         }
+        if runnable.isEmpty { try startBackups() }
+    }
+
+    /// Whether `session` may start a task now: not quarantined, with credit and a free slot,
+    /// and its host under its `maxTasks`.
+    private func mayStart(_ session: WorkerSession) -> Bool {
+        guard !session.quarantined && session.capacity > 0 else { return false }
+        guard let group = session.hello.group, let cap = options.hostCaps[group] else { return true }
+        return sessions.values.filter { $0.hello.group == group }.reduce(0) { $0 + $1.running.count } < cap
     }
 
     /// Tasks by state, per-worker state, throughput and the estimated time left (from the
@@ -562,6 +750,9 @@ public final class SweepServer: @unchecked Sendable {
         }
         for session in sessions.values.sorted(by: { $0.name < $1.name }) {
             line += "\n    \(session.name): \(session.quarantined ? "quarantined" : session.status)"
+            for estimate in speeds.all where estimate.worker == session.name {
+                line += " | \(String(format: "%.0f", estimate.imagesPerSecond)) images/s on \(estimate.workload)"
+            }
         }
         return line
     }

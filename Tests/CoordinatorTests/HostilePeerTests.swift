@@ -22,8 +22,12 @@ import Testing
         let log = harness.directory.appendingPathComponent("coordinator.log")
         let coordinator = try harness.start(["--sweep", sweepFile.path, "--run-dir", harness.run.path, "--cluster", cluster.path], output: log)
         let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
-        try #require(SweepHarness.wait(seconds: 60) { FileManager.default.fileExists(atPath: endpointFile.path) })
-        let endpoint = try String(contentsOf: endpointFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        // The file appears before its endpoint is written: read until the endpoint is there.
+        var endpoint = ""
+        try #require(SweepHarness.wait(seconds: 60) {
+            endpoint = ((try? String(contentsOf: endpointFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            return !endpoint.isEmpty
+        })
         return (coordinator, log, endpoint)
     }
 

@@ -211,6 +211,7 @@ struct Status: ParsableCommand {
                 lines.append("  \(row.state.rawValue) \(summary) after \(row.attempts) attempt(s)")
             }
         }
+        lines += try CopiesStatus.lines(journal)
         if counts[.running] ?? 0 > 0 { lines.append("(if their coordinator is no longer running, rerun its command: they resume from their checkpoints)") }
         return (lines, (counts[.running] ?? 0) + (counts[.queued] ?? 0) > 0)
     }
