@@ -40,7 +40,8 @@ public struct Benchmark {
         public var shape: String
         /// The GEMM engine.
         public var engine: String
-        /// How the input gradient is formed: "transposed conv", "col2im" or "direct GEMM".
+        /// How the input gradient is formed: "transposed conv", "col2im", "direct GEMM", or
+        /// "none (data)" for the stem.
         public var inputGradient: String
         /// Chunks per batch, images in the largest chunk and that chunk's column matrix in MiB
         /// (0 when the input is used as the column matrix).
@@ -141,7 +142,8 @@ public struct Benchmark {
             let chunks = conv.chunks(batch: batch, rows: rows, area: area)
             let forward = conv.gemmShapes(batch: batch, inputSide: inputSide, inputGradientNeeded: false)[0]
             shapes.append(ConvolutionShape(
-                layers: [name], shape: shape, engine: BLAS.engineDescription, inputGradient: conv.inputGradientMethod,
+                layers: [name], shape: shape, engine: BLAS.engineDescription,
+                inputGradient: conv === network.conv1 ? "none (data)" : conv.inputGradientMethod,
                 chunks: chunks.count, imagesPerChunk: chunks.largest,
                 columnMiB: !conv.buildsColumns ? 0 : Double(rows * chunks.largest * area * MemoryLayout<Float>.stride) / Double(1 << 20),
                 forwardGEMM: "\(forward.m)×\(forward.n)×\(forward.k)"))
