@@ -65,6 +65,9 @@ public enum BLAS {
     /// The kernel family the engine selected for this CPU (OpenBLAS's core name, e.g. "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
+    /// The engine and kernel family every single-precision product runs on, for reports.
+    public static var engineDescription: String { "OpenBLAS sgemm, core \(coreName)" }
+
     /// The engine's build description (version and options).
     public static var configuration: String { String(cString: openblas_get_config()) }
 }

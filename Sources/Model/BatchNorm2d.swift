@@ -17,7 +17,6 @@ public final class BatchNorm2d {
     public let momentum: Float = 0.1, epsilon: Float = 1e-5
 
     private let output = Workspace()
-    private let inputGradient = Workspace()
     private let batchMean: UnsafeMutablePointer<Float>
     private let inverseStd: UnsafeMutablePointer<Float>
     private var savedInput: FeatureMap?
@@ -90,15 +89,19 @@ public final class BatchNorm2d {
         return y
     }
 
-    /// Given `∂L/∂y` of the last training forward, writes `∂L/∂γ`, `∂L/∂β` and returns `∂L/∂x`.
+    /// Floats held by this layer between steps: its output.
+    var outputElements: Int { output.capacity }
+
+    /// Given `∂L/∂y` of the last training forward, writes `∂L/∂γ`, `∂L/∂β` and returns `∂L/∂x`,
+    /// stored in `gradient`.
     ///
     /// `gate`, when given, is the output of a ReLU that follows this layer outside it (the
     /// residual block's): the incoming gradient is taken as zero where `gate` is not positive,
     /// which saves the block a separate masking pass. A fused ReLU gates by this layer's output.
-    public func backward(_ dy: FeatureMap, gatedBy gate: UnsafePointer<Float>? = nil) -> FeatureMap {
+    public func backward(_ dy: FeatureMap, gatedBy gate: UnsafePointer<Float>? = nil, into gradient: Workspace) -> FeatureMap {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before a training forward") }
         let m = dy.plane
-        let dx = dy.sameShape(at: inputGradient.reserve(dy.count))
+        let dx = dy.sameShape(at: gradient.reserve(dy.count))
         let gate = appliesReLU ? UnsafePointer(output.pointer) : gate
         let gamma = weight.value.pointer, dGamma = weight.gradient.pointer, dBeta = bias.gradient.pointer
         let batchMean = batchMean, invStd = inverseStd

@@ -2,7 +2,8 @@ import Foundation
 
 /// Measures what limits training speed: the BLAS alone, on a square product and on the
 /// network's own GEMM shapes, then full training and evaluation steps of ResNet18 on random
-/// data, with the share of time spent inside GEMM.
+/// data, with the share of time spent inside GEMM, the engine and chunking of each
+/// convolution shape, and the memory of each part of the network.
 public struct Benchmark {
     /// What to measure.
     public struct Options: Sendable {
@@ -14,6 +15,8 @@ public struct Benchmark {
         public var steps = 3
         /// Image side (32 for CIFAR).
         public var imageSize = 32
+        /// Column-matrix chunk budget of every convolution, in floats.
+        public var columnChunkElements = Conv2d.defaultColumnChunkElements
 
         /// The defaults: width 64, batch 128, 3 steps, 32×32 images.
         public init() {}
@@ -29,8 +32,28 @@ public struct Benchmark {
         public var unit: String
     }
 
+    /// How the convolutions of one shape run.
+    public struct ConvolutionShape: Codable, Sendable {
+        /// The layers of this shape, e.g. `layer1.0.conv1` … (PyTorch names without `.weight`).
+        public var layers: [String]
+        /// In → out channels, kernel, stride and input side, e.g. "64→128 3×3 s2 32²".
+        public var shape: String
+        /// The GEMM engine.
+        public var engine: String
+        /// How the input gradient is formed: "transposed conv", "col2im", "direct GEMM", or
+        /// "none (data)" for the stem.
+        public var inputGradient: String
+        /// Chunks per batch, images in the largest chunk and that chunk's column matrix in MiB
+        /// (0 when the input is used as the column matrix).
+        public var chunks: Int, imagesPerChunk: Int, columnMiB: Double
+        /// The forward product per chunk, M×N×K.
+        public var forwardGEMM: String
+    }
+
     /// The figures, in the order they were measured.
     public private(set) var lines: [Line] = []
+    /// Every distinct convolution shape of the network, in network order.
+    public private(set) var convolutions: [ConvolutionShape] = []
 
     /// Runs every measurement; `progress` receives each line as it is measured.
     public static func run(_ options: Options, progress: (Line) -> Void) -> Benchmark {
@@ -44,6 +67,8 @@ public struct Benchmark {
         record("sgemm 2048×2048×2048", gemmRate(m: 2048, n: 2048, k: 2048), "GFLOP/s")
         let network = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
         network.initialise(seed: 0)
+        for conv in network.convolutions { conv.columnChunkElements = options.columnChunkElements }
+        result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)
         let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
         record("sgemm on the network's conv GEMM shapes (time-weighted)", shapeRate, "GFLOP/s")
 
@@ -81,10 +106,49 @@ public struct Benchmark {
         let evalStart = Date()
         for _ in 0..<options.steps { _ = network.forward(x, training: false) }
         record("evaluation", images / Date().timeIntervalSince(evalStart), "images/s")
+        let memory = network.memoryUse
+        let mebibyte = Double(1 << 20)
+        record("memory: activations kept for backward", Double(memory.activations) / mebibyte, "MiB")
+        record("memory: backward gradient buffers", Double(memory.gradients) / mebibyte, "MiB")
+        record("memory: column-matrix chunk", Double(memory.columns) / mebibyte, "MiB")
+        record("memory: parameters, gradients, momenta", Double(memory.parameters) / mebibyte, "MiB")
         record("peak resident memory", peakResidentMegabytes(), "MiB")
         record("BLAS threads", Double(BLAS.threads), "")
         record("element-wise threads", Double(Parallel.threads), "")
         return result
+    }
+
+    /// The distinct convolution shapes of `network` at this batch and image size: each one's
+    /// engine, input-gradient method and chunking.
+    static func convolutionShapes(_ network: ResNet18, batch: Int, size: Int) -> [ConvolutionShape] {
+        var shapes: [ConvolutionShape] = []
+        var sides: [(Conv2d, Int)] = [(network.conv1, size)]
+        var side = size
+        for block in network.blocks {
+            sides.append((block.conv1, side))
+            if let shortcut = block.shortcut { sides.append((shortcut.conv, side)) }
+            side = block.conv1.outputExtent(side)
+            sides.append((block.conv2, side))
+        }
+        for (conv, inputSide) in sides {
+            let name = String(conv.weight.name.dropLast(".weight".count))
+            let shape = "\(conv.inChannels)→\(conv.outChannels) \(conv.kernel)×\(conv.kernel) s\(conv.stride) \(inputSide)²"
+            if let index = shapes.firstIndex(where: { $0.shape == shape }) {
+                shapes[index].layers.append(name)
+                continue
+            }
+            let area = conv.outputExtent(inputSide) * conv.outputExtent(inputSide)
+            let rows = conv.inChannels * conv.kernel * conv.kernel
+            let chunks = conv.chunks(batch: batch, rows: rows, area: area)
+            let forward = conv.gemmShapes(batch: batch, inputSide: inputSide, inputGradientNeeded: false)[0]
+            shapes.append(ConvolutionShape(
+                layers: [name], shape: shape, engine: BLAS.engineDescription,
+                inputGradient: conv === network.conv1 ? "none (data)" : conv.inputGradientMethod,
+                chunks: chunks.count, imagesPerChunk: chunks.largest,
+                columnMiB: !conv.buildsColumns ? 0 : Double(rows * chunks.largest * area * MemoryLayout<Float>.stride) / Double(1 << 20),
+                forwardGEMM: "\(forward.m)×\(forward.n)×\(forward.k)"))
+        }
+        return shapes
     }
 
     /// GFLOP/s of one product shape, repeated for at least a quarter second.

@@ -1,35 +1,47 @@
 /// A 2-D convolution without bias (every convolution of the CIFAR ResNet is followed by
 /// BatchNorm), with any kernel size, stride and zero padding.
 ///
-/// Forward: `Y[out, N·Ho·Wo] = W[out, in·k·k] × col[in·k·k, N·Ho·Wo]`, one GEMM for the whole
-/// batch thanks to the channel-major layout. Each layer keeps its forward `col` for the
-/// weight gradient (`dY × colᵀ`): recomputing it cost ~3% of a step; keeping it costs about
-/// 2 GB at width 64, batch 128.
+/// Forward: `Y[out, N·Ho·Wo] = W[out, in·k·k] × col[in·k·k, N·Ho·Wo]`. The column matrix is
+/// built and consumed in chunks of whole images (`ImageChunks`), one GEMM per chunk writing
+/// its block of `Y`'s columns, so it never exists for the whole batch: at width 64, batch 128
+/// a stage-1 layer's full column matrix is 288 MiB, a chunk a few MiB that stays in the
+/// last-level cache between `im2col` and the GEMM. The weight gradient rebuilds the same
+/// chunks from the saved input and sums `dY_chunk × col_chunkᵀ` over them in chunk order.
 ///
 /// The input gradient of a stride-1 "same" convolution (every 3×3 conv but the three that
 /// downsample) is itself a convolution of `∂L/∂Y` with the flipped, transposed kernel:
 /// `dX[in, ·] = W̃[in, out·k·k] × col(dY)`. That GEMM has the forward's efficient shape
 /// (K = out·k·k instead of K = out) and writes `dX` directly, with no scatter-add pass.
-/// Other convolutions take `dcol = Wᵀ·dY` followed by `col2im`.
+/// Other convolutions take `dcol = Wᵀ·dY` followed by `col2im`, chunk by chunk as well.
 public final class Conv2d {
     /// Input channels, output channels, kernel size (square), stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     /// The weight, shaped `[out, in, k, k]` like PyTorch's.
     public let weight: Parameter
+    /// The most column-matrix elements one chunk may hold (at least one image always fits).
+    /// The chunking, and with it the weight gradient's summation order, depends on this and
+    /// the shapes only, never on the thread count.
+    public var columnChunkElements = Conv2d.defaultColumnChunkElements
+    /// 2 Mi floats (8 MiB): a quarter of the 32 MiB L3 of the machines measured, and large
+    /// enough that each chunk's GEMM still runs at the full-batch product's rate.
+    public static let defaultColumnChunkElements = 1 << 21
     private let output = Workspace()
-    private let inputGradient = Workspace()
     private let flippedWeight = Workspace()
-    private let columnsOfInput = Workspace()
+    private let columns: Workspace
     private var savedInput: FeatureMap?
 
     /// A convolution whose weight is named `name` (e.g. `layer1.0.conv1.weight`), zero-initialised.
-    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+    /// `columns` holds the column-matrix chunks; a network passes every layer the same one,
+    /// since only one layer works at a time.
+    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                columns: Workspace = Workspace()) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
         self.weight = Parameter(name: name, shape: [outChannels, inChannels, kernel, kernel], prunable: true)
+        self.columns = columns
     }
 
     /// The output extent along one axis for an input extent `size`.
@@ -43,6 +55,14 @@ public final class Conv2d {
     /// Whether the input gradient is computed as a convolution (stride 1, output size = input size).
     private var usesTransposedConvolution: Bool { kernel > 1 && stride == 1 && 2 * padding == kernel - 1 }
 
+    /// How the input gradient is formed, for reports: "transposed conv", "col2im" or "direct GEMM".
+    public var inputGradientMethod: String {
+        usesTransposedConvolution ? "transposed conv" : isPointwise ? "direct GEMM" : "col2im"
+    }
+
+    /// Whether the layer builds column matrices (all but 1×1 stride-1 convolutions).
+    public var buildsColumns: Bool { !isPointwise }
+
     /// One matrix product of a training step: `m×k` times `k×n`, with operand transposes.
     public struct GEMMShape: Hashable, Sendable {
         /// The product's dimensions.
@@ -51,16 +71,27 @@ public final class Conv2d {
         public var transposeA: Bool, transposeB: Bool
     }
 
-    /// The products one training step performs for an `inputSide`² input batch: forward,
-    /// weight gradient and (when needed) input gradient.
+    /// The chunks a product over `batch` images is cut into when each image brings `rows`
+    /// column-matrix rows over `area` output positions; one chunk when no columns are built.
+    public func chunks(batch: Int, rows: Int, area: Int) -> ImageChunks {
+        ImageChunks(batch: batch, elementsPerImage: isPointwise ? 0 : rows * area, budget: columnChunkElements)
+    }
+
+    /// The products one training step performs for an `inputSide`² input batch, one per
+    /// chunk size (the largest chunk's): forward, weight gradient and (when needed) input gradient.
     public func gemmShapes(batch: Int, inputSide: Int, inputGradientNeeded: Bool = true) -> [GEMMShape] {
-        let columns = batch * outputExtent(inputSide) * outputExtent(inputSide)
-        var shapes = [GEMMShape(m: outChannels, n: columns, k: columnRows, transposeA: false, transposeB: false),
-                      GEMMShape(m: outChannels, n: columnRows, k: columns, transposeA: false, transposeB: true)]
+        let area = outputExtent(inputSide) * outputExtent(inputSide)
+        let forward = chunks(batch: batch, rows: columnRows, area: area).largest * area
+        var shapes = [GEMMShape(m: outChannels, n: forward, k: columnRows, transposeA: false, transposeB: false),
+                      GEMMShape(m: outChannels, n: columnRows, k: forward, transposeA: false, transposeB: true)]
         if inputGradientNeeded {
-            shapes.append(usesTransposedConvolution
-                ? GEMMShape(m: inChannels, n: columns, k: outChannels * kernel * kernel, transposeA: false, transposeB: false)
-                : GEMMShape(m: columnRows, n: columns, k: outChannels, transposeA: true, transposeB: false))
+            if usesTransposedConvolution {
+                let rows = outChannels * kernel * kernel
+                let n = chunks(batch: batch, rows: rows, area: area).largest * area
+                shapes.append(GEMMShape(m: inChannels, n: n, k: rows, transposeA: false, transposeB: false))
+            } else {
+                shapes.append(GEMMShape(m: columnRows, n: forward, k: outChannels, transposeA: true, transposeB: false))
+            }
         }
         return shapes
     }
@@ -70,41 +101,49 @@ public final class Conv2d {
         outChannels * columnRows * outputExtent(height) * outputExtent(width)
     }
 
-    /// Convolves `x`. The input and its column matrix are kept for `backward`.
+    /// Floats held by this layer between steps: its output.
+    var outputElements: Int { output.capacity }
+    /// Floats of the flipped kernel the transposed convolution keeps.
+    var kernelCopyElements: Int { flippedWeight.capacity }
+
+    /// Convolves `x`, which is kept (not copied) for `backward`.
     public func forward(_ x: FeatureMap) -> FeatureMap {
         precondition(x.channels == inChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = x
         let y = FeatureMap(
             data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
             channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
-        let columns = y.plane
-        let col = isPointwise ? UnsafePointer(x.data) : UnsafePointer(im2col(x, output: y, scratch: columnsOfInput))
-        BLAS.gemm(.none, .none, m: outChannels, n: columns, k: columnRows,
-                  a: weight.value.pointer, lda: columnRows, b: col, ldb: columns, c: y.data, ldc: columns)
+        if isPointwise {
+            BLAS.gemm(.none, .none, m: outChannels, n: y.plane, k: columnRows,
+                      a: weight.value.pointer, lda: columnRows, b: x.data, ldb: y.plane, c: y.data, ldc: y.plane)
+            return y
+        }
+        let area = y.height * y.width
+        let chunks = chunks(batch: x.batch, rows: columnRows, area: area)
+        for index in 0..<chunks.count {
+            let images = chunks[index], n = images.count * area
+            let col = im2col(x, images: images, output: y)
+            BLAS.gemm(.none, .none, m: outChannels, n: n, k: columnRows, a: weight.value.pointer, lda: columnRows,
+                      b: col, ldb: n, c: y.data + images.lowerBound * area, ldc: y.plane)
+        }
         return y
     }
 
-    /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x`.
-    public func backward(_ dy: FeatureMap, scratch: Workspace) -> FeatureMap {
+    /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x`, stored in `gradient`
+    /// (which must not hold `dy`).
+    public func backward(_ dy: FeatureMap, into gradient: Workspace) -> FeatureMap {
         let x = weightGradient(dy)
-        let columns = dy.plane
-        let dx = x.sameShape(at: inputGradient.reserve(x.count))
-        if usesTransposedConvolution {
-            let flipped = flippedKernel()
-            let dyColumns = im2col(dy, output: x, scratch: scratch)
-            BLAS.gemm(.none, .none, m: inChannels, n: columns, k: outChannels * kernel * kernel,
-                      a: flipped, lda: outChannels * kernel * kernel, b: dyColumns, ldb: columns, c: dx.data, ldc: columns)
-        } else if isPointwise {
-            BLAS.gemm(.transpose, .none, m: columnRows, n: columns, k: outChannels,
-                      a: weight.value.pointer, lda: columnRows, b: dy.data, ldb: columns, c: dx.data, ldc: columns)
-        } else {
-            // The column matrix is no longer needed, so its gradient takes the same memory.
-            let dcol = scratch.reserve(columnRows * columns)
-            BLAS.gemm(.transpose, .none, m: columnRows, n: columns, k: outChannels,
-                      a: weight.value.pointer, lda: columnRows, b: dy.data, ldb: columns, c: dcol, ldc: columns)
-            col2im(dcol, output: dy, into: dx)
-        }
+        let dx = x.sameShape(at: gradient.reserve(x.count))
+        inputGradient(dy, into: dx, accumulate: false)
         return dx
+    }
+
+    /// Writes `∂L/∂W` into `weight.gradient` and adds `∂L/∂x` to `dx`: where a residual
+    /// block's two paths meet, with no buffer and no pass of their own.
+    public func backward(_ dy: FeatureMap, addingTo dx: FeatureMap) {
+        let x = weightGradient(dy)
+        precondition(dx.channels == x.channels && dx.plane == x.plane, "\(weight.name): input gradient has the wrong shape")
+        inputGradient(dy, into: dx, accumulate: true)
     }
 
     /// Writes `∂L/∂W` into `weight.gradient` only: the stem's input is the data, whose
@@ -113,14 +152,56 @@ public final class Conv2d {
         _ = weightGradient(dy)
     }
 
-    /// `∂L/∂W = dY × colᵀ` with the forward's column matrix; returns the saved input.
+    /// `∂L/∂W = Σ_chunks dY_chunk × col_chunkᵀ`, the columns rebuilt from the saved input;
+    /// returns the saved input.
     private func weightGradient(_ dy: FeatureMap) -> FeatureMap {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
-        let columns = dy.plane
-        let col = isPointwise ? UnsafePointer(x.data) : UnsafePointer(columnsOfInput.pointer)
-        BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: columns,
-                  a: dy.data, lda: columns, b: col, ldb: columns, c: weight.gradient.pointer, ldc: columnRows)
+        let gradient = weight.gradient.pointer
+        if isPointwise {
+            BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: dy.plane,
+                      a: dy.data, lda: dy.plane, b: x.data, ldb: dy.plane, c: gradient, ldc: columnRows)
+            return x
+        }
+        let area = dy.height * dy.width
+        let chunks = chunks(batch: x.batch, rows: columnRows, area: area)
+        for index in 0..<chunks.count {
+            let images = chunks[index], n = images.count * area
+            let col = im2col(x, images: images, output: dy)
+            // Each chunk after the first adds to the sum: one fixed order, whatever the threads.
+            BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: n,
+                      a: dy.data + images.lowerBound * area, lda: dy.plane, b: col, ldb: n,
+                      beta: index == 0 ? 0 : 1, c: gradient, ldc: columnRows)
+        }
         return x
+    }
+
+    /// `∂L/∂x` written to `dx`, or added to it when `accumulate`.
+    private func inputGradient(_ dy: FeatureMap, into dx: FeatureMap, accumulate: Bool) {
+        let beta: Float = accumulate ? 1 : 0
+        let area = dy.height * dy.width
+        if isPointwise {
+            BLAS.gemm(.transpose, .none, m: columnRows, n: dy.plane, k: outChannels, a: weight.value.pointer, lda: columnRows,
+                      b: dy.data, ldb: dy.plane, beta: beta, c: dx.data, ldc: dx.plane)
+        } else if usesTransposedConvolution {
+            let flipped = flippedKernel()
+            let rows = outChannels * kernel * kernel
+            let chunks = chunks(batch: dy.batch, rows: rows, area: area)
+            for index in 0..<chunks.count {
+                let images = chunks[index], n = images.count * area
+                let dyColumns = im2col(dy, images: images, output: dx)
+                BLAS.gemm(.none, .none, m: inChannels, n: n, k: rows, a: flipped, lda: rows, b: dyColumns, ldb: n,
+                          beta: beta, c: dx.data + images.lowerBound * area, ldc: dx.plane)
+            }
+        } else {
+            let chunks = chunks(batch: dy.batch, rows: columnRows, area: area)
+            for index in 0..<chunks.count {
+                let images = chunks[index], n = images.count * area
+                let dcol = columns.reserve(columnRows * n)
+                BLAS.gemm(.transpose, .none, m: columnRows, n: n, k: outChannels, a: weight.value.pointer, lda: columnRows,
+                          b: dy.data + images.lowerBound * area, ldb: dy.plane, c: dcol, ldc: n)
+                col2im(dcol, images: images, output: dy, into: dx, accumulate: accumulate)
+            }
+        }
     }
 
     /// `W̃[c, (o, i, j)] = W[o, c, k−1−i, k−1−j]`: the kernel of the transposed convolution.
@@ -145,29 +226,30 @@ public final class Conv2d {
         return first..<Swift.max(first, Swift.min(outputWidth, last))
     }
 
-    /// Row `(c, ki, kj)` of the column matrix holds, for every output position, the input
-    /// value that kernel tap sees (or zero in the padding). `x` may have any channel count
-    /// (the transposed convolution passes `∂L/∂Y`); `y` gives the output extents.
-    private func im2col(_ x: FeatureMap, output y: FeatureMap, scratch: Workspace) -> UnsafeMutablePointer<Float> {
+    /// The column matrix of the images `images`: row `(c, ki, kj)` holds, for every output
+    /// position of those images, the input value that kernel tap sees (or zero in the
+    /// padding). `x` may have any channel count (the transposed convolution passes `∂L/∂Y`);
+    /// `y` gives the output extents.
+    private func im2col(_ x: FeatureMap, images: Range<Int>, output y: FeatureMap) -> UnsafeMutablePointer<Float> {
         let k = kernel, s = stride, p = padding
         let n = x.batch, h = x.height, w = x.width, oh = y.height, ow = y.width
-        let columns = n * oh * ow, rowCount = x.channels * k * k
-        let col = scratch.reserve(rowCount * columns)
+        let columnCount = images.count * oh * ow, rowCount = x.channels * k * k
+        let col = columns.reserve(rowCount * columnCount)
         let source = x.data
         Parallel.forEachRange(rowCount) { rows in
             for r in rows {
                 let c = r / (k * k), ki = (r / k) % k, kj = r % k
                 let valid = self.validColumns(tap: kj, inputWidth: w, outputWidth: ow)
-                var dst = col + r * columns
+                var dst = col + r * columnCount
                 if s == 1 && oh == h && ow == w {
-                    for image in 0..<n {
+                    for image in images {
                         Self.shiftedPlane(source + (c * n + image) * h * w, into: dst, height: h, width: w,
                                           rowShift: ki - p, columnShift: kj - p)
                         dst += oh * ow
                     }
                     continue
                 }
-                for image in 0..<n {
+                for image in images {
                     let plane = source + (c * n + image) * h * w
                     for oy in 0..<oh {
                         let iy = oy * s - p + ki
@@ -220,22 +302,24 @@ public final class Conv2d {
         }
     }
 
-    /// The adjoint of `im2col`: every column-matrix entry is added back to the input position
-    /// it was read from. Each thread owns whole input channels, so no sums race.
-    private func col2im(_ dcol: UnsafeMutablePointer<Float>, output y: FeatureMap, into dx: FeatureMap) {
+    /// The adjoint of `im2col` for the images `images`: every column-matrix entry is added
+    /// back to the input position it was read from, into zeroed planes unless `accumulate`.
+    /// Each thread owns whole input channels, so no sums race.
+    private func col2im(_ dcol: UnsafeMutablePointer<Float>, images: Range<Int>, output y: FeatureMap, into dx: FeatureMap,
+                        accumulate: Bool) {
         let k = kernel, s = stride, p = padding
         let n = dx.batch, h = dx.height, w = dx.width, oh = y.height, ow = y.width
-        let columns = n * oh * ow
+        let columnCount = images.count * oh * ow
         let target = dx.data
         Parallel.forEachRange(inChannels) { channels in
             for c in channels {
                 let channelBase = target + c * n * h * w
-                channelBase.update(repeating: 0, count: n * h * w)
+                if !accumulate { (channelBase + images.lowerBound * h * w).update(repeating: 0, count: images.count * h * w) }
                 for ki in 0..<k {
                     for kj in 0..<k {
                         let valid = self.validColumns(tap: kj, inputWidth: w, outputWidth: ow)
-                        var src = UnsafePointer(dcol + ((c * k + ki) * k + kj) * columns)
-                        for image in 0..<n {
+                        var src = UnsafePointer(dcol + ((c * k + ki) * k + kj) * columnCount)
+                        for image in images {
                             let plane = channelBase + image * h * w
                             for oy in 0..<oh {
                                 let iy = oy * s - p + ki
@@ -255,6 +339,28 @@ public final class Conv2d {
             }
         }
     }
+}
+
+/// How a batch is cut into chunks of whole images so that one chunk's column matrix holds at
+/// most `budget` elements: as few chunks as that allows, of equal size to within one image
+/// (chunk `i` is `batch·i/count ..< batch·(i+1)/count`). The cut depends on the shapes and
+/// the budget alone, so sums over chunks run in the same order whatever the threads.
+public struct ImageChunks: Sendable {
+    /// The images cut and the number of chunks.
+    public let batch: Int, count: Int
+
+    /// Chunks of `batch` images of `elementsPerImage` column-matrix elements each.
+    public init(batch: Int, elementsPerImage: Int, budget: Int) {
+        let perChunk = elementsPerImage > 0 ? Swift.max(1, budget / elementsPerImage) : Swift.max(1, batch)
+        self.batch = batch
+        count = (batch + perChunk - 1) / perChunk
+    }
+
+    /// The images of chunk `index`.
+    public subscript(index: Int) -> Range<Int> { (batch * index / count)..<(batch * (index + 1) / count) }
+
+    /// Images in the largest chunk.
+    public var largest: Int { count == 0 ? 0 : (batch + count - 1) / count }
 }
 
 @inline(__always) func floorDivide(_ a: Int, _ b: Int) -> Int {

@@ -15,11 +15,4 @@ enum ReLU {
             for i in range { dx[i] += output[i] > 0 ? dy[i] : 0 }
         }
     }
-
-    /// `dx[i] += g[i]` over `count` elements.
-    static func accumulate(_ g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forEachRange(count, minimumPerThread: 65_536) { range in
-            for i in range { dx[i] += g[i] }
-        }
-    }
 }

@@ -41,14 +41,22 @@ public final class ResNet18 {
     public let buffers: [(name: String, tensor: Tensor)]
 
     private let pool = GlobalAveragePool()
-    private let scratch = Workspace()
+    /// The column-matrix chunks, shared by every convolution.
+    private let columns: Workspace
+    /// Backward-pass gradients: blocks write `∂L/∂x` into `gradientA` and `gradientB` in
+    /// turn (each reads its `∂L/∂out` from the other) and keep what lies in between in
+    /// `temporary`, so the backward pass needs three activation-sized buffers in all.
+    private let gradientA = Workspace(), gradientB = Workspace(), temporary = Workspace()
 
     /// A network with zero weights and fresh BatchNorms; call `initialise(seed:)` or load a
     /// state before use.
     public init(_ architecture: Architecture) {
         self.architecture = architecture
+        let columns = Workspace()
+        self.columns = columns
         let w = architecture.width
-        conv1 = Conv2d(name: "conv1.weight", inChannels: architecture.inputChannels, outChannels: w, kernel: 3, stride: 1, padding: 1)
+        conv1 = Conv2d(name: "conv1.weight", inChannels: architecture.inputChannels, outChannels: w, kernel: 3, stride: 1, padding: 1,
+                       columns: columns)
         bn1 = BatchNorm2d(name: "bn1", channels: w, appliesReLU: true)
         var blocks: [BasicBlock] = []
         var inPlanes = w
@@ -56,7 +64,8 @@ public final class ResNet18 {
             let planes = w << stage
             for index in 0..<count {
                 let stride = index == 0 && stage > 0 ? 2 : 1
-                blocks.append(BasicBlock(name: "layer\(stage + 1).\(index)", inPlanes: inPlanes, planes: planes, stride: stride))
+                blocks.append(BasicBlock(name: "layer\(stage + 1).\(index)", inPlanes: inPlanes, planes: planes, stride: stride,
+                                         columns: columns))
                 inPlanes = planes
             }
         }
@@ -116,8 +125,34 @@ public final class ResNet18 {
     /// Back-propagates `∂L/∂logits` of the last training forward into every parameter's gradient.
     public func backward(_ logitGradient: FeatureMap) {
         var dx = pool.backward(linear.backward(logitGradient))
-        for block in blocks.reversed() { dx = block.backward(dx, scratch: scratch) }
-        conv1.backwardWeightOnly(bn1.backward(dx))
+        for (index, block) in blocks.enumerated().reversed() {
+            dx = block.backward(dx, temporary: temporary, output: index % 2 == 0 ? gradientA : gradientB)
+        }
+        conv1.backwardWeightOnly(bn1.backward(dx, into: temporary))
+    }
+
+    /// The memory the network holds between steps, by part, in bytes.
+    public struct MemoryUse: Sendable {
+        /// Convolution and BatchNorm outputs: what the forward pass keeps for the backward pass.
+        public var activations: Int
+        /// The backward pass's three shared gradient buffers.
+        public var gradients: Int
+        /// The shared column-matrix chunk.
+        public var columns: Int
+        /// Weights, gradients, momenta and masks of every parameter, and the flipped kernels
+        /// of the transposed convolutions.
+        public var parameters: Int
+    }
+
+    /// What the network's buffers hold now (after a training step, at their peak sizes).
+    public var memoryUse: MemoryUse {
+        let float = MemoryLayout<Float>.stride
+        let activations = convolutions.reduce(0) { $0 + $1.outputElements } + batchNorms.reduce(0) { $0 + $1.outputElements }
+        let parameterElements = parameters.reduce(0) { $0 + $1.value.count * ($1.mask == nil ? 3 : 4) }
+            + convolutions.reduce(0) { $0 + $1.kernelCopyElements }
+        return MemoryUse(activations: activations * float,
+                         gradients: (gradientA.capacity + gradientB.capacity + temporary.capacity) * float,
+                         columns: columns.capacity * float, parameters: parameterElements * float)
     }
 
     /// The full state (parameters then buffers, each in `state_dict` order) by name.

@@ -61,8 +61,11 @@ import Testing
         let loss = { Self.projection(conv.forward(x.map)) }
         let y = conv.forward(x.map)
         let (r, dy) = Self.projectionGradient(like: y)
-        let dx = conv.backward(dy, scratch: scratch)
-        let dxCopy = Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        // `dx` lives in `scratch`, which must outlive the copy.
+        let dxCopy = withExtendedLifetime(scratch) {
+            let dx = conv.backward(dy, into: scratch)
+            return Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        }
         let dw = conv.weight.gradient.array
         _ = r
         #expect(Self.check(conv.weight.value.pointer, count: conv.weight.value.count, analytic: dw, loss: loss) < 1e-3)
@@ -78,8 +81,11 @@ import Testing
         let loss = { Self.projection(bn.forward(x.map, training: true)) }
         let y = bn.forward(x.map, training: true)
         let (r, dy) = Self.projectionGradient(like: y)
-        let dx = bn.backward(dy)
-        let dxCopy = Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        let gradient = Workspace()
+        let dxCopy = withExtendedLifetime(gradient) {
+            let dx = bn.backward(dy, into: gradient)
+            return Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        }
         let (dGamma, dBeta) = (bn.weight.gradient.array, bn.bias.gradient.array)
         _ = r
         #expect(Self.check(x.tensor.pointer, count: x.tensor.count, analytic: dxCopy, epsilon: 1e-3, loss: loss) < 5e-3)
@@ -131,8 +137,10 @@ import Testing
         let loss = { Self.projection(block.forward(x.map, training: true)) }
         let y = block.forward(x.map, training: true)
         let (r, dy) = Self.projectionGradient(like: y)
-        let dx = block.backward(dy, scratch: scratch)
-        let dxCopy = Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        let dxCopy = withExtendedLifetime(scratch) {
+            let dx = block.backward(dy, temporary: Workspace(), output: scratch)
+            return Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+        }
         let dw = block.conv1.weight.gradient.array
         _ = r
         #expect(Self.check(x.tensor.pointer, count: x.tensor.count, analytic: dxCopy, loss: loss) < 1e-3)

@@ -49,6 +49,57 @@ import Testing
         #expect(worst < 1e-5)
     }
 
+    /// Building the column matrix in chunks of images (one image, or 1-2-2 of five) gives the
+    /// whole-batch product's output, weight gradient and input gradient, written or added;
+    /// only the weight gradient's summation order changes, so it may differ by rounding.
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 2, 0), (1, 1, 0), (5, 1, 2)])
+    func chunkedConvolutionMatchesWholeBatch(kernel: Int, stride: Int, padding: Int) {
+        let (cin, cout, n, h, w) = (3, 5, 5, 7, 6)
+        let x = GradientCheckTests.Map(cin, n, h, w, seed: 30)
+        let base = GradientCheckTests.Map(cin, n, h, w, seed: 31)
+        func run(chunkImages: Int?) -> (chunks: Int, y: [Float], dw: [Float], dx: [Float], added: [Float]) {
+            let conv = Conv2d(name: "c.weight", inChannels: cin, outChannels: cout, kernel: kernel, stride: stride, padding: padding)
+            GradientCheckTests.randomise(conv.weight, seed: 32)
+            let area = conv.outputExtent(h) * conv.outputExtent(w)
+            if let chunkImages { conv.columnChunkElements = chunkImages * cin * kernel * kernel * area }
+            let y = conv.forward(x.map)
+            let yCopy = Array(UnsafeBufferPointer(start: y.data, count: y.count))
+            let (r, dy) = GradientCheckTests.projectionGradient(like: y)
+            let gradient = Workspace()
+            let dxCopy = withExtendedLifetime(gradient) {
+                let dx = conv.backward(dy, into: gradient)
+                return Array(UnsafeBufferPointer(start: dx.data, count: dx.count))
+            }
+            let dw = conv.weight.gradient.array
+            let sum = base.tensor.clone()
+            conv.backward(dy, addingTo: x.map.sameShape(at: sum.pointer))
+            _ = r
+            return (conv.chunks(batch: n, rows: cin * kernel * kernel, area: area).count, yCopy, dw, dxCopy, sum.array)
+        }
+        let whole = run(chunkImages: nil)
+        #expect(whole.chunks == 1)
+        for (images, expectedChunks) in [(1, 5), (2, 3)] {
+            let chunked = run(chunkImages: images)
+            #expect(chunked.chunks == (kernel == 1 && stride == 1 ? 1 : expectedChunks))
+            #expect(relativeError(chunked.y, whole.y) < 1e-6)
+            #expect(relativeError(chunked.dw, whole.dw) < 1e-6)
+            #expect(relativeError(chunked.dx, whole.dx) < 1e-6)
+            #expect(relativeError(chunked.added, whole.added) < 1e-6)
+        }
+        let expectedSum = zip(base.tensor.array, whole.dx).map { $0 + $1 }
+        #expect(relativeError(whole.added, expectedSum) < 1e-6)
+    }
+
+    @Test func imageChunksCoverTheBatchEvenly() {
+        let chunks = ImageChunks(batch: 128, elementsPerImage: 576 * 1024, budget: 1 << 21)
+        #expect(chunks.count == 43 && chunks.largest == 3)
+        #expect(chunks[0] == 0..<2 && chunks[42] == 125..<128)
+        #expect((0..<chunks.count).map { chunks[$0].count }.reduce(0, +) == 128)
+        #expect((1..<chunks.count).allSatisfy { chunks[$0 - 1].upperBound == chunks[$0].lowerBound })
+        #expect(ImageChunks(batch: 4, elementsPerImage: 10, budget: 1 << 21).count == 1)
+        #expect(ImageChunks(batch: 4, elementsPerImage: 10, budget: 1).count == 4)
+    }
+
     @Test func floorAndCeilDivision() {
         #expect(floorDivide(-1, 2) == -1 && floorDivide(3, 2) == 1 && floorDivide(-4, 2) == -2)
         #expect(ceilDivide(1, 2) == 1 && ceilDivide(-1, 2) == 0 && ceilDivide(4, 2) == 2)

@@ -29,7 +29,10 @@ import Testing
         print("parity: worst \(prefix)* relative error \(worst)")
     }
 
-    @Test func trainingMatchesPyTorch() throws {
+    /// Run with the default column chunks (one per batch at this size) and with one image per chunk.
+    @Test(arguments: [Conv2d.defaultColumnChunkElements, 1])
+    func trainingMatchesPyTorch(columnChunkElements: Int) throws {
+        for conv in network.convolutions { conv.columnChunkElements = columnChunkElements }
         try network.loadState(from: fixture, prefix: "init.", source: "fixture")
         let sgd = SGD(momentum: 0.9, weightDecay: 5e-4)
 

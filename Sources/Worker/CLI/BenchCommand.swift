@@ -13,6 +13,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Images per step.") var batchSize = 128
     @Option(help: "Timed training steps (CPU default 3, GPU default 40).") var steps: Int?
     @Option(help: "GPU arithmetic: fp32 or tf32.") var precision: Precision = .tf32
+    @Option(help: "CPU: column-matrix chunk budget per convolution, in MiB (default 8).") var columnChunkMib: Double?
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
     @OptionGroup var compute: ComputeOptions
 
@@ -24,6 +25,7 @@ struct BenchCommand: ParsableCommand {
             say("\(line.name.padding(toLength: 58, withPad: " ", startingAt: 0)) \(value) \(line.unit)")
         }
         let figures: [Benchmark.Line]
+        var convolutions: [Benchmark.ConvolutionShape] = []
         let deviceRecord: [String: String]
         switch device {
         case .cpu:
@@ -32,7 +34,11 @@ struct BenchCommand: ParsableCommand {
             options.width = width
             options.batchSize = batchSize
             options.steps = steps ?? 3
-            figures = Benchmark.run(options, progress: show).lines
+            if let columnChunkMib { options.columnChunkElements = Int(columnChunkMib * Double(1 << 20)) / MemoryLayout<Float>.stride }
+            let result = Benchmark.run(options, progress: show)
+            figures = result.lines
+            convolutions = result.convolutions
+            showConvolutions(convolutions)
             deviceRecord = ["name": "cpu", "blas": BLAS.coreName, "threads": String(BLAS.threads)]
         case .cuda(let gpu):
             var options = GPUBenchmark.Options()
@@ -44,7 +50,19 @@ struct BenchCommand: ParsableCommand {
             deviceRecord = ["name": gpu.info.name, "summary": gpu.info.summary, "computeCapability": gpu.info.computeCapability,
                             "driver": gpu.info.driver, "cudnn": gpu.info.cudnn, "nvrtc": gpu.info.nvrtc, "precision": precision.rawValue]
         }
-        if let json { try writeJSON(BenchReport(device: deviceRecord, lines: figures), to: json) }
+        if let json { try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions), to: json) }
+    }
+
+    /// One row per distinct convolution shape: how many layers have it, the forward GEMM per
+    /// chunk, the chunking, the input-gradient method and the engine.
+    private func showConvolutions(_ shapes: [Benchmark.ConvolutionShape]) {
+        say("convolutions (shape, layers, forward GEMM per chunk M×N×K, chunks × images, column chunk, input gradient, engine):")
+        for shape in shapes {
+            let columns = shape.columnMiB > 0 ? String(format: "%.1f MiB", shape.columnMiB) : "none"
+            say("  \(shape.shape.padding(toLength: 18, withPad: " ", startingAt: 0)) ×\(shape.layers.count)  "
+                + "\(shape.forwardGEMM.padding(toLength: 16, withPad: " ", startingAt: 0)) \(shape.chunks) × \(shape.imagesPerChunk)  "
+                + "\(columns.padding(toLength: 9, withPad: " ", startingAt: 0))  \(shape.inputGradient.padding(toLength: 15, withPad: " ", startingAt: 0))  \(shape.engine)")
+        }
     }
 }
 
@@ -52,6 +70,8 @@ struct BenchCommand: ParsableCommand {
 struct BenchReport: Encodable {
     var device: [String: String]
     var lines: [Benchmark.Line]
+    /// The CPU benchmark's convolution shapes (empty on a GPU).
+    var convolutions: [Benchmark.ConvolutionShape]
 }
 
 /// Writes `value` as pretty JSON to `path`, naming the path when that fails.
