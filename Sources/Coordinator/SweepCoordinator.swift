@@ -103,7 +103,7 @@ public struct SweepCoordinator {
         }
         onBound(loop.endpoint)
         let launcher = WorkerLauncher(cluster: cluster, endpoint: loop.endpoint, runDirectory: runDirectory,
-                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, secrets: secrets, log: { line in log.info("\(line)") })
+                                     curve: security.flatMap { s in s.workerKeyFile.map { (s.coordinator.publicKey, $0) } }, secrets: secrets, log: log)
         do { try launcher.start() } catch {
             loop.stop()
             throw error

@@ -746,7 +746,7 @@ public final class SweepServer: @unchecked Sendable {
             }.count
             let workers = max(1, sessions.values.filter { !$0.quarantined }.count)
             let left = Double(trainingsLeft) * trainingSecondsThisRun / Double(trainingsThisRun) / Double(workers)
-            line += String(format: " | %.1f trainings/min, ETA %.0f min", Double(trainingsThisRun) / max(minutes, 1e-9), left / 60)
+            line += String(format: " | %.1f trainings/min, ETA ", Double(trainingsThisRun) / max(minutes, 1e-9)) + RemainingTime.describe(left)
         }
         for session in sessions.values.sorted(by: { $0.name < $1.name }) {
             line += "\n    \(session.name): \(session.quarantined ? "quarantined" : session.status)"

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TaskRuntime
 
 /// Starts the workers of cluster.json: `local` hosts as child processes, `ssh` hosts as one
@@ -30,7 +31,7 @@ public final class WorkerLauncher {
     private let defaultWorker: URL
     private let curve: (serverKey: String, workerKeyFile: String)?
     private let secrets: SlotSecrets
-    private let log: (String) -> Void
+    private let log: Logger
     private var stopping = false
 
     /// A launcher for `cluster`'s workers, which will connect to `endpoint` (or the cluster's
@@ -38,7 +39,7 @@ public final class WorkerLauncher {
     /// they handshake with the coordinator's public key and the given secret key file. Each
     /// launched slot gets its secret from `secrets` in its environment.
     public init(cluster: ClusterConfig, endpoint: String, runDirectory: URL, curve: (serverKey: String, workerKeyFile: String)? = nil,
-                secrets: SlotSecrets = SlotSecrets(), log: @escaping (String) -> Void) {
+                secrets: SlotSecrets = SlotSecrets(), log: Logger) {
         self.cluster = cluster
         self.secrets = secrets
         self.curve = curve
@@ -102,14 +103,14 @@ public final class WorkerLauncher {
                     guard let shared = host.bundleDirectory else {
                         slurmPrologues[host.name] = bundle.sbcastLines()
                         bundledWorkers[host.name] = bundle.worker(under: WorkerBundle.nodeLocalBase)
-                        log("host \(host.name): its Slurm job copies bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to its nodes with sbcast and unpacks it under \(WorkerBundle.nodeLocalBase) where a node lacks it")
+                        log.info("host \(host.name): its Slurm job copies bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to its nodes with sbcast and unpacks it under \(WorkerBundle.nodeLocalBase) where a node lacks it")
                         continue
                     }
                     let absolute = URL(fileURLWithPath: NSString(string: shared).expandingTildeInPath).standardizedFileURL.path
                     installed = try bundle.installHere(under: absolute, host: host)
                     bundledWorkers[host.name] = bundle.worker(under: absolute)
                 case .manual:
-                    log("manual host \(host.name): \(bundle.manualSteps(under: base))")
+                    log.info("manual host \(host.name): \(bundle.manualSteps(under: base))")
                     bundledWorkers[host.name] = bundle.worker(under: base)
                     continue
                 case .ssh:
@@ -118,12 +119,12 @@ public final class WorkerLauncher {
                 }
                 switch installed {
                 case .cached:
-                    log("bundle \(bundle.sha256.prefix(12)) is already on host \(host.name): \(bundledWorkers[host.name] ?? "")")
+                    log.info("bundle \(bundle.sha256.prefix(12)) is already on host \(host.name): \(bundledWorkers[host.name] ?? "")")
                 case .copied(let seconds):
-                    log("copied bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to host \(host.name) in \(String(format: "%.1f", seconds)) s: \(bundledWorkers[host.name] ?? "")")
+                    log.info("copied bundle \(bundle.sha256.prefix(12)) (\(megabytes)) to host \(host.name) in \(String(format: "%.1f", seconds)) s: \(bundledWorkers[host.name] ?? "")")
                 }
             } catch {
-                log("\(error); its workers are not started")
+                log.warning("\(error); its workers are not started")
                 failed.insert(host.name)
             }
         }
@@ -147,7 +148,7 @@ public final class WorkerLauncher {
                 let slot = slots[index]
                 let variables = environment(for: slot.host, slot: slot.index).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 let command = variables + [workerPath(for: slot.host) ?? "worker"] + arguments(for: slot.host, name: slot.name)
-                log("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
+                log.info("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
             }
         }
         for host in cluster.hosts where host.launcher == .slurm && !unprepared.contains(host.name) {
@@ -157,7 +158,7 @@ public final class WorkerLauncher {
                                           prologue: slurmPrologues[host.name] ?? [],
                                           logs: runDirectory.appendingPathComponent("logs"))
             jobs.append((host.name, job))
-            log("submitted Slurm job \(job.id) for host \(host.name): \(host.workers) worker(s) × \(host.threads) thread(s)")
+            log.info("submitted Slurm job \(job.id) for host \(host.name): \(host.workers) worker(s) × \(host.threads) thread(s)")
         }
     }
 
@@ -192,7 +193,7 @@ public final class WorkerLauncher {
         try process.run()
         slots[index].process = process
         let via = slot.host.launcher == .ssh ? " over ssh to \(slot.host.address ?? slot.host.name)" : ""
-        log("started worker \(slot.name)\(via) (pid \(process.processIdentifier), \(slot.host.threads) thread(s)), log \(logURL.path)")
+        log.info("started worker \(slot.name)\(via) (pid \(process.processIdentifier), \(slot.host.threads) thread(s)), log \(logURL.path)")
     }
 
     /// Restarts local slots whose process ended while the sweep runs; call it periodically.
@@ -206,12 +207,12 @@ public final class WorkerLauncher {
                 : "exited with status \(process.terminationStatus)"
             slots[index].process = nil
             guard slots[index].restartsLeft > 0 else {
-                log("worker \(name) \(how) and has used its \(cluster.restarts) restarts; the slot stays empty")
+                log.warning("worker \(name) \(how) and has used its \(cluster.restarts) restarts; the slot stays empty")
                 continue
             }
             slots[index].restartsLeft -= 1
-            log("worker \(name) \(how); restarting it (\(slots[index].restartsLeft) restart(s) left)")
-            do { try launch(index) } catch { log("cannot restart worker \(name): \(error)") }
+            log.warning("worker \(name) \(how); restarting it (\(slots[index].restartsLeft) restart(s) left)")
+            do { try launch(index) } catch { log.warning("cannot restart worker \(name): \(error)") }
         }
     }
 
@@ -225,13 +226,13 @@ public final class WorkerLauncher {
     public func stop(grace: Double) {
         stopping = true
         for (host, job) in jobs {
-            if let problem = job.cancel() { log("cannot cancel Slurm job \(job.id) of host \(host): \(problem)") } else { log("cancelled Slurm job \(job.id) of host \(host)") }
+            if let problem = job.cancel() { log.warning("cannot cancel Slurm job \(job.id) of host \(host): \(problem)") } else { log.info("cancelled Slurm job \(job.id) of host \(host)") }
         }
         let deadline = Date().addingTimeInterval(grace)
         while slots.contains(where: { $0.process?.isRunning == true }) && Date() < deadline { usleep(50_000) }
         for slot in slots {
             guard let process = slot.process, process.isRunning else { continue }
-            log("worker \(slot.name) did not exit after the shutdown; terminating it")
+            log.warning("worker \(slot.name) did not exit after the shutdown; terminating it")
             process.terminate()
             process.waitUntilExit()
         }

@@ -37,7 +37,6 @@ enum DashboardPage {
     <tbody id="workers"></tbody></table>
     <h2>Failures</h2>
     <div id="failures">none</div>
-    <h2>Report</h2>
     <div id="report">no results yet</div>
     <script>
     "use strict";

@@ -38,7 +38,7 @@ public struct DashboardSnapshot: Codable, Equatable, Sendable {
         let finishedHere = tasks.done - doneAtStart
         if finishedHere > 0 && tasks.queued + tasks.running > 0 {
             let perMinute = Double(finishedHere) / max(elapsed / 60, 1e-9)
-            progress += String(format: " | %.1f tasks/min, ETA %.0f min", perMinute, Double(tasks.queued + tasks.running) / perMinute)
+            progress += String(format: " | %.1f tasks/min, ETA ", perMinute) + RemainingTime.describe(60 * Double(tasks.queued + tasks.running) / perMinute)
         } else if tasks.queued + tasks.running == 0 {
             progress += " | finished"
         }
