@@ -179,12 +179,7 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        let directory = URL(fileURLWithPath: runDir)
-        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("journal.sqlite").path) else {
-            FileHandle.standardError.write(Data("error: \(runDir) has no journal.sqlite; is it a sweep's run directory?\n".utf8))
-            throw ExitCode(2)
-        }
-        let journal = try Journal(directory: directory)
+        let journal = try openJournal(runDir)
         guard watch else { return try report(journal).lines.forEach(say) }
         while true {
             let (lines, open) = try report(journal)
@@ -227,11 +222,7 @@ struct WriteReport: ParsableCommand {
 
     func run() throws {
         let directory = URL(fileURLWithPath: runDir)
-        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("journal.sqlite").path) else {
-            FileHandle.standardError.write(Data("error: \(runDir) has no journal.sqlite; is it a sweep's run directory?\n".utf8))
-            throw ExitCode(2)
-        }
-        let journal = try Journal(directory: directory)
+        let journal = try openJournal(runDir)
         guard let sweep = try journal.sweep() else {
             FileHandle.standardError.write(Data("error: the journal in \(runDir) records no sweep; run one there with coordinator --sweep first\n".utf8))
             throw ExitCode(2)
@@ -264,6 +255,17 @@ struct Keygen: ParsableCommand {
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// One line to standard output, at once (stdout is block-buffered in pipes and files).
+/// The journal of the run directory `runDir`; exit status 2, with a line saying so, when it
+/// is not a sweep's run directory (opening would create an empty journal there).
+func openJournal(_ runDir: String) throws -> Journal {
+    let directory = URL(fileURLWithPath: runDir)
+    guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("journal.sqlite").path) else {
+        FileHandle.standardError.write(Data("error: \(runDir) has no journal.sqlite; is it a sweep's run directory?\n".utf8))
+        throw ExitCode(2)
+    }
+    return try Journal(directory: directory)
+}
+
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
