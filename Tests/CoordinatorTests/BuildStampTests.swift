@@ -59,7 +59,7 @@ import Testing
         try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: harness.run.appendingPathComponent("results.json")))
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func aWorkerOfAnotherCommitIsRefusedNamingBothAndResultsCarryTheCommit() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -99,7 +99,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func mixedBuildsJoinWhenAllowedAndEachRowKeepsItsWorkersCommit() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

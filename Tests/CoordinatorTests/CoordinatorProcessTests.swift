@@ -31,7 +31,7 @@ import Testing
         return arguments + ["--no-dashboard"]
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func smokeSweepFromASweepFile() throws {
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -87,7 +87,7 @@ import Testing
 
 /// `kill -9` of the coordinator mid-sweep, then the same command again.
 @Suite struct CoordinatorRestartTests {
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(10)))
     func killedCoordinatorResumesWithoutRedoingTasks() throws {
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }

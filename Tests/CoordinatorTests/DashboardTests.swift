@@ -42,7 +42,7 @@ import FoundationNetworking
         return samples
     }
 
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(10)))
     func dashboardAndMetricsOfASmokeSweepAgreeWithTheJournal() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -113,7 +113,7 @@ import FoundationNetworking
     /// A coordinator serving on every interface (asked only through loopback): every path
     /// needs the token it printed. The server runs in a coordinator process, as in use: an
     /// in-process one would wait for the test runner's threads, which the other tests hold.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func offLoopbackEveryRequestNeedsTheToken() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

@@ -20,7 +20,7 @@ import Testing
         return data
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func workersFetchTheDatasetFromTheCoordinator() throws {
         guard FileManager.default.fileExists(atPath: Self.fashionMNIST.appendingPathComponent("t10k-images-idx3-ubyte.gz").path) else {
             return print("skipped: Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")

@@ -61,7 +61,7 @@ import Testing
         #expect(try journal.results().count == plan.tasks.filter(\.labels.reported).count)
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func creditFloodsGetOneTaskAndForgeriesForAnotherWorkersTaskAreRefused() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -111,7 +111,7 @@ import Testing
     /// roles, with its own input as every output, and with weights of another architecture.
     /// Each is an error of that attempt; the Lottery Ticket prune that depends on it runs on
     /// the real weights.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func wrongOutputsFromTheHolderAreErrorsAndTheTaskRetries() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

@@ -7,7 +7,7 @@ import Testing
 
 /// A whole sweep on the smoke preset with the real steps, in process.
 @Suite struct LocalExecutorTests {
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(10)))
     func smokeSweepRunsEveryTaskOnceAndResumes() throws {
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -11,7 +11,7 @@ import Testing
         if case .shutdown(let shutdown) = message { shutdown.reason.hasPrefix("refused") && shutdown.reason.contains(words) } else { false }
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func aLiveWorkersNameIsRefusedToAnotherPeerOnLoopback() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -43,7 +43,7 @@ import Testing
         try HostilePeerTests.expectEachResultAcceptedOnce(harness, sweep: sweep)
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func aLaunchedSlotsNameNeedsItsSecretAndARelaunchTakesOver() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
@@ -75,7 +75,7 @@ import Testing
         try HostilePeerTests.expectEachResultAcceptedOnce(harness, sweep: sweep)
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func underCurveANameStaysWithTheKeyThatFirstUsedIt() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

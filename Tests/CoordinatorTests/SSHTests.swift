@@ -21,7 +21,7 @@ import Testing
     }()
 
     @Test(.enabled(if: available || required, "no sshd takes ~/.ssh/prunesweep-test on 127.0.0.1:2222 (start one with scripts/sshd-localhost.sh): the ssh test is skipped"),
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(10)))
     func sshLaunchedWorkersRunTheSweepAndStopWithIt() throws {
         try #require(Self.available, "PRUNESWEEP_REQUIRE_SSH=1 but ssh to 127.0.0.1:2222 fails")
         let harness = try SweepHarness()
@@ -78,7 +78,7 @@ import Testing
     }
 
     @Test(.enabled(if: available || required, "no sshd takes ~/.ssh/prunesweep-test on 127.0.0.1:2222 (start one with scripts/sshd-localhost.sh): the ssh test is skipped"),
-          .timeLimit(.minutes(4)))
+          .timeLimit(.minutes(10)))
     func aHostWithoutTheWorkerGetsTheBundleOnceAndReusesIt() throws {
         try #require(Self.available, "PRUNESWEEP_REQUIRE_SSH=1 but ssh to 127.0.0.1:2222 fails")
         let harness = try SweepHarness()

@@ -16,7 +16,7 @@ import Testing
         return process
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func onlyAuthorisedWorkersGetWork() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }

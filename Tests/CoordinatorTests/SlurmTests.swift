@@ -27,7 +27,7 @@ import Testing
     }()
 
     @Test(.enabled(if: available || required, "no Slurm controller answers here (start one with scripts/slurm-single-node.sh): the Slurm test is skipped"),
-          .timeLimit(.minutes(4)))
+          .timeLimit(.minutes(10)))
     func slurmLaunchedWorkersRunTheSweep() throws {
         try #require(Self.available, "PRUNESWEEP_REQUIRE_SLURM=1 but sinfo shows no usable node")
         let harness = try SweepHarness()
@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test(.enabled(if: available || required, "no Slurm controller answers here (start one with scripts/slurm-single-node.sh): the Slurm test is skipped"),
-          .timeLimit(.minutes(4)))
+          .timeLimit(.minutes(10)))
     func aSlurmJobWithoutASharedDirectoryGetsTheBundleBySbcast() throws {
         try #require(Self.available, "PRUNESWEEP_REQUIRE_SLURM=1 but sinfo shows no usable node")
         let harness = try SweepHarness()

@@ -63,7 +63,7 @@ import Testing
     }
 
     /// A ROUTER bound on loopback and a DEALER, each owned by its own loop thread.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func routerAndDealerExchangeMessages() throws {
         let atRouter = Mutex<[[Data]]>([]), atDealer = Mutex<[[Data]]>([])
         let router = try SocketLoop(setUp: {
