@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (idempotent) and build.
 
 DEBIAN_PACKAGES := libopenblas-dev libzmq3-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist \
-	iproute2 openssh-client
+	iproute2 openssh-client libdnnl2
 SWIFT_BUILD := swift build -c release
 WORKER := .build/release/worker
 COORDINATOR := .build/release/coordinator

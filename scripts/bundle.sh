@@ -47,6 +47,13 @@ ldd "$root"/bin/* | awk '$2 == "=>" { print $1, $3 }' | sort -u | while read -r 
   cp -L "$path" "$root/lib/$soname"
 done
 
+# oneDNN is opened at run time (a second GEMM engine, docs/model.md), so ldd does not name it;
+# with its OpenMP runtime it comes along when this machine has it.
+for soname in libdnnl.so.2 libgomp.so.1; do
+  path=$(ldconfig -p | awk -v name="$soname" '$1 == name && /x86-64/ { print $NF; exit }')
+  [ -n "$path" ] && cp -L "$path" "$root/lib/$soname"
+done
+
 # One wrapper for both programs: its own name (through any symlink) picks the binary.
 for product in worker coordinator; do
   cat > "$root/$product" <<'EOF'

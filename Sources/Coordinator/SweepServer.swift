@@ -62,7 +62,12 @@ public final class SweepServer: @unchecked Sendable {
     private var uploads: [String: Data] = [:]
     private var failedOn: [String: Set<String>] = [:]
     private var dispatchedAt: [String: Date] = [:]
-    private var readCache: (hash: String, data: Data)?
+    /// Artifacts lately served, newest first, checked against their hash once: workers fetch
+    /// in 1 MiB chunks, often several files at once (a dataset's four or six), and re-reading
+    /// and re-hashing a whole file per chunk would cost the socket thread seconds per file.
+    private var readCache: [(hash: String, data: Data)] = []
+    /// What `readCache` may hold: a CIFAR-10 set (6 × 30 MB) and a few weights files.
+    private static let readCacheBytes = 256 << 20
     private var needsDispatch = true
     private var lastStatus = Date()
     private var stallWatch: StallWatch
@@ -324,11 +329,17 @@ public final class SweepServer: @unchecked Sendable {
 
     private func serve(_ request: ArtifactRequest, to peer: Data) throws {
         let data: Data
-        if let cached = readCache, cached.hash == request.hash {
-            data = cached.data
+        if let index = readCache.firstIndex(where: { $0.hash == request.hash }) {
+            data = readCache[index].data
+            readCache.insert(readCache.remove(at: index), at: 0)
         } else if store.contains(request.hash) {
             data = try store.data(request.hash)
-            readCache = (request.hash, data)
+            readCache.insert((request.hash, data), at: 0)
+            var kept = 0
+            readCache = Array(readCache.prefix { entry in
+                kept += entry.data.count
+                return kept <= Self.readCacheBytes || entry.hash == request.hash
+            })
         } else {
             // An empty chunk of an unknown total tells the worker the artifact is not here.
             log.warning("worker \(sessions[peer]?.name ?? "?") asked for artifact \(request.hash.prefix(12)), which is not in the store")

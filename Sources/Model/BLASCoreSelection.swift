@@ -45,7 +45,10 @@ public enum BLASCoreSelection {
         if let user = environment[coreVariable] {
             return "BLAS: core \(current), \(threads) thread(s) (OPENBLAS_CORETYPE=\(user) set by the user)"
         }
-        let choice = cachedChoice() ?? measure(current: current, threads: threads)
+        // One slot of a host measures while the others wait for its answer, so all run one core.
+        let choice = (try? FileLock.withLock(cacheURL().appendingPathExtension("lock")) {
+            cachedChoice() ?? measure(current: current, threads: threads)
+        }) ?? measure(current: current, threads: threads)
         var reexecEnvironment = environment
         reexecEnvironment[coreVariable] = choice.core
         if environment[timeoutVariable] == nil { reexecEnvironment[timeoutVariable] = "4" }
@@ -73,10 +76,11 @@ public enum BLASCoreSelection {
     }
 
     private static func cacheURL() -> URL {
-        let key = (cpuInfo()["model name"] ?? "cpu") + "|" + BLAS.configuration
-        let digest = key.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
-        return UserCache.directory.appendingPathComponent("blas-core-\(String(digest, radix: 16)).json")
+        UserCache.file("blas-core", key: [cpuModel, BLAS.configuration])
     }
+
+    /// The CPU's model name from `/proc/cpuinfo`, part of every measurement's cache key.
+    static var cpuModel: String { cpuInfo()["model name"] ?? "cpu" }
 
     private static func cachedChoice() -> Choice? {
         guard let data = try? Data(contentsOf: cacheURL()) else { return nil }
@@ -142,8 +146,9 @@ public enum BLASCoreSelection {
 
 /// A check of the linked BLAS against a plain triple loop in Double.
 public enum BLASCheck {
-    /// The largest relative difference over the four transpose combinations of an m×n×k product.
-    public static func maximumError(m: Int, n: Int, k: Int) -> Double {
+    /// The largest relative difference over the four transpose combinations of an m×n×k
+    /// product computed by `engine`.
+    public static func maximumError(m: Int, n: Int, k: Int, engine: BLAS.Engine = .openBLAS) -> Double {
         var random = RandomStream(seed: 7, stream: .synthetic)
         let a = (0..<(m * k)).map { _ in random.nextSymmetric(1) }
         let b = (0..<(k * n)).map { _ in random.nextSymmetric(1) }
@@ -151,7 +156,7 @@ public enum BLASCheck {
         for (ta, tb) in [(BLAS.Transpose.none, BLAS.Transpose.none), (.none, .transpose), (.transpose, .none), (.transpose, .transpose)] {
             var c = [Float](repeating: 0, count: m * n)
             let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
-            BLAS.gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: n)
+            BLAS.gemm(on: engine, ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: n)
             for i in 0..<m {
                 for j in 0..<n {
                     var expected = 0.0

@@ -38,7 +38,7 @@ public struct Benchmark {
         public var layers: [String]
         /// In → out channels, kernel, stride and input side, e.g. "64→128 3×3 s2 32²".
         public var shape: String
-        /// The GEMM engine.
+        /// The engine of each product, e.g. "forward OpenBLAS, weight grad oneDNN, input grad oneDNN".
         public var engine: String
         /// How the input gradient is formed: "transposed conv", "col2im", "direct GEMM", or
         /// "none (data)" for the stem.
@@ -140,9 +140,14 @@ public struct Benchmark {
             let area = conv.outputExtent(inputSide) * conv.outputExtent(inputSide)
             let rows = conv.inChannels * conv.kernel * conv.kernel
             let chunks = conv.chunks(batch: batch, rows: rows, area: area)
-            let forward = conv.gemmShapes(batch: batch, inputSide: inputSide, inputGradientNeeded: false)[0]
+            let products = conv.gemmShapes(batch: batch, inputSide: inputSide, inputGradientNeeded: conv !== network.conv1)
+            let forward = products[0]
+            let engines = zip(["forward", "weight grad", "input grad"], products).map { role, product in
+                let kind = BLAS.Kind(product.transposeA ? .transpose : .none, product.transposeB ? .transpose : .none)
+                return "\(role) \(BLAS.engine(for: kind) == .oneDNN ? "oneDNN" : "OpenBLAS")"
+            }
             shapes.append(ConvolutionShape(
-                layers: [name], shape: shape, engine: BLAS.engineDescription,
+                layers: [name], shape: shape, engine: engines.joined(separator: ", "),
                 inputGradient: conv === network.conv1 ? "none (data)" : conv.inputGradientMethod,
                 chunks: chunks.count, imagesPerChunk: chunks.largest,
                 columnMiB: !conv.buildsColumns ? 0 : Double(rows * chunks.largest * area * MemoryLayout<Float>.stride) / Double(1 << 20),
@@ -151,11 +156,14 @@ public struct Benchmark {
         return shapes
     }
 
-    /// GFLOP/s of one product shape, repeated for at least a quarter second.
-    public static func gemmRate(m: Int, n: Int, k: Int, transA: BLAS.Transpose = .none, transB: BLAS.Transpose = .none, minimumSeconds: Double = 0.25) -> Double {
+    /// GFLOP/s of one product shape on `engine` (default: the one routed for its kind),
+    /// repeated for at least `minimumSeconds`.
+    public static func gemmRate(m: Int, n: Int, k: Int, transA: BLAS.Transpose = .none, transB: BLAS.Transpose = .none,
+                                engine: BLAS.Engine? = nil, minimumSeconds: Double = 0.25) -> Double {
         let a = Tensor(shape: [m * k], repeating: 0.5), b = Tensor(shape: [k * n], repeating: 0.25), c = Tensor(shape: [m * n])
         let lda = transA == .none ? k : m, ldb = transB == .none ? n : k
-        func once() { BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: c.pointer, ldc: n) }
+        let engine = engine ?? BLAS.engine(for: BLAS.Kind(transA, transB))
+        func once() { BLAS.gemm(on: engine, transA, transB, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: c.pointer, ldc: n) }
         once()
         var repeats = 0
         let start = Date()

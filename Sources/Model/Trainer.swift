@@ -194,7 +194,7 @@ public final class Trainer {
                                  parameters: network.parameterCount,
                                  prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
                                  remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
-                                 blasCore: BLAS.coreName, threads: BLAS.threads,
+                                 blasCore: BLAS.engineSummary, threads: BLAS.threads,
                                  device: engine.deviceName, precision: engine.precisionName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -246,7 +246,8 @@ public struct RunSummary: Codable, Sendable {
     public var finalTestAccuracy: Double
     /// Parameters in all, prunable weights, and prunable weights the masks keep.
     public var parameters: Int, prunable: Int, remaining: Int
-    /// The BLAS kernel family and thread count the run used.
+    /// The BLAS kernel family (and where oneDNN ran some products, which) and the thread count
+    /// the run used.
     public var blasCore: String, threads: Int
     /// The device that ran the last epochs ("cpu", "cuda:0 NVIDIA H200") and its precision
     /// ("fp32", "tf32"); absent in files written before GPUs were supported.

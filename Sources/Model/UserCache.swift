@@ -16,4 +16,11 @@ public enum UserCache {
             ?? FileManager.default.homeDirectoryForCurrentUser
         return home.appendingPathComponent(".cache/prunesweep")
     }
+
+    /// The cache file `PREFIX-HASH.json` for a measurement that holds only while `key` does
+    /// (the CPU model, library versions, thread count): a new key measures again.
+    public static func file(_ prefix: String, key: [String]) -> URL {
+        let digest = key.joined(separator: "|").utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        return directory.appendingPathComponent("\(prefix)-\(String(digest, radix: 16)).json")
+    }
 }

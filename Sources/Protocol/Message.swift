@@ -59,7 +59,7 @@ public struct Hello: Codable, Equatable, Sendable {
     public var host: String
     /// Cores of the host and threads this worker computes with.
     public var cores: Int, threads: Int
-    /// The BLAS kernel family in use.
+    /// The BLAS kernel family in use, and which products oneDNN computes (`BLAS.engineSummary`).
     public var blasCore: String
     /// The worker's code version (the wire's compatibility: a different one is always refused).
     public var version: String

@@ -127,7 +127,7 @@ public final class WorkerAgent: Sendable {
         let held = (current.map { [$0] } ?? []) + pending.map(\.taskID).filter { $0 != current }
         send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
-                          blasCore: BLAS.coreName, version: CodeVersion.current, running: held,
+                          blasCore: BLAS.engineSummary, version: CodeVersion.current, running: held,
                           gpu: ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"], group: options.group, slots: 1,
                           device: options.deviceDescription, precision: options.device.effectivePrecision(nil).rawValue,
                           secret: secret, build: BuildInfo.current.identifier)))
@@ -260,25 +260,29 @@ public final class WorkerAgent: Sendable {
         } while offset < data.count
     }
 
-    /// The directory of the sweep's dataset files, fetched from the coordinator the first time
-    /// (nil when the task's data is generated).
+    /// The directory of the sweep's dataset files, fetched from the coordinator by the first
+    /// slot of this host that needs them (nil when the task's data is generated).
     private func dataset(_ files: [String: String]) throws -> URL? {
         guard !files.isEmpty else { return nil }
-        let missing = files.filter { !store.contains($0.value) }
-        if !missing.isEmpty {
+        let shared = try DatasetShipment.hostStore(beside: options.cache)
+        try DatasetShipment.whileHoldingLock(of: shared) {
+            let missing = files.filter { !shared.contains($0.value) }
+            guard !missing.isEmpty else { return }
             let clock = Date()
-            for hash in Set(missing.values) { try fetch(hash) }
-            let bytes = missing.values.reduce(0) { $0 + ((try? store.data($1).count) ?? 0) }
-            let line = String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (cached by hash)",
-                              missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock))
+            for hash in Set(missing.values) { try fetch(hash, into: shared) }
+            let bytes = missing.values.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: shared.url($1).path)[.size] as? Int) ?? 0) }
+            let line = String(format: "fetched the dataset from the coordinator: %d file(s), %.1f MB in %.1f s (kept by hash for this host's slots in %@)",
+                              missing.count, Double(bytes) / 1e6, Date().timeIntervalSince(clock), shared.root.deletingLastPathComponent().path)
             log.info("\(line)")
         }
-        return try DatasetShipment.directory(for: files, in: options.cache) { store.url($0) }
+        return try DatasetShipment.directory(for: files, in: options.cache) { shared.url($0) }
     }
 
-    /// Fetches an artifact in chunks unless the cache has it; a lost request is asked again.
-    private func fetch(_ hash: String) throws {
-        guard !store.contains(hash) else { return }
+    /// Fetches an artifact in chunks into `target` (default: this slot's cache) unless it is
+    /// there; a lost request is asked again.
+    private func fetch(_ hash: String, into target: ArtifactStore? = nil) throws {
+        let target = target ?? store
+        guard !target.contains(hash) else { return }
         var data = Data(), total = -1, silentWaits = 0
         while total < 0 || data.count < total {
             let offset = data.count
@@ -292,7 +296,7 @@ public final class WorkerAgent: Sendable {
             total = chunk.total
             data.append(bytes)
         }
-        try store.put(data, expected: hash)
+        try target.put(data, expected: hash)
     }
 
     private func waitForChunk(hash: String, offset: Int, seconds: Double) -> (ArtifactChunk, Data)? {

@@ -20,8 +20,10 @@ import Testing
         return data
     }
 
+    /// Two slots of one host train at once: one fetches the dataset into the host's store, the
+    /// other waits for it, and both train from links into that one copy.
     @Test(.timeLimit(.minutes(10)))
-    func workersFetchTheDatasetFromTheCoordinator() throws {
+    func workersFetchTheDatasetFromTheCoordinatorOncePerHost() throws {
         guard FileManager.default.fileExists(atPath: Self.fashionMNIST.appendingPathComponent("t10k-images-idx3-ubyte.gz").path) else {
             return print("skipped: Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")
         }
@@ -29,25 +31,30 @@ import Testing
         defer { harness.remove() }
         let data = try Self.linkedFashionMNIST(in: harness.directory)
         let sweep = try harness.file("sweep.json", """
-            {"name": "data", "preset": "smoke", "seeds": [1], "dense": true,
+            {"name": "data", "preset": "smoke", "seeds": [1, 2], "dense": true,
              "overrides": {"dataset": "fashion-mnist", "width": 2, "epochs": 1, "trainLimit": 128, "testLimit": 64, "validationSize": 32}}
             """)
         let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--data-dir", data.path,
-                                                      "--cluster", try harness.cluster(workers: 1).path])
+                                                      "--cluster", try harness.cluster(workers: 2).path])
         #expect(result.status == 0, "\(result.output)\(result.errors)")
         #expect(result.output.contains("dataset fashion-mnist: 4 files"), "\(result.output)")
-        let workerLog = try String(contentsOf: harness.run.appendingPathComponent("logs/localhost-w1.log"), encoding: .utf8)
-        #expect(workerLog.contains("fetched the dataset from the coordinator: 4 file(s)"), "\(workerLog)")
+        let workers = ["localhost-w1", "localhost-w2"]
+        let logs = try workers.map { try String(contentsOf: harness.run.appendingPathComponent("logs/\($0).log"), encoding: .utf8) }
+        let fetches = logs.map { $0.components(separatedBy: "fetched the dataset from the coordinator: 4 file(s)").count - 1 }
+        #expect(fetches.reduce(0, +) == 1, "one fetch for the host, got \(fetches): \(logs.joined(separator: "\n"))")
 
-        // The worker trained from its own cache: the links point into its artifact store.
-        let datasets = harness.run.appendingPathComponent("workers/localhost-w1/datasets")
-        let sets = try FileManager.default.contentsOfDirectory(atPath: datasets.path)
-        #expect(sets.count == 1)
-        for name in TrainingConfig.Dataset.fashionMNIST.fileNames {
-            let link = datasets.appendingPathComponent(sets[0]).appendingPathComponent(name)
-            let target = try FileManager.default.destinationOfSymbolicLink(atPath: link.path)
-            #expect(target.hasPrefix(harness.run.appendingPathComponent("workers/localhost-w1").path), "\(name) → \(target)")
-            #expect(try Data(contentsOf: link) == Data(contentsOf: Self.fashionMNIST.appendingPathComponent(name)))
+        // Both slots trained from the host's one copy: their links point into its store.
+        let store = harness.run.appendingPathComponent("workers/host-datasets").path
+        for worker in workers {
+            let datasets = harness.run.appendingPathComponent("workers/\(worker)/datasets")
+            let sets = try FileManager.default.contentsOfDirectory(atPath: datasets.path)
+            #expect(sets.count == 1, "\(worker): \(sets)")
+            for name in TrainingConfig.Dataset.fashionMNIST.fileNames {
+                let link = datasets.appendingPathComponent(sets[0]).appendingPathComponent(name)
+                let target = try FileManager.default.destinationOfSymbolicLink(atPath: link.path)
+                #expect(target.hasPrefix(store), "\(worker): \(name) → \(target)")
+                #expect(try Data(contentsOf: link) == Data(contentsOf: Self.fashionMNIST.appendingPathComponent(name)))
+            }
         }
     }
 

@@ -83,8 +83,7 @@ import Testing
         try #require(Self.available, "PRUNESWEEP_REQUIRE_SSH=1 but ssh to 127.0.0.1:2222 fails")
         let harness = try SweepHarness()
         defer { harness.remove() }
-        // A fresh home: no worker, no dataset, no cache. One worker, since each worker keeps
-        // its own cache (the second run then shows the dataset reused).
+        // A fresh home: no worker, no dataset, no cache. The second run shows the dataset reused.
         let home = harness.directory.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         let bundle = try Self.testBundle(in: harness.directory)

@@ -8,11 +8,28 @@ import Testing
         #expect(BLASCheck.maximumError(m: m, n: n, k: k) < 1e-5)
     }
 
-    @Test func gemmHonoursLeadingDimensions() {
+    /// oneDNN, the second engine, on the same shapes and with padded leading dimensions.
+    /// `make deps` installs it (libdnnl2); without it every product stays on OpenBLAS.
+    @Test(arguments: [(1, 1, 1), (37, 53, 29), (64, 3, 130), (5, 257, 17)])
+    func oneDNNMatchesNaiveLoop(m: Int, n: Int, k: Int) throws {
+        try #require(OneDNN.shared != nil, "oneDNN is not installed: `make deps` installs libdnnl2")
+        #expect(BLASCheck.maximumError(m: m, n: n, k: k, engine: .oneDNN) < 1e-5)
+    }
+
+    /// oneDNN computes a kind of product only when clearly faster: near-ties stay on OpenBLAS.
+    @Test func oneDNNMustWinByTheMargin() {
+        let margin = GEMMEngineSelection.requiredMargin
+        #expect(GEMMEngineSelection.Measurement(kind: .tn, openBLAS: 100, oneDNN: 100 * margin - 1).chosen == .openBLAS)
+        #expect(GEMMEngineSelection.Measurement(kind: .tn, openBLAS: 100, oneDNN: 100 * margin).chosen == .oneDNN)
+        #expect(GEMMEngineSelection.Measurement(kind: .nn, openBLAS: 150, oneDNN: 90).chosen == .openBLAS)
+    }
+
+    @Test(arguments: BLAS.Engine.allCases)
+    func gemmHonoursLeadingDimensions(engine: BLAS.Engine) {
         // C (2×2) inside a 2×5 array, A and B with padded rows.
         let a: [Float] = [1, 2, 9, 3, 4, 9], b: [Float] = [5, 6, 9, 9, 7, 8, 9, 9]
         var c = [Float](repeating: -1, count: 10)
-        BLAS.gemm(.none, .none, m: 2, n: 2, k: 2, a: a, lda: 3, b: b, ldb: 4, c: &c, ldc: 5)
+        BLAS.gemm(on: engine, .none, .none, m: 2, n: 2, k: 2, a: a, lda: 3, b: b, ldb: 4, c: &c, ldc: 5)
         #expect(c == [19, 22, -1, -1, -1, 43, 50, -1, -1, -1])
     }
 

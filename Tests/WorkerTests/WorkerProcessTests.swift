@@ -1,5 +1,5 @@
 import Foundation
-import Model
+@testable import Model
 import Testing
 
 /// The `worker` program as a user runs it: real processes, killed and restarted.
@@ -32,9 +32,9 @@ import Testing
         return process
     }
 
-    static func trainArguments(_ directory: URL) -> [String] {
+    static func trainArguments(_ directory: URL, threads: Int = 1) -> [String] {
         ["train", "--dataset", "synthetic", "--width", "4", "--epochs", "3", "--batch-size", "64", "--lr", "0.05",
-         "--schedule", "cosine", "--validation-size", "64", "--seed", "3", "--threads", "1", "--out", directory.path]
+         "--schedule", "cosine", "--validation-size", "64", "--seed", "3", "--threads", String(threads), "--out", directory.path]
     }
 
     /// On a machine without CUDA, `--device cuda` stops before anything is written, with one
@@ -60,16 +60,21 @@ import Testing
     }
 
     /// `kill -9` after the first checkpoint, the same command again: the run resumes and ends
-    /// with weights bit-identical to an uninterrupted run's.
-    @Test(.timeLimit(.minutes(3)))
-    func killedRunResumesBitIdentical() throws {
+    /// with weights bit-identical to an uninterrupted run's; on OpenBLAS with one thread, and
+    /// on oneDNN with two (its threads split products, and the split must not vary).
+    @Test(.timeLimit(.minutes(10)), arguments: [(BLAS.Engine.openBLAS, 1), (.oneDNN, 2)])
+    func killedRunResumesBitIdentical(engine: BLAS.Engine, threads: Int) throws {
+        if engine == .oneDNN {
+            try #require(OneDNN.shared != nil, "oneDNN is not installed: `make deps` installs libdnnl2")
+        }
+        let environment = [GEMMEngineSelection.variable: engine.rawValue]
         let whole = try Self.temporaryDirectory(), killed = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: whole); try? FileManager.default.removeItem(at: killed) }
-        let reference = try Self.start(Self.trainArguments(whole))
+        let reference = try Self.start(Self.trainArguments(whole, threads: threads), environment: environment)
         reference.waitUntilExit()
         #expect(reference.terminationStatus == 0)
 
-        let victim = try Self.start(Self.trainArguments(killed))
+        let victim = try Self.start(Self.trainArguments(killed, threads: threads), environment: environment)
         let checkpoint = killed.appendingPathComponent("checkpoint.safetensors")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: checkpoint.path) && Date() < deadline { usleep(2_000) }
@@ -79,10 +84,12 @@ import Testing
                 "the run finished before it could be killed; the test proved nothing")
 
         let log = killed.appendingPathComponent("log.txt")
-        let resumed = try Self.start(Self.trainArguments(killed), output: log)
+        let resumed = try Self.start(Self.trainArguments(killed, threads: threads), environment: environment, output: log)
         resumed.waitUntilExit()
         #expect(resumed.terminationStatus == 0)
-        #expect(try String(contentsOf: log, encoding: .utf8).contains("resuming"))
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("resuming"))
+        #expect(text.contains(engine == .oneDNN ? "GEMM: oneDNN" : "GEMM: OpenBLAS"), "the log names another engine: \(text)")
 
         let a = try Safetensors(contentsOf: whole.appendingPathComponent("weights.safetensors"))
         let b = try Safetensors(contentsOf: killed.appendingPathComponent("weights.safetensors"))
@@ -92,7 +99,7 @@ import Testing
 
     /// Every kernel family the CPU supports computes the same products as a plain loop (the
     /// probe refuses a core whose results are wrong), and the run log names the core.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func everyCandidateCoreIsCorrect() throws {
         let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? []

@@ -88,6 +88,7 @@ struct RunSweep: ParsableCommand {
             log.info("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
             if inProcess {
+                log.info("\(GEMMEngineSelection.choose(threads: threads))")
                 try runInProcess(spec, directory: directory, dataDirectory: dataDirectory, start: start, log: log)
             } else {
                 let live = LiveSweepState(), metrics = SweepMetrics()

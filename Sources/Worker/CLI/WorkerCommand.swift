@@ -12,7 +12,7 @@ struct WorkerCommand: ParsableCommand {
         abstract: "Runs PruneSweep training and pruning steps on this machine.",
         version: "commit \(BuildInfo.current)",
         subcommands: [ConnectCommand.self, TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self,
-                      BenchCommand.self, SelfTestCommand.self, BLASProbeCommand.self],
+                      BenchCommand.self, SelfTestCommand.self, EnginesCommand.self, BLASProbeCommand.self],
         defaultSubcommand: ConnectCommand.self)
 }
 
@@ -29,9 +29,10 @@ struct ComputeOptions: ParsableArguments {
 
     /// Opens the device (an explicit CUDA request that cannot be met ends the program with one
     /// line naming what is missing, before anything is written), applies the thread count and
-    /// makes sure the fastest BLAS kernel runs (may re-execute the program). The first line
-    /// names the device and why it was chosen.
-    func prepare(precision: Precision? = nil, opensDevice: Bool = true) throws -> (device: ComputeDevice, lines: [String]) {
+    /// makes sure the fastest BLAS kernel runs (may re-execute the program) and, on the CPU,
+    /// routes each kind of product to the faster of OpenBLAS and oneDNN. The first line names
+    /// the device and why it was chosen.
+    func prepare(precision: Precision? = nil, opensDevice: Bool = true, remeasureEngines: Bool = false) throws -> (device: ComputeDevice, lines: [String]) {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         let request = opensDevice ? ComputeDevice.Request(device) ?? .auto : .cpu
         let opened: (device: ComputeDevice, reason: String)
@@ -44,7 +45,10 @@ struct ComputeOptions: ParsableArguments {
         let line = BLASCoreSelection.ensureBestCore(threads: threads)
         BLAS.threads = threads
         Parallel.threads = threads
-        return (opened.device, [Self.describe(opened.device, reason: opened.reason, precision: precision), line])
+        var lines = [Self.describe(opened.device, reason: opened.reason, precision: precision), line]
+        // A GPU trains on cuBLAS and cuDNN; measuring the CPU's engines would only delay the start.
+        if case .cpu = opened.device { lines.append(GEMMEngineSelection.choose(threads: threads, remeasure: remeasureEngines)) }
+        return (opened.device, lines)
     }
 
     /// "device: cuda:0 NVIDIA H200 (sm_90, …), driver 13.0, cuDNN 9.14.0, NVRTC 13.0, precision tf32 (asked for)".
