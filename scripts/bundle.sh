@@ -47,12 +47,16 @@ ldd "$root"/bin/* | awk '$2 == "=>" { print $1, $3 }' | sort -u | while read -r 
   cp -L "$path" "$root/lib/$soname"
 done
 
-# oneDNN is opened at run time (a second GEMM engine, docs/model.md), so ldd does not name it;
-# with its OpenMP runtime it comes along when this machine has it.
-for soname in libdnnl.so.2 libgomp.so.1; do
-  path=$(ldconfig -p | awk -v name="$soname" '$1 == name && /x86-64/ { print $NF; exit }')
-  [ -n "$path" ] && cp -L "$path" "$root/lib/$soname"
-done
+# oneDNN is opened at run time (the second GEMM engine, docs/model.md), so ldd does not name
+# it: it comes along with what it needs (OpenMP, the OpenCL loader) when this machine has it,
+# unless BUNDLE_ONEDNN=0 (7 MB packed; GPU hosts train on cuBLAS and cuDNN).
+dnnl=$(ldconfig -p | awk '$1 == "libdnnl.so.2" && /x86-64/ { print $NF; exit }')
+if [ "${BUNDLE_ONEDNN:-1}" != 0 ] && [ -n "$dnnl" ]; then
+  cp -L "$dnnl" "$root/lib/libdnnl.so.2"
+  ldd "$dnnl" | awk '$2 == "=>" { print $1, $3 }' | while read -r soname path; do
+    [[ $soname =~ $base_libs ]] || cp -L "$path" "$root/lib/$soname"
+  done
+fi
 
 # One wrapper for both programs: its own name (through any symlink) picks the binary.
 for product in worker coordinator; do
@@ -95,7 +99,7 @@ tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner -cf - prunesweep
 check="$stage/check"
 mkdir "$check"
 tar -C "$check" -xf "$bundle"
-outside=$(LD_LIBRARY_PATH="$check/prunesweep/lib" ldd "$check"/prunesweep/bin/* | awk '$2 == "=>" { print $1, $3 }' |
+outside=$(LD_LIBRARY_PATH="$check/prunesweep/lib" ldd "$check"/prunesweep/bin/* "$check"/prunesweep/lib/libdnnl.so.* 2>/dev/null | awk '$2 == "=>" { print $1, $3 }' |
   while read -r soname path; do
     [[ $soname =~ $base_libs || $path == "$check/prunesweep/lib/"* ]] || echo "$soname => $path"
   done | sort -u)

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # The CPU half of a GPU host's check (issue #10): on its many-core server CPU, the worker's CPU
 # trainer side by side with PyTorch, per GEMM engine, and the workers × threads layouts.
-#   scripts/gpu-check.sh prepare   on the CPU machine, once: the bundle into .gpucheck/
+#   scripts/cpu-check.sh prepare   on the CPU machine: the bundle, oneDNN included, into .cpucheck/
 #   scripts/cpu-check.sh run       on the host, from the repository root (no Swift needed)
-# Saves log.txt and layouts.tsv into $OUT when set, else .gpucheck/cpu-out. About 6 minutes on
-# 16 cores; with the device tool: command `bash scripts/cpu-check.sh run`, carry [".gpucheck"],
+# Saves log.txt and layouts.tsv into $OUT when set, else .cpucheck/out. About 6 minutes on
+# 16 cores; with the device tool: command `bash scripts/cpu-check.sh run`, carry [".cpucheck"],
 # timeout 540.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=.gpucheck
+dir=.cpucheck
+max_mib=60                 # what the device tool carries is 64 MiB in all, the working tree included
 steps=${CPU_CHECK_STEPS:-3}
 
 die() { echo "error: $*" >&2; exit 1; }
+
+prepare() {
+  ldconfig -p | grep -q 'libdnnl.so.2 ' || die "oneDNN is not installed here, so the bundle would lack it; run \`make deps\` (libdnnl2)"
+  rm -rf "$dir"
+  scripts/bundle.sh "$dir"
+  local bytes
+  bytes=$(du -sb "$dir" | cut -f1)
+  (( bytes <= max_mib * 1024 * 1024 )) || die "$dir is $((bytes >> 20)) MiB, more than the $max_mib MiB the device tool carries"
+  echo "ready: $dir ($((bytes >> 20)) MiB); on the host run \`bash scripts/cpu-check.sh run\` from the repository root"
+}
 
 # The training, evaluation and peak-memory figures of one `worker bench` output, tab-separated.
 figures() {
@@ -22,8 +33,8 @@ figures() {
 run() {
   local bundle
   bundle=$(ls -t "$dir"/prunesweep-worker-*.tar.xz 2>/dev/null | head -1 || true)
-  [ -n "$bundle" ] || die "no bundle in $dir/; run \`scripts/gpu-check.sh prepare\` on the CPU machine and bring $dir along"
-  local out=${OUT:-$dir/cpu-out}
+  [ -n "$bundle" ] || die "no bundle in $dir/; run \`scripts/cpu-check.sh prepare\` on the CPU machine and bring $dir along"
+  local out=${OUT:-$dir/out}
   mkdir -p "$out"
   local scratch
   scratch=$(mktemp -d /tmp/prunesweep-cpucheck.XXXXXX)
@@ -78,6 +89,7 @@ run() {
 }
 
 case ${1:-} in
+  prepare) prepare ;;
   run) run ;;
-  *) die "usage: scripts/cpu-check.sh run (got '${1:-}'); prepare the bundle with scripts/gpu-check.sh prepare" ;;
+  *) die "usage: scripts/cpu-check.sh prepare|run (got '${1:-}'); see docs/gpu.md" ;;
 esac
