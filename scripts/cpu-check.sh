@@ -36,7 +36,7 @@ run() {
   [ -n "$bundle" ] || die "no bundle in $dir/; run \`scripts/cpu-check.sh prepare\` on the CPU machine and bring $dir along"
   local out=${OUT:-$dir/out}
   mkdir -p "$out"
-  local scratch
+  # Global, not local: the EXIT trap runs after run() has returned.
   scratch=$(mktemp -d /tmp/prunesweep-cpucheck.XXXXXX)
   trap 'rm -rf "$scratch"' EXIT
   tar -C "$scratch" -xf "$bundle"
@@ -68,23 +68,24 @@ run() {
   # Layouts: W workers of T threads each, on disjoint cores, all at once; the host's training
   # rate is the sum of theirs.
   printf 'workers\tthreads\ttraining images/s (sum)\tper worker\n' > "$out/layouts.tsv"
-  for layout in 1x16 2x8 4x4 8x2; do
-    local workers=${layout%x*} threads=${layout#*x}
-    (( workers * threads <= cores )) || continue
+  # On 16 cores: 1 × 16, 2 × 8, 4 × 4 and 8 × 2.
+  local workers threads
+  for workers in 1 2 4 8; do
+    threads=$((cores / workers))
+    (( threads >= 1 && workers * threads == cores )) || continue
     "$worker" engines --threads "$threads" >> "$out/log.txt" 2>&1   # measured alone, before the crowd
-    local pids=() w
+    local pids=() w rates
     for ((w = 0; w < workers; w++)); do
       taskset -c "$((w * threads))-$((w * threads + threads - 1))" \
-        "$worker" bench --device cpu --threads "$threads" --steps "$steps" > "$scratch/layout-$layout-$w.txt" 2>&1 &
+        "$worker" bench --device cpu --threads "$threads" --steps "$steps" > "$scratch/layout-$workers-$w.txt" 2>&1 &
       pids+=($!)
     done
     wait "${pids[@]}"
-    local rates
-    rates=$(for ((w = 0; w < workers; w++)); do figures "$scratch/layout-$layout-$w.txt" | cut -f1; done)
+    rates=$(for ((w = 0; w < workers; w++)); do figures "$scratch/layout-$workers-$w.txt" | cut -f1; done)
     printf '%s\t%s\t%s\t%s\n' "$workers" "$threads" "$(echo "$rates" | awk '{ s += $1 } END { print s }')" \
       "$(echo "$rates" | tr '\n' ' ')" >> "$out/layouts.tsv"
   done
-  echo "== layouts (each worker's bench runs alone on its cores)" | tee -a "$out/log.txt"
+  echo "== layouts (all workers at once, each pinned to its own cores; the sum is the host's rate)" | tee -a "$out/log.txt"
   column -t -s $'\t' "$out/layouts.tsv" | tee -a "$out/log.txt"
 }
 

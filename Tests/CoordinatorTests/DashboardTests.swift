@@ -88,7 +88,10 @@ import FoundationNetworking
             #expect(metrics["prunesweep_tasks{state=\"\(taskState.rawValue)\"}"] == Double(count(taskState)), "\(taskState): \(scrape.body)")
         }
         #expect(metrics["prunesweep_results_total"] == Double(try journal.eventCount("done")), "\(scrape.body)")
-        let retries = try journal.attemptCounts().values.reduce(0) { $0 + max(0, $1 - 1) }
+        // Backup copies (docs/cluster.md) are attempts too, but not retries.
+        let retries = try journal.tasks().reduce(0) { sum, task in
+            sum + max(0, try journal.attemptRecords(task.id).filter { $0.backupOf == nil }.count - 1)
+        }
         #expect(metrics["prunesweep_retries_total"] == Double(retries), "\(scrape.body)")
         let lost = try journal.events("lost").filter { $0["silentSeconds"] != nil }.count
         #expect(metrics["prunesweep_lost_workers_total"] == Double(lost), "\(scrape.body)")
