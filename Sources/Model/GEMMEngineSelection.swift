@@ -45,6 +45,7 @@ public enum GEMMEngineSelection {
             for kind in BLAS.Kind.allCases { BLAS.route(kind, to: .openBLAS) }
             return "GEMM: OpenBLAS for every product (\(oneDNN.description) computed a wrong product: relative error \(error))"
         }
+        let unknown = request == "auto" ? "" : "; \(variable)=\(request) is not openblas, onednn or auto, so it was ignored"
         let url = cacheURL(oneDNN: oneDNN, threads: threads)
         // The slots of a host start together: one measures, the others wait and read its answer,
         // so they all route alike and a task resumed on another slot stays bit-identical.
@@ -56,7 +57,7 @@ public enum GEMMEngineSelection {
         let table = measurements.map {
             "\($0.kind) \($0.chosen == .oneDNN ? "oneDNN" : "OpenBLAS") (\(Int($0.openBLAS.rounded())) vs \(Int($0.oneDNN.rounded())))"
         }.joined(separator: ", ")
-        return "GEMM: \(table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes; oneDNN where ≥ \(requiredMargin)× faster"
+        return "GEMM: \(table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes; oneDNN where ≥ \(requiredMargin)× faster\(unknown)"
     }
 
     /// Times every measured kind on both engines (about 4 seconds).

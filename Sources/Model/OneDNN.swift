@@ -18,7 +18,7 @@ public final class OneDNN: Sendable {
     /// The library, or nil where it is not installed (or `PRUNESWEEP_GEMM_ENGINE=openblas`
     /// forbids loading it).
     public static let shared: OneDNN? = {
-        guard ProcessInfo.processInfo.environment[GEMMEngineSelection.variable] != BLAS.Engine.openBLAS.rawValue else { return nil }
+        guard ProcessInfo.processInfo.environment[GEMMEngineSelection.variable]?.lowercased() != BLAS.Engine.openBLAS.rawValue else { return nil }
         return try? OneDNN()
     }()
 
