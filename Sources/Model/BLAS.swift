@@ -117,13 +117,10 @@ public enum BLAS {
         flopAccounting.store(0, ordering: .relaxed)
     }
 
-    /// The number of threads the engines use for one product.
+    /// The number of threads the engines use for one product (oneDNN reads it per product).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set {
-            openblas_set_num_threads(Int32(newValue))
-            OneDNN.shared?.threads = newValue
-        }
+        set { openblas_set_num_threads(Int32(newValue)) }
     }
 
     /// The kernel family the engine selected for this CPU (OpenBLAS's core name, e.g. "SkylakeX").

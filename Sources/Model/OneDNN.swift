@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// oneDNN's single-precision GEMM (`dnnl_sgemm`), a second engine beside OpenBLAS.
 ///
@@ -28,9 +27,6 @@ public final class OneDNN: Sendable {
     public let description: String
     private let sgemmFunction: SGEMM
     private let setThreads: SetThreads
-    /// The thread count every product runs with; OpenMP keeps the setting per calling thread,
-    /// so it is applied before each product rather than once.
-    private let threadSetting = Atomic<Int32>(1)
 
     private init() throws(GPUError) {
         // oneDNN's OpenMP threads would otherwise spin after each product on the cores that
@@ -48,12 +44,6 @@ public final class OneDNN: Sendable {
         description = "\(version) (\(library.loadedName))"
     }
 
-    /// Threads per product.
-    var threads: Int {
-        get { Int(threadSetting.load(ordering: .relaxed)) }
-        set { threadSetting.store(Int32(Swift.max(1, newValue)), ordering: .relaxed) }
-    }
-
     private static func letter(_ transpose: BLAS.Transpose) -> CChar {
         CChar(UInt8(ascii: transpose == .none ? "N" : "T"))
     }
@@ -63,7 +53,9 @@ public final class OneDNN: Sendable {
     func sgemm(_ transA: BLAS.Transpose, _ transB: BLAS.Transpose, m: Int, n: Int, k: Int,
                alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        setThreads(threadSetting.load(ordering: .relaxed))
+        // OpenMP keeps its thread count per calling thread, so `BLAS.threads` is applied
+        // before each product rather than once.
+        setThreads(Int32(BLAS.threads))
         let status = sgemmFunction(Self.letter(transA), Self.letter(transB), Int64(m), Int64(n), Int64(k),
                                    alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         // dnnl_sgemm fails only on arguments no caller may pass (negative sizes, short leading

@@ -93,14 +93,19 @@ import Testing
         #expect(TrainingCopies.secondsLeft(running, imagesPerSecond: 64, at: 12) == 6, "512 images at 64/s, 2 s of it spent")
     }
 
-    @Test func theJournalKeepsBothCopiesAndSupersedesTheLoser() throws {
+    /// A fresh journal holding a one-training smoke sweep named `name`, and that task's id.
+    static func journalWithOneTask(_ name: String) throws -> (directory: URL, journal: Journal, task: String) {
         let directory = try JournalTests.directory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         let journal = try Journal(directory: directory)
-        let sweep = try JSONDecoder().decode(SweepSpec.self, from: Data(#"{"name":"copies","preset":"smoke","seeds":[1],"dense":true}"#.utf8))
+        let sweep = try JSONDecoder().decode(SweepSpec.self, from: Data(#"{"name":"\#(name)","preset":"smoke","seeds":[1],"dense":true}"#.utf8))
         let plan = try SweepPlan(sweep)
         try journal.record(sweep: sweep, plan: plan, extend: false)
-        let task = try #require(plan.tasks.first).id
+        return (directory, journal, try #require(plan.tasks.first).id)
+    }
+
+    @Test func theJournalKeepsBothCopiesAndSupersedesTheLoser() throws {
+        let (directory, journal, task) = try Self.journalWithOneTask("copies")
+        defer { try? FileManager.default.removeItem(at: directory) }
         #expect(throws: SweepError.self) { try journal.startBackup(task, worker: "fast", of: 1) }
         let original = try journal.start(task, worker: "slow")
         let backup = try journal.startBackup(task, worker: "fast", of: original)
@@ -123,13 +128,8 @@ import Testing
     }
 
     @Test func aRestartedCoordinatorAdoptsEachCopyUnderItsOwnAttempt() throws {
-        let directory = try JournalTests.directory()
+        let (directory, journal, task) = try Self.journalWithOneTask("adopt")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let journal = try Journal(directory: directory)
-        let sweep = try JSONDecoder().decode(SweepSpec.self, from: Data(#"{"name":"adopt","preset":"smoke","seeds":[1],"dense":true}"#.utf8))
-        let plan = try SweepPlan(sweep)
-        try journal.record(sweep: sweep, plan: plan, extend: false)
-        let task = try #require(plan.tasks.first).id
         let original = try journal.start(task, worker: "slow")
         _ = try journal.startBackup(task, worker: "fast", of: original)
         try journal.requeueInterrupted()
