@@ -31,15 +31,32 @@ public struct TaskSpec: Codable, Hashable, Sendable {
         public var targetDensity: Double?
         /// Whether this task's result is a row of the results table (training tasks).
         public var reported: Bool
+        /// The value of every sweep axis (a grid key of the sweep or of the task's experiment)
+        /// at this task's point, by axis name; empty for sweeps without axes.
+        public var axes: [String: AxisValue]
 
         /// Labels for a result of `method` with `options`, `seed` and `round`.
-        public init(method: String, options: String, seed: UInt64, round: Int, targetDensity: Double?, reported: Bool) {
+        public init(method: String, options: String, seed: UInt64, round: Int, targetDensity: Double?, reported: Bool,
+                    axes: [String: AxisValue] = [:]) {
             self.method = method
             self.options = options
             self.seed = seed
             self.round = round
             self.targetDensity = targetDensity
             self.reported = reported
+            self.axes = axes
+        }
+
+        private enum CodingKeys: String, CodingKey { case method, options, seed, round, targetDensity, reported, axes }
+
+        /// Decodes labels; journals written before axes existed decode with none.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(method: try c.decode(String.self, forKey: .method), options: try c.decode(String.self, forKey: .options),
+                      seed: try c.decode(UInt64.self, forKey: .seed), round: try c.decode(Int.self, forKey: .round),
+                      targetDensity: try c.decodeIfPresent(Double.self, forKey: .targetDensity),
+                      reported: try c.decode(Bool.self, forKey: .reported),
+                      axes: try c.decodeIfPresent([String: AxisValue].self, forKey: .axes) ?? [:])
         }
     }
 
