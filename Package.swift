@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "CoordinatorCLI",
             dependencies: [
-                "BuildStamp", "Coordinator", "Model", "Monitoring", "Protocol", "SweepLog",
+                "BuildStamp", "Coordinator", "Model", "Monitoring", "Protocol", "SweepLog", "TaskRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "WorkerCLI",
             dependencies: [
-                "BuildStamp", "Model", "Protocol", "SweepLog", "Worker",
+                "BuildStamp", "Model", "Protocol", "SweepLog", "TaskRuntime", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -14,6 +14,8 @@ public struct SweepCoordinator {
     public let dataDirectory: URL?
     /// Whether workers of another build than the coordinator's may join.
     public let allowMixedBuilds: Bool
+    /// The most tasks at once for a worker the coordinator did not start (nil: `WorkerSlotLimit`'s default).
+    public let maxWorkerSlots: Int?
 
     /// What a finished sweep leaves for the caller to report.
     public struct Outcome: Sendable {
@@ -27,12 +29,17 @@ public struct SweepCoordinator {
         public var refusedMessages: Int
         /// Per task: seconds from dispatch to accepted result beyond the worker's step time.
         public var overheads: [Double]
+        /// What stopped the sweep before its end (`stopRequested`'s answer); nil when it ran to its end.
+        public var stoppedBy: String? = nil
     }
 
     /// A coordinator of `sweep` in `runDirectory` over `cluster`, serving the dataset of
-    /// `dataDirectory`; `allowMixedBuilds` lets workers of another build join.
-    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, dataDirectory: URL? = nil, allowMixedBuilds: Bool = false) {
+    /// `dataDirectory`; `allowMixedBuilds` lets workers of another build join; `maxWorkerSlots`
+    /// bounds the workers it does not start.
+    public init(sweep: SweepSpec, runDirectory: URL, cluster: ClusterConfig, dataDirectory: URL? = nil, allowMixedBuilds: Bool = false,
+                maxWorkerSlots: Int? = nil) {
         self.allowMixedBuilds = allowMixedBuilds
+        self.maxWorkerSlots = maxWorkerSlots
         self.sweep = sweep
         self.runDirectory = runDirectory
         self.cluster = cluster
@@ -41,8 +48,10 @@ public struct SweepCoordinator {
 
     /// Runs the sweep to its end. `log` takes every line of live progress, `monitor` (the
     /// dashboard and metrics) every event and the journal's commit times; `onBound` hears the
-    /// endpoint once the journal is recorded and the socket bound.
-    public func run(extend: Bool = false, log: Logger, monitor: (any SweepMonitor)? = nil,
+    /// endpoint once the journal is recorded and the socket bound. `stopRequested` is asked
+    /// four times a second; when it names a reason (a signal) the workers it started are
+    /// stopped and the sweep returns unfinished, kept in the journal for a rerun to resume.
+    public func run(extend: Bool = false, log: Logger, monitor: (any SweepMonitor)? = nil, stopRequested: () -> String? = { nil },
                     onBound: (String) -> Void = { _ in }) throws -> Outcome {
         let plan = try SweepPlan(sweep)
         let journal = try Journal(directory: runDirectory)
@@ -51,7 +60,7 @@ public struct SweepCoordinator {
         if !requeued.isEmpty { log.notice("resuming: \(requeued.count) interrupted task(s) back in the queue; finished tasks are kept") }
         let store = try ArtifactStore(runDirectory: runDirectory)
         let secrets = SlotSecrets(cluster: cluster)
-        var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets, allowMixedBuilds: allowMixedBuilds)
+        var options = SweepServer.Options(cluster: cluster, slotSecrets: secrets, allowMixedBuilds: allowMixedBuilds, maxWorkerSlots: maxWorkerSlots)
         let dataset = try sweep.resolvedPreset().training.dataset
         options.datasetFiles = try DatasetShipment.stage(dataset, from: dataDirectory, into: store)
         if !options.datasetFiles.isEmpty {
@@ -110,6 +119,15 @@ public struct SweepCoordinator {
         }
         var written = (done: try journal.eventCount("done"), at: Date())
         while !server.waitUntilFinished(seconds: 0.25) {
+            if let reason = stopRequested() {
+                log.notice("\(reason): stopping the sweep and the workers this coordinator started; finished tasks are kept, rerun the same command to resume")
+                launcher.stop(grace: 0, why: "is stopped with the coordinator (\(reason))")
+                loop.stop()
+                reports.flushAll()
+                return Outcome(report: runDirectory.appendingPathComponent("report.md"), failed: try journal.tasks().filter { $0.state != .done }.count,
+                               rejectedFrames: server.rejectedFrames, refusedMessages: server.refusedMessages, overheads: server.overheads,
+                               stoppedBy: reason)
+            }
             launcher.maintain()
             // The report follows the results (at most every 5 s), so a long sweep can be read while it runs.
             if Date().timeIntervalSince(written.at) >= 5, let done = try? journal.eventCount("done"), done != written.done {

@@ -37,9 +37,13 @@ public final class SweepServer: @unchecked Sendable {
         public var allowMixedBuilds: Bool
         /// Hears the sweep's events for the dashboard and metrics (nil: nobody listens).
         public var monitor: (any SweepMonitor)?
+        /// The most tasks each worker may hold at once, whatever its hello claims.
+        public var slotLimit: WorkerSlotLimit
 
-        /// Options from a cluster.
-        public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets(), allowMixedBuilds: Bool = false) {
+        /// Options from a cluster; `maxWorkerSlots` bounds the workers the coordinator does not start.
+        public init(cluster: ClusterConfig, statusEvery: Double = 10, slotSecrets: SlotSecrets = SlotSecrets(), allowMixedBuilds: Bool = false,
+                    maxWorkerSlots: Int? = nil) {
+            slotLimit = WorkerSlotLimit(cluster: cluster, maximum: maxWorkerSlots)
             stallSeconds = cluster.stallSeconds
             self.slotSecrets = slotSecrets
             self.allowMixedBuilds = allowMixedBuilds
@@ -78,6 +82,8 @@ public final class SweepServer: @unchecked Sendable {
     private var lostRace: Set<Data> = []
     /// When each worker last delivered a result: it asks for its next task within moments.
     private var finishedAt: [String: Double] = [:]
+    /// Workers whose hello claimed more slots than their bound (warned once each).
+    private var slotClaimsCut: Set<String> = []
     /// Trainings held back from a slow worker, noted once per worker; when to look again.
     private var heldNoted: Set<String> = []
     private var retryDispatchAt: Double?
@@ -258,6 +264,7 @@ public final class SweepServer: @unchecked Sendable {
         }
         var session = WorkerSession(peer: peer, hello: hello, liveness: Liveness(interval: options.heartbeatSeconds,
                                                                                   allowedMisses: options.missedHeartbeats, now: now()))
+        session.slots = try slots(of: hello)
         session.running = carried
         for task in hello.running where carried[task] == nil {
             if let attempt = try journal.adopt(task, worker: hello.worker) {
@@ -277,6 +284,19 @@ public final class SweepServer: @unchecked Sendable {
         log.info("worker \(hello.worker) joined from \(hello.host): \(hello.threads) thread(s) of \(hello.cores) cores, BLAS \(hello.blasCore)\(hello.gpu.map { ", GPU \($0)" } ?? ""), device \(hello.device ?? "cpu")")
         send(peer, .heartbeat)
         needsDispatch = true
+    }
+
+    /// The slots the worker that said `hello` gets: its claim, cut to its bound with one
+    /// warning (and a `slots-cut` event) per worker name.
+    private func slots(of hello: Hello) throws -> Int {
+        // A launched slot's name reaches here only with its secret (`nameRefusal`).
+        let (bound, source) = options.slotLimit.bound(for: hello, launched: options.slotSecrets[hello.worker] != nil)
+        guard hello.slots > bound else { return hello.slots }
+        if slotClaimsCut.insert(hello.worker).inserted {
+            log.warning("worker \(hello.worker) on \(hello.host) claims \(hello.slots) slots; it gets at most \(bound) (\(source))")
+            try journal.note("slots-cut", ["worker": hello.worker, "claimed": String(hello.slots), "bound": String(bound)])
+        }
+        return bound
     }
 
     /// Why `hello` may not speak for its worker name, if it may not. Under CURVE a name is
@@ -598,7 +618,7 @@ public final class SweepServer: @unchecked Sendable {
     /// `session` as the placement rule sees it for `workload` at `time`.
     private func outlook(_ session: WorkerSession, for workload: TrainingWorkload, at time: Double) -> WorkerOutlook {
         let freeIn: Double?
-        if session.running.count < session.hello.slots {
+        if session.running.count < session.slots {
             let justFinished = finishedAt[session.name].map { time - $0 < Self.readyGrace } ?? false
             freeIn = session.credit > 0 || justFinished ? 0 : nil
         } else {

@@ -222,18 +222,28 @@ public final class WorkerLauncher {
         slots.allSatisfy { ($0.host.launcher == .local || $0.host.launcher == .ssh) && $0.process == nil && $0.restartsLeft == 0 }
     }
 
-    /// Waits up to `grace` seconds for the workers to exit (they were told to), then kills them.
-    public func stop(grace: Double) {
+    /// Waits up to `grace` seconds for the workers to exit (they were told to), then
+    /// terminates the rest, logging that each `why`; one that outlives SIGTERM by 5 s is killed.
+    public func stop(grace: Double, why: String = "did not exit after the shutdown") {
         stopping = true
         for (host, job) in jobs {
             if let problem = job.cancel() { log.warning("cannot cancel Slurm job \(job.id) of host \(host): \(problem)") } else { log.info("cancelled Slurm job \(job.id) of host \(host)") }
         }
         let deadline = Date().addingTimeInterval(grace)
         while slots.contains(where: { $0.process?.isRunning == true }) && Date() < deadline { usleep(50_000) }
-        for slot in slots {
-            guard let process = slot.process, process.isRunning else { continue }
-            log.warning("worker \(slot.name) did not exit after the shutdown; terminating it")
-            process.terminate()
+        let running = slots.filter { $0.process?.isRunning == true }
+        for slot in running {
+            log.warning("worker \(slot.name) \(why); terminating it")
+            slot.process?.terminate()
+        }
+        let killAt = Date().addingTimeInterval(5)
+        while running.contains(where: { $0.process?.isRunning == true }) && Date() < killAt { usleep(50_000) }
+        for slot in running {
+            guard let process = slot.process else { continue }
+            if process.isRunning {
+                log.warning("worker \(slot.name) outlived SIGTERM by 5 s; killing it")
+                kill(process.processIdentifier, SIGKILL)
+            }
             process.waitUntilExit()
         }
     }

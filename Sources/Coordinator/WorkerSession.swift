@@ -10,6 +10,8 @@ struct WorkerSession {
     var hello: Hello
     /// Heartbeat bookkeeping.
     var liveness: Liveness
+    /// Tasks it may hold at once: its hello's `slots`, cut to its `WorkerSlotLimit` bound.
+    var slots = 1
     /// Tasks it asked for and has not been given yet (never more than its slots).
     var credit = 0
     /// Its tasks, with their attempt numbers.
@@ -24,12 +26,12 @@ struct WorkerSession {
     /// The worker's name.
     var name: String { hello.worker }
 
-    /// Tasks it may be given now: its credit, less what its declared slots cannot run beside
-    /// the tasks it already holds (a peer asking for more than it can run gets no more).
-    var capacity: Int { max(0, min(credit, hello.slots - running.count)) }
+    /// Tasks it may be given now: its credit, less what its slots cannot run beside the tasks
+    /// it already holds (a peer asking for more than it can run gets no more).
+    var capacity: Int { max(0, min(credit, slots - running.count)) }
 
     /// Adds credit from a `ready`, capped at the worker's slots.
     mutating func grant(_ asked: Int) {
-        credit = min(hello.slots, credit + max(0, min(asked, hello.slots)))
+        credit = min(slots, credit + max(0, min(asked, slots)))
     }
 }

@@ -64,7 +64,7 @@ import Testing
         let harness = try SweepHarness()
         defer { harness.remove() }
         let (coordinator, log, endpoint) = try Self.start(harness)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let stranger = try HandWrittenPeer(endpoint: endpoint, name: "stranger", build: Self.otherBuild.identifier)
         let answers = stranger.collect(seconds: 3)
@@ -84,8 +84,8 @@ import Testing
                             "--cache", harness.directory.appendingPathComponent("cache").path]
         worker.standardOutput = FileHandle.nullDevice
         worker.standardError = FileHandle.nullDevice
-        try worker.run()
-        defer { if worker.isRunning { worker.terminate() } }
+        try StartedProcesses.run(worker)
+        defer { StartedProcesses.stop(worker) }
         coordinator.waitUntilExit()
         let text = try String(contentsOf: log, encoding: .utf8)
         #expect(coordinator.terminationStatus == 0, "\(text)")
@@ -104,7 +104,7 @@ import Testing
         let harness = try SweepHarness()
         defer { harness.remove() }
         let (coordinator, log, endpoint) = try Self.start(harness, ["--allow-mixed-builds"])
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
         let stranger = try HandWrittenPeer(endpoint: endpoint, name: "stranger", build: Self.otherBuild.identifier)
         defer { stranger.close() }
         // The stranger runs every task (θ0, the SynFlow mask, the training) honestly in this process.

@@ -15,7 +15,8 @@ import Testing
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try StartedProcesses.run(process)
+        defer { StartedProcesses.stop(process) }
         let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
@@ -98,6 +99,7 @@ import Testing
         let arguments = ["--sweep", file.path, "--run-dir", run.path, "--cluster", try SweepHarness(directory: directory).cluster(workers: 2).path]
         let victimLog = directory.appendingPathComponent("victim.log")
         let victim = try SweepHarness(directory: directory).start(arguments, output: victimLog)
+        defer { StartedProcesses.stop(victim) }
         var doneBeforeKill: [String] = []
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline && victim.isRunning {

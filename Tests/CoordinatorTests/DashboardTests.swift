@@ -50,7 +50,7 @@ import FoundationNetworking
         let output = harness.directory.appendingPathComponent("coordinator.out")
         let process = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", try harness.cluster(workers: 1).path,
                                          "--dashboard", "127.0.0.1:0", "--keep-serving"], output: output)
-        defer { if process.isRunning { process.terminate() } }
+        defer { StartedProcesses.stop(process) }
         func text() -> String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
         var base = ""
         #expect(SweepHarness.wait(seconds: 60) {
@@ -124,7 +124,7 @@ import FoundationNetworking
         let output = harness.directory.appendingPathComponent("coordinator.out")
         let process = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", try harness.cluster(workers: 1).path,
                                          "--dashboard", "0.0.0.0:0", "--keep-serving"], output: output)
-        defer { if process.isRunning { process.terminate() } }
+        defer { StartedProcesses.stop(process) }
         func text() -> String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
         var port = "", token = ""
         #expect(SweepHarness.wait(seconds: 60) {

@@ -59,6 +59,7 @@ import Testing
         let cluster = try harness.cluster(workers: 2, restarts: 0)
         let output = harness.directory.appendingPathComponent("coordinator.log")
         let coordinator = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path], output: output)
+        defer { StartedProcesses.stop(coordinator) }
         let plan = try SweepPlan(try SweepSpec.load(sweep))
         let train = try #require(plan.tasks.first { $0.labels.reported }).id
         var victim: String?
@@ -110,6 +111,7 @@ import Testing
             """)
         let arguments = ["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path]
         let first = try harness.start(arguments, output: harness.directory.appendingPathComponent("first.log"))
+        defer { StartedProcesses.stop(first) }
         let worker = Process()
         worker.executableURL = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker")
         worker.arguments = ["--connect", "tcp://127.0.0.1:\(port)", "--name", "outlander", "--threads", "1", "--heartbeat", "0.25",
@@ -118,8 +120,8 @@ import Testing
         FileManager.default.createFile(atPath: workerLog.path, contents: nil)
         worker.standardOutput = try FileHandle(forWritingTo: workerLog)
         worker.standardError = worker.standardOutput
-        try worker.run()
-        defer { if worker.isRunning { worker.terminate() } }
+        try StartedProcesses.run(worker)
+        defer { StartedProcesses.stop(worker) }
 
         let train = try #require(try SweepPlan(try SweepSpec.load(sweep)).tasks.first { $0.labels.reported }).id
         try #require(SweepHarness.wait(seconds: 120) {
@@ -130,6 +132,7 @@ import Testing
         first.waitUntilExit()
         let secondLog = harness.directory.appendingPathComponent("second.log")
         let second = try harness.start(arguments, output: secondLog)
+        defer { StartedProcesses.stop(second) }
         second.waitUntilExit()
         worker.waitUntilExit()
         let text = try String(contentsOf: secondLog, encoding: .utf8)
@@ -150,6 +153,7 @@ import Testing
         let output = harness.directory.appendingPathComponent("coordinator.log")
         let coordinator = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path,
                                              "--cluster", try harness.cluster(workers: 1).path], output: output)
+        defer { StartedProcesses.stop(coordinator) }
         let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
         try #require(SweepHarness.wait(seconds: 60) { FileManager.default.fileExists(atPath: endpointFile.path) })
         let endpoint = try String(contentsOf: endpointFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

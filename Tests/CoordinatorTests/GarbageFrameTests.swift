@@ -12,7 +12,7 @@ import Testing
         defer { harness.remove() }
         let sweep = #"{"name":"garbage","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":1}}"#
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let noisy = try HandWrittenPeer(endpoint: endpoint, name: "noisy")
         // The hello is answered before any garbage goes out: the baseline is a running server.

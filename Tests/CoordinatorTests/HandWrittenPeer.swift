@@ -10,6 +10,8 @@ import TaskRuntime
 final class HandWrittenPeer {
     private let socket: ZMQSocket
     private let name: String
+    /// Messages that came while `complete` waited for its `accepted`, for `next` to return first.
+    private var unread: [Message] = []
 
     /// Connects to `endpoint` (a CURVE client with `curve`) and introduces itself as `name`,
     /// a worker of `slots` slots presenting `secret`, of `build` (this test build's by default).
@@ -62,12 +64,16 @@ final class HandWrittenPeer {
         for hash in output.artifacts.values { try upload(try store.data(hash)) }
         try send(.result(TaskResult(taskID: task.taskID, attempt: task.attempt, outputs: output.artifacts, metrics: "{}")))
         let deadline = Date().addingTimeInterval(10)
-        while let message = next(until: deadline) { if case .accepted = message { return message } }
+        while let message = next(until: deadline) {
+            if case .accepted = message { return message }
+            unread.append(message)
+        }
         return nil
     }
 
     /// The next message before `deadline`, answering (and skipping) heartbeats.
     private func next(until deadline: Date) -> Message? {
+        if !unread.isEmpty { return unread.removeFirst() }
         while Date() < deadline {
             guard (try? poll([socket], eventDescriptor: nil, milliseconds: 50).readable.first) == true,
                   let frames = try? socket.receive(), let message = try? Wire.decode(frames) else { continue }

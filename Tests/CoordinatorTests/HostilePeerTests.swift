@@ -11,16 +11,17 @@ import Testing
 @Suite struct HostilePeerTests {
     /// A coordinator that starts no worker of its own (a manual host, unless `hosts` says
     /// otherwise), on fast heartbeats, with room for the retries a lying worker causes;
-    /// `fields` are further cluster.json fields (`"stallSeconds": 8, `).
+    /// `fields` are further cluster.json fields (`"stallSeconds": 8, `), `arguments` further
+    /// coordinator arguments.
     static func start(_ harness: SweepHarness, sweep: String, fields: String = #""quarantineAfter": 5, "#,
-                      hosts: String = #"[{"name": "remote", "launcher": "manual", "workers": 1}]"#) throws -> (Process, URL, String) {
+                      hosts: String = #"[{"name": "remote", "launcher": "manual", "workers": 1}]"#, arguments: [String] = []) throws -> (Process, URL, String) {
         let cluster = try harness.file("cluster.json", """
             {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 0.25, "missedHeartbeats": 16, "retryLimit": 3,
              \(fields)"hosts": \(hosts)}
             """)
         let sweepFile = try harness.file("sweep.json", sweep)
         let log = harness.directory.appendingPathComponent("coordinator.log")
-        let coordinator = try harness.start(["--sweep", sweepFile.path, "--run-dir", harness.run.path, "--cluster", cluster.path], output: log)
+        let coordinator = try harness.start(["--sweep", sweepFile.path, "--run-dir", harness.run.path, "--cluster", cluster.path] + arguments, output: log)
         let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
         // The file appears before its endpoint is written: read until the endpoint is there.
         var endpoint = ""
@@ -41,8 +42,8 @@ import Testing
                             "--missed-heartbeats", "16", "--cache", harness.directory.appendingPathComponent("cache").path] + arguments
         worker.standardOutput = FileHandle.nullDevice
         worker.standardError = FileHandle.nullDevice
-        try worker.run()
-        defer { if worker.isRunning { worker.terminate() } }
+        try StartedProcesses.run(worker)
+        defer { StartedProcesses.stop(worker) }
         coordinator.waitUntilExit()
         worker.waitUntilExit()
         let text = try String(contentsOf: log, encoding: .utf8)
@@ -68,7 +69,7 @@ import Testing
         // Two seeds: two θ0 tasks are runnable at once, so a flood could take both.
         let sweep = #"{"name":"flood","preset":"smoke","seeds":[1,2],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":1}}"#
         let (coordinator, log, endpoint) = try Self.start(harness, sweep: sweep)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let flooder = try HandWrittenPeer(endpoint: endpoint, name: "flooder")
         try flooder.send(.ready(Ready(credit: 1_000_000_000)))
@@ -107,6 +108,46 @@ import Testing
         try Self.expectEachResultAcceptedOnce(harness, sweep: sweep)
     }
 
+    /// A peer claiming a billion slots and asking for a billion tasks, against a coordinator
+    /// that lets a worker it did not start run 2 at once: it is cut to 2 with one warning,
+    /// holds at most 2 tasks at any moment (and does reach 2), and finishes the sweep alone,
+    /// each result accepted once.
+    @Test(.timeLimit(.minutes(10)))
+    func aPeerClaimingABillionSlotsHoldsAtMostItsBound() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        // Three seeds: three θ0 tasks are runnable at once, one more than the bound.
+        let sweep = #"{"name":"greedy","preset":"smoke","seeds":[1,2,3],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":1}}"#
+        let (coordinator, log, endpoint) = try Self.start(harness, sweep: sweep, arguments: ["--max-worker-slots", "2"])
+        defer { StartedProcesses.stop(coordinator) }
+        let greedy = try HandWrittenPeer(endpoint: endpoint, name: "greedy", slots: 1_000_000_000)
+        defer { greedy.close() }
+        try greedy.send(.ready(Ready(credit: 1_000_000_000)))
+        var held: [String: TaskAssignment] = [:], most = 0, finished = false
+        let deadline = Date().addingTimeInterval(400)
+        while !finished && Date() < deadline {
+            // A second's wait after every result: a task beyond the bound would come in it.
+            for message in greedy.collect(seconds: 1) {
+                if case .task(let task) = message { held[task.taskID] = task }
+                if case .shutdown = message { finished = true }
+            }
+            most = max(most, held.count)
+            #expect(held.count <= 2, "the peer holds \(held.count) tasks at once")
+            guard let task = held.values.min(by: { $0.taskID < $1.taskID }) else { continue }
+            #expect(try greedy.complete(task, harness: harness) == .accepted(Accepted(taskID: task.taskID, attempt: task.attempt, duplicate: false)))
+            held[task.taskID] = nil
+            try greedy.send(.ready(Ready(credit: 1_000_000_000)))
+        }
+        coordinator.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(finished && coordinator.terminationStatus == 0, "\(text)")
+        #expect(most == 2, "the peer never held its bound of 2 tasks at once (at most \(most))")
+        let warning = "worker greedy on loopback claims 1000000000 slots; it gets at most 2 (--max-worker-slots)"
+        #expect(text.components(separatedBy: warning).count == 2, "not one warning naming the claim and the bound: \(text)")
+        #expect(try Journal(directory: harness.run).eventCount("slots-cut") == 1)
+        try Self.expectEachResultAcceptedOnce(harness, sweep: sweep)
+    }
+
     /// The issue's poisoned plan: the holder of the dense training answers with the wrong
     /// roles, with its own input as every output, and with weights of another architecture.
     /// Each is an error of that attempt; the Lottery Ticket prune that depends on it runs on
@@ -117,7 +158,7 @@ import Testing
         defer { harness.remove() }
         let sweep = #"{"name":"liar","preset":"smoke","seeds":[1],"lotteryRounds":1,"overrides":{"epochs":1}}"#
         let (coordinator, log, endpoint) = try Self.start(harness, sweep: sweep)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let liar = try HandWrittenPeer(endpoint: endpoint, name: "liar")
         try liar.send(.ready(Ready(credit: 1)))

@@ -22,7 +22,7 @@ import Testing
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try StartedProcesses.run(process)
         return process
     }
 
@@ -40,14 +40,14 @@ import Testing
         let harness = try SweepHarness()
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: "",
                                                                        hosts: #"[{"name": "manual", "launcher": "manual", "workers": 2}]"#)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
         let worker = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker").path
         let processes = try workers.map { name, core, niceness in
             try pinned(core, niceness: niceness, [worker, "--connect", endpoint, "--name", name, "--threads", "1", "--heartbeat", "0.25", "--missed-heartbeats", "16",
                               "--cache", harness.directory.appendingPathComponent("cache-\(name)").path],
                        output: harness.directory.appendingPathComponent("\(name).log"))
         }
-        defer { for process in processes where process.isRunning { process.terminate() } }
+        defer { processes.forEach(StartedProcesses.stop) }
         coordinator.waitUntilExit()
         for process in processes { process.waitUntilExit() }
         let text = try String(contentsOf: log, encoding: .utf8)
@@ -65,8 +65,7 @@ import Testing
         let scratch = try SweepHarness()
         defer { scratch.remove() }
         let hogs = try (1...2).map { try Self.pinned(1, niceness: 10, ["/bin/sh", "-c", "while :; do :; done"], output: scratch.directory.appendingPathComponent("hog-\($0).log")) }
-        // SIGKILL: under the test runner the loops outlived SIGTERM (`terminate()`).
-        defer { for hog in hogs { kill(hog.processIdentifier, SIGKILL) } }
+        defer { hogs.forEach(StartedProcesses.stop) }
 
         let alone = try Self.run([("fast", 0, 0)])
         defer { alone.harness.remove() }

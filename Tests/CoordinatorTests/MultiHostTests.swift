@@ -72,7 +72,7 @@ struct Namespaces {
         process.arguments = ["ip", "netns", "exec", name, executable.path] + arguments
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = process.standardOutput
-        try process.run()
+        try StartedProcesses.run(process)
         return process
     }
 }
@@ -101,9 +101,9 @@ struct Namespaces {
         let coordinatorLog = harness.directory.appendingPathComponent("coordinator.log")
         let coordinator = try net.start(in: net.coordinator, bin.appendingPathComponent("coordinator"),
                                         ["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path], log: coordinatorLog)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
         var workers: [Process] = []
-        defer { for worker in workers where worker.isRunning { worker.terminate() } }
+        defer { workers.forEach(StartedProcesses.stop) }
         for (name, namespace, address) in [("host-a", net.hostA, "10.201.1.1"), ("host-b", net.hostB, "10.201.2.1")] {
             workers.append(try net.start(in: namespace, bin.appendingPathComponent("worker"),
                                          ["--connect", "tcp://\(address):5555", "--name", name, "--threads", "1", "--heartbeat", "0.25",

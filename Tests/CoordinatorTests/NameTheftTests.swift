@@ -17,7 +17,7 @@ import Testing
         defer { harness.remove() }
         let sweep = #"{"name":"theft","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":1}}"#
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let victim = try HandWrittenPeer(endpoint: endpoint, name: "victim", secret: "victim's own")
         #expect(victim.collect(seconds: 0.5).isEmpty)
@@ -50,7 +50,7 @@ import Testing
         let sweep = #"{"name":"relaunch","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":40}}"#
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: #""restarts": 2, "#,
                                                                      hosts: #"[{"name": "localhost", "workers": 1, "threads": 1}]"#)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
         let joined = { (try? String(contentsOf: log, encoding: .utf8))?.components(separatedBy: "worker localhost-w1 joined").count ?? 1 }
         try #require(SweepHarness.wait(seconds: 60) { joined() > 1 }, "the launched worker never joined")
 
@@ -92,7 +92,7 @@ import Testing
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: """
             "security": {"mode": "curve", "coordinatorKey": "keys/coordinator.key", "authorizedKeys": "keys/authorized"},
             """)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let victim = try HandWrittenPeer(endpoint: endpoint, name: "victim", secret: "shared", curve: (victimKeys, serverKey))
         #expect(victim.collect(seconds: 1).isEmpty)

@@ -12,7 +12,7 @@ import Testing
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = process.standardOutput
-        try process.run()
+        try StartedProcesses.run(process)
         return process
     }
 
@@ -38,6 +38,7 @@ import Testing
         let sweep = try harness.file("sweep.json", #"{"name":"curve","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":40}}"#)
         let output = harness.directory.appendingPathComponent("coordinator.log")
         let coordinator = try harness.start(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path], output: output)
+        defer { StartedProcesses.stop(coordinator) }
         let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
         try #require(SweepHarness.wait(seconds: 60) { FileManager.default.fileExists(atPath: endpointFile.path) })
         let endpoint = try String(contentsOf: endpointFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -50,6 +51,7 @@ import Testing
         let nakedLog = harness.directory.appendingPathComponent("naked.log")
         let naked = try Self.worker(["--connect", endpoint, "--name", "naked", "--threads", "1",
                                      "--cache", harness.directory.appendingPathComponent("c2").path], log: nakedLog)
+        defer { [stranger, naked].forEach(StartedProcesses.stop) }
         stranger.waitUntilExit()
         naked.waitUntilExit()
         coordinator.waitUntilExit()

@@ -14,7 +14,7 @@ import Testing
         let sweep = #"{"name":"stall","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2],"overrides":{"epochs":1}}"#
         // 8 s: longer than any smoke step of the honest worker takes between two progress reports.
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: #""stallSeconds": 8, "quarantineAfter": 2, "#)
-        defer { if coordinator.isRunning { coordinator.terminate() } }
+        defer { StartedProcesses.stop(coordinator) }
 
         let sleeper = try HandWrittenPeer(endpoint: endpoint, name: "sleeper")
         var taken: String?

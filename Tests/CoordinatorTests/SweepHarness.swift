@@ -39,7 +39,7 @@ struct SweepHarness {
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try StartedProcesses.run(process)
         return process
     }
 

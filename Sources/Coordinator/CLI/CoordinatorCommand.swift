@@ -18,6 +18,12 @@ struct CoordinatorCommand: ParsableCommand {
         version: "commit \(BuildInfo.current)",
         subcommands: [RunSweep.self, Status.self, WriteReport.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
+
+    /// SIGTERM and SIGINT stop the coordinator whatever its parent blocked (`StopSignals`).
+    static func main() {
+        StopSignals.restore()
+        main(nil)
+    }
 }
 
 /// `coordinator --sweep NAME`: run (or resume) a sweep on the workers of cluster.json.
@@ -46,10 +52,13 @@ struct RunSweep: ParsableCommand {
     @Option(help: ArgumentHelp("Where the live dashboard and /metrics listen (port 0: any free one). Off loopback every request needs the token printed at start.", valueName: "HOST:PORT"))
     var dashboard = "127.0.0.1:8080"
     @Flag(help: "Serve no dashboard and no /metrics.") var noDashboard = false
-    @Flag(help: "After the sweep, keep the dashboard and /metrics up until interrupted (a last scrape then sees the final counts).")
+    @Flag(help: "After the sweep, keep the dashboard and /metrics up until SIGINT (Ctrl-C) or SIGTERM (a last scrape then sees the final counts).")
     var keepServing = false
+    @Option(help: ArgumentHelp("The most tasks at once for a worker this coordinator did not start (--connect, manual hosts); a hello claiming more gets this many (default: its GPUs × its host's slotsPerGPU, 1 on a CPU). Launched workers run 1 each.", valueName: "N"))
+    var maxWorkerSlots: Int?
 
     func validate() throws {
+        if let maxWorkerSlots, maxWorkerSlots < 1 { throw ValidationError("--max-worker-slots must be at least 1, got \(maxWorkerSlots)") }
         guard noDashboard || (try? DashboardAddress(dashboard)) != nil else { throw ValidationError("\(DashboardError.invalidAddress(dashboard))") }
     }
 
@@ -93,12 +102,19 @@ struct RunSweep: ParsableCommand {
             } else {
                 let live = LiveSweepState(), metrics = SweepMetrics()
                 var server: DashboardServer?
+                // From here a SIGTERM or SIGINT stops the workers and the dashboard first.
+                StopSignals.catchFirst()
                 let outcome = try SweepCoordinator(sweep: spec, runDirectory: directory, cluster: clusterConfig, dataDirectory: dataDirectory,
-                                                   allowMixedBuilds: allowMixedBuilds)
-                    .run(extend: extend, log: log, monitor: noDashboard ? nil : MonitorFanout([live, metrics])) { _ in
+                                                   allowMixedBuilds: allowMixedBuilds, maxWorkerSlots: maxWorkerSlots)
+                    .run(extend: extend, log: log, monitor: noDashboard ? nil : MonitorFanout([live, metrics]),
+                         stopRequested: { StopSignals.requested.map(StopSignals.name) }) { _ in
                         guard !noDashboard else { return }
                         server = serveDashboard(spec, directory: directory, live: live, metrics: metrics, log: log)
                     }
+                if outcome.stoppedBy != nil, let signal = StopSignals.requested {
+                    server?.stop()
+                    throw ExitCode(128 + signal)
+                }
                 let overheads = outcome.overheads.sorted()
                 if !overheads.isEmpty {
                     let line = String(format: "coordinator overhead per task (dispatch to result, beyond the step): median %.3f s, max %.3f s over %d tasks",
@@ -110,8 +126,9 @@ struct RunSweep: ParsableCommand {
                 log.info("\(String(format: "wall time: %.1f s", Date().timeIntervalSince(start)))")
                 log.info("report: \(outcome.report.path)")
                 if let server, keepServing {
-                    log.notice("the sweep is over; the dashboard stays at \(server.url) until interrupted (--keep-serving)")
-                    while true { pause() }
+                    log.notice("the sweep is over; the dashboard stays at \(server.url) until SIGINT (Ctrl-C) or SIGTERM (--keep-serving)")
+                    while StopSignals.requested == nil { usleep(100_000) }
+                    log.notice("\(StopSignals.requested.map(StopSignals.name) ?? ""): the dashboard stops")
                 }
                 server?.stop()
                 if outcome.failed > 0 {

@@ -2,6 +2,7 @@ import ArgumentParser
 import BuildStamp
 import Foundation
 import Model
+import TaskRuntime
 
 /// The `worker` program: joins a sweep (`worker --connect tcp://HOST:PORT`), or runs one
 /// training or pruning step by hand.
@@ -14,6 +15,12 @@ struct WorkerCommand: ParsableCommand {
         subcommands: [ConnectCommand.self, TrainCommand.self, PruneCommand.self, RewindCommand.self, InitCommand.self,
                       BenchCommand.self, SelfTestCommand.self, EnginesCommand.self, BLASProbeCommand.self],
         defaultSubcommand: ConnectCommand.self)
+
+    /// SIGTERM and SIGINT end the worker whatever its parent blocked (`StopSignals`).
+    static func main() {
+        StopSignals.restore()
+        main(nil)
+    }
 }
 
 /// Options shared by every command that computes.
