@@ -39,17 +39,21 @@ class ResNet18(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        layers, in_planes = [], width
+        in_planes = width
         for stage in range(4):
             planes = width << stage
+            blocks = []
             for index in range(2):
-                layers.append(BasicBlock(in_planes, planes, 2 if index == 0 and stage > 0 else 1))
+                blocks.append(BasicBlock(in_planes, planes, 2 if index == 0 and stage > 0 else 1))
                 in_planes = planes
-        self.layers = nn.Sequential(*layers)
+            # kuangliu's names (layer1 ... layer4), so state_dict names are the Swift network's.
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
         self.linear = nn.Linear(in_planes, classes)
 
     def forward(self, x):
-        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        out = F.relu(self.bn1(self.conv1(x)))
+        for stage in range(4):
+            out = getattr(self, f"layer{stage + 1}")(out)
         out = F.avg_pool2d(out, 4).flatten(1)
         return self.linear(out)
 

@@ -86,8 +86,12 @@ public enum BLAS {
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
         let elapsed = DispatchTime.now().uptimeNanoseconds - start
-        accounting.add(elapsed, ordering: .relaxed)
-        flopAccounting.add(UInt64(2 * m * n * k), ordering: .relaxed)
+        let kind = Kind(transA, transB).rawValue
+        ledger.withLock {
+            $0.seconds[kind] += Double(elapsed) / 1e9
+            $0.flops[kind] += 2 * Double(m) * Double(n) * Double(k)
+            $0.calls[kind] += 1
+        }
     }
 
     /// `C ← alpha·op(A)·op(B) + beta·C` in float64 (SynFlow scoring); not counted in `usage`.
@@ -102,19 +106,36 @@ public enum BLAS {
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    private static let accounting = Atomic<UInt64>(0)
-    private static let flopAccounting = Atomic<UInt64>(0)
+    /// Time, work and calls inside `gemm` per kind of product (indexed by `Kind.rawValue`):
+    /// differences of two readings give a stretch of training's achieved GFLOP/s per kind.
+    public struct Usage: Sendable, Equatable {
+        public var seconds = [Double](repeating: 0, count: 4), flops = [Double](repeating: 0, count: 4)
+        public var calls = [Int](repeating: 0, count: 4)
 
-    /// Seconds spent inside `gemm` and floating-point operations it performed since the last
-    /// reset: the benchmark's split of where training time goes.
-    public static var usage: (seconds: Double, flops: Double) {
-        (Double(accounting.load(ordering: .relaxed)) / 1e9, Double(flopAccounting.load(ordering: .relaxed)))
+        /// All kinds together.
+        public var total: (seconds: Double, flops: Double) { (seconds.reduce(0, +), flops.reduce(0, +)) }
+
+        /// What happened between `earlier` and this reading.
+        public func since(_ earlier: Usage) -> Usage {
+            var difference = self
+            for kind in 0..<4 {
+                difference.seconds[kind] -= earlier.seconds[kind]
+                difference.flops[kind] -= earlier.flops[kind]
+                difference.calls[kind] -= earlier.calls[kind]
+            }
+            return difference
+        }
     }
+
+    /// A lock per product costs nanoseconds against products of milliseconds.
+    private static let ledger = Mutex(Usage())
+
+    /// Everything `gemm` did since the process started or `resetUsage()`.
+    public static var usage: Usage { ledger.withLock { $0 } }
 
     /// Zeroes `usage`.
     public static func resetUsage() {
-        accounting.store(0, ordering: .relaxed)
-        flopAccounting.store(0, ordering: .relaxed)
+        ledger.withLock { $0 = Usage() }
     }
 
     /// The number of threads the engines use for one product (oneDNN reads it per product).

@@ -92,7 +92,7 @@ public struct Benchmark {
         let start = Date()
         for _ in 0..<options.steps { trainStep(first: false) }
         let seconds = Date().timeIntervalSince(start)
-        let gemm = BLAS.usage
+        let gemm = BLAS.usage.total
         let images = Double(options.steps * batch)
         let flopsPerImage = 6 * Double(network.multiplyAddsPerImage(height: size, width: size))
         let trainingRate = flopsPerImage * images / seconds / 1e9

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Decides, per kind of product, whether OpenBLAS or oneDNN computes it on this CPU.
 ///
@@ -6,7 +7,8 @@ import Foundation
 /// forward products and oneDNN on the transposed ones by 5–15%, and on Intel server CPUs
 /// OpenBLAS 0.3.21 has no good AVX-512 single-precision kernel while oneDNN generates one.
 /// So each kind is timed on both engines with the network's own convolution shapes, once per
-/// CPU model, BLAS core, oneDNN version and thread count; the answer is kept in a cache file.
+/// CPU model, BLAS core, oneDNN version and thread count; the answer is kept in a cache file
+/// only when repeated timings agree, and a training whose own rate contradicts it drops it.
 /// oneDNN must win by `requiredMargin`: on the AMD EPYC its 5–15% lead on single products
 /// did not survive a whole training step (OpenBLAS alone 31.5 images/s, mixed 31.0, oneDNN
 /// alone 29.1; medians of three rounds), and it costs a second thread pool and ~100 MiB.
@@ -27,10 +29,71 @@ public enum GEMMEngineSelection {
         public var chosen: BLAS.Engine { oneDNN >= requiredMargin * openBLAS ? .oneDNN : .openBLAS }
     }
 
+    /// How closely the two fastest timings of one engine on one kind must agree before the
+    /// measurement is kept: a busy machine (a build beside it) gives scattered timings, and an
+    /// answer measured then was kept forever (OpenBLAS 20 GFLOP/s busy, 130 idle).
+    public static let agreement = 0.1
+    /// Timings per engine and kind at most, when they keep disagreeing.
+    static let maximumRepetitions = 4
+    /// How far a training's own rate on a kind may stray from the cached one before the cache
+    /// is dropped.
+    public static let contradictionFactor = 2.0
+    /// The smallest mean product (floating-point operations per call) a training's rate is
+    /// compared at: the probe's products are 2.4 GFLOP, and much smaller ones (narrow networks,
+    /// small batches) are slower for reasons no measurement on the probe would show.
+    public static let comparableFlopsPerCall = 0.5e9
+
+    /// What the cache file holds: the measurements and the conditions they were taken under.
+    public struct Record: Codable, Equatable, Sendable {
+        /// Every measured kind.
+        public var measurements: [Measurement]
+        /// When they were measured.
+        public var measuredAt: Date
+        /// The share of all CPUs' time that other processes used during the measurement (0…1).
+        public var othersBusyShare: Double
+        /// The engine rates' repetitions agreed within `agreement`.
+        public var repetitionsAgreed: Bool
+
+        /// "measured 3 h ago on an idle machine (other processes used 2% of the CPUs)".
+        public func describe(now: Date = Date()) -> String {
+            let age = now.timeIntervalSince(measuredAt)
+            let when = age < 60 ? "just now" : "\(Self.duration(age)) ago"
+            let idle = othersBusyShare < 0.1 ? "an idle machine" : "a busy machine"
+            return "measured \(when) on \(idle) (other processes used \(Int((100 * othersBusyShare).rounded()))% of the CPUs)"
+        }
+
+        static func duration(_ seconds: Double) -> String {
+            if seconds < 3600 { return "\(Int(seconds / 60)) min" }
+            if seconds < 2 * 86_400 { return "\(Int(seconds / 3600)) h" }
+            return "\(Int(seconds / 86_400)) days"
+        }
+    }
+
+    /// The rate to keep from one engine's repeated timings of one kind: the fastest, when the
+    /// second fastest is within `tolerance` of it; nil while they disagree.
+    public static func agreedRate(_ rates: [Double], tolerance: Double = agreement) -> Double? {
+        let sorted = rates.sorted(by: >)
+        guard sorted.count >= 2, sorted[0] > 0, sorted[1] >= (1 - tolerance) * sorted[0] else { return nil }
+        return sorted[0]
+    }
+
+    /// Whether a training's achieved GFLOP/s on one kind contradicts the cached rate of the
+    /// engine that computed it: apart by more than `factor` either way, on products of at
+    /// least `comparableFlopsPerCall` on average (smaller ones say nothing about the cache).
+    public static func contradicts(cached: Double, achieved: Double, flopsPerCall: Double,
+                                   factor: Double = contradictionFactor) -> Bool {
+        guard flopsPerCall >= comparableFlopsPerCall, cached > 0, achieved > 0 else { return false }
+        return achieved > factor * cached || achieved * factor < cached
+    }
+
+    /// The routing in force and the cache it came from; nil when no measurement routed it.
+    private static let active = Mutex<(record: Record, url: URL)?>(nil)
+
     /// Routes every kind of product and returns the log line that says where each goes and why;
     /// `remeasure` ignores a cached measurement.
     public static func choose(threads: Int, remeasure: Bool = false) -> String {
         let request = ProcessInfo.processInfo.environment[variable]?.lowercased() ?? "auto"
+        active.withLock { $0 = nil }
         guard let oneDNN = OneDNN.shared else {
             for kind in BLAS.Kind.allCases { BLAS.route(kind, to: .openBLAS) }
             let why = request == BLAS.Engine.openBLAS.rawValue ? "\(variable)=openblas" : "oneDNN is not installed (libdnnl.so.2 or .so.3)"
@@ -49,22 +112,63 @@ public enum GEMMEngineSelection {
         let url = cacheURL(oneDNN: oneDNN, threads: threads)
         // The slots of a host start together: one measures, the others wait and read its answer,
         // so they all route alike and a task resumed on another slot stays bit-identical.
-        let measured = try? FileLock.withLock(url.appendingPathExtension("lock")) {
+        let record = (try? FileLock.withLock(url.appendingPathExtension("lock")) {
             (remeasure ? nil : cached(at: url)) ?? measure(saveTo: url)
-        }
-        let measurements = measured ?? measure()
-        for measurement in measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
-        let table = measurements.map {
+        }) ?? measure()
+        for measurement in record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
+        active.withLock { $0 = (record, url) }
+        let table = record.measurements.map {
             "\($0.kind) \($0.chosen == .oneDNN ? "oneDNN" : "OpenBLAS") (\(Int($0.openBLAS.rounded())) vs \(Int($0.oneDNN.rounded())))"
         }.joined(separator: ", ")
-        return "GEMM: \(table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes; oneDNN where ≥ \(requiredMargin)× faster\(unknown)"
+        let kept = record.repetitionsAgreed ? "" : "; not cached: repeated timings disagreed by more than \(Int(100 * agreement))%, so the next start measures again"
+        return "GEMM: \(table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes, \(record.describe()); oneDNN where ≥ \(requiredMargin)× faster\(kept)\(unknown)"
     }
 
-    /// Times every measured kind on both engines (about 4 seconds).
-    public static func measure() -> [Measurement] {
-        measuredKinds.map { kind in
-            Measurement(kind: kind, openBLAS: rate(kind, on: .openBLAS), oneDNN: rate(kind, on: .oneDNN))
+    /// Compares a stretch of training's own GEMM rates (`usage`, the difference of two
+    /// `BLAS.usage` readings) with the measurement that routed them. When one kind's rate
+    /// contradicts it, the cache is dropped so the next start measures again; this process
+    /// keeps its routing, so the running task stays deterministic. Returns the warning to log,
+    /// once per process.
+    public static func review(_ usage: BLAS.Usage) -> String? {
+        guard let (record, url) = active.withLock({ $0 }) else { return nil }
+        for measurement in record.measurements {
+            let kind = measurement.kind.rawValue
+            guard usage.seconds[kind] > 0, usage.calls[kind] > 0 else { continue }
+            let achieved = usage.flops[kind] / usage.seconds[kind] / 1e9
+            let engine = measurement.chosen
+            let cachedRate = engine == .oneDNN ? measurement.oneDNN : measurement.openBLAS
+            guard contradicts(cached: cachedRate, achieved: achieved, flopsPerCall: usage.flops[kind] / Double(usage.calls[kind])) else { continue }
+            active.withLock { $0 = nil }
+            // Another slot may have measured again meanwhile: only this measurement is dropped.
+            try? FileLock.withLock(url.appendingPathExtension("lock")) {
+                if cached(at: url)?.measuredAt == record.measuredAt { try? FileManager.default.removeItem(at: url) }
+            }
+            return "GEMM: training ran \(measurement.kind) at \(Int(achieved.rounded())) GFLOP/s on \(engine == .oneDNN ? "oneDNN" : "OpenBLAS"), the cached measurement says \(Int(cachedRate.rounded())) (\(record.describe())); dropped \(url.path) so the next start measures again (this run keeps its routing)"
         }
+        return nil
+    }
+
+    /// Times every measured kind on both engines, in rounds (each round times every pair once,
+    /// so a change of load hits both engines alike), until each pair's two fastest timings
+    /// agree within `agreement` or `maximumRepetitions` rounds are done (4–10 seconds).
+    public static func measure() -> Record {
+        // Pair 2i is kind i on OpenBLAS, 2i + 1 the same kind on oneDNN.
+        let pairs = measuredKinds.flatMap { kind in [(kind, BLAS.Engine.openBLAS), (kind, .oneDNN)] }
+        var timings = [[Double]](repeating: [], count: pairs.count)
+        let before = CPUShare.reading()
+        for _ in 0..<maximumRepetitions {
+            for (index, (kind, engine)) in pairs.enumerated() where timings[index].count < 2 || agreedRate(timings[index]) == nil {
+                timings[index].append(rate(kind, on: engine))
+            }
+            if timings.allSatisfy({ agreedRate($0) != nil }) { break }
+        }
+        let othersBusy = CPUShare.reading().othersBusyShare(since: before)
+        let best = timings.map { agreedRate($0) ?? $0.max() ?? 0 }
+        let measurements = measuredKinds.enumerated().map { index, kind in
+            Measurement(kind: kind, openBLAS: best[2 * index], oneDNN: best[2 * index + 1])
+        }
+        return Record(measurements: measurements, measuredAt: Date(), othersBusyShare: othersBusy,
+                      repetitionsAgreed: timings.allSatisfy { agreedRate($0) != nil })
     }
 
     /// GFLOP/s of `kind` on `engine` over the convolution shapes of ResNet18's four stages,
@@ -79,7 +183,7 @@ public enum GEMMEngineSelection {
             case .nt, .tt: (m, n, k) = (outChannels, rows, positions)
             }
             let (transA, transB) = kind.transposes
-            let rate = Benchmark.gemmRate(m: m, n: n, k: k, transA: transA, transB: transB, engine: engine, minimumSeconds: 0.15)
+            let rate = Benchmark.gemmRate(m: m, n: n, k: k, transA: transA, transB: transB, engine: engine, minimumSeconds: 0.1)
             let product = 2 * Double(m) * Double(n) * Double(k)
             flops += product
             seconds += product / rate
@@ -87,22 +191,58 @@ public enum GEMMEngineSelection {
         return flops / seconds
     }
 
-    private static func measure(saveTo url: URL) -> [Measurement] {
-        let measurements = measure()
-        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try? JSONEncoder().encode(measurements).write(to: url, options: .atomic)
-        return measurements
+    /// Measures and keeps the answer when its timings agreed.
+    private static func measure(saveTo url: URL) -> Record {
+        let record = measure()
+        if record.repetitionsAgreed {
+            try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? JSONEncoder().encode(record).write(to: url, options: .atomic)
+        }
+        return record
     }
 
-    private static func cached(at url: URL) -> [Measurement]? {
+    /// The cached record; nil when missing, unreadable, or written before the cache recorded
+    /// its conditions (such a file may hold a measurement taken under load).
+    private static func cached(at url: URL) -> Record? {
         guard let data = try? Data(contentsOf: url),
-              let measurements = try? JSONDecoder().decode([Measurement].self, from: data),
-              Set(measurements.map(\.kind)) == Set(measuredKinds) else { return nil }
-        return measurements
+              let record = try? JSONDecoder().decode(Record.self, from: data),
+              Set(record.measurements.map(\.kind)) == Set(measuredKinds) else { return nil }
+        return record
     }
 
+    /// Keyed by everything a measurement holds only while it holds: the CPU model, OpenBLAS's
+    /// build (version and options) and kernel family, oneDNN's version and file, the threads.
     private static func cacheURL(oneDNN: OneDNN, threads: Int) -> URL {
         UserCache.file("gemm-engines", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName, oneDNN.description, String(threads)])
+    }
+}
+
+/// How busy the CPUs are, from `/proc/stat`, and how much of that this process did itself
+/// (`getrusage`, its BLAS threads included): what is left is other processes' load.
+struct CPUShare {
+    /// Busy and total clock ticks of all CPUs, and this process's CPU seconds.
+    var busyTicks: Double, totalTicks: Double, ownSeconds: Double
+
+    static func reading() -> CPUShare {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let own = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let line = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8))?.split(separator: "\n").first ?? ""
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+        let total = fields.prefix(8).reduce(0, +)
+        let idle = fields.count >= 5 ? fields[3] + fields[4] : total
+        return CPUShare(busyTicks: total - idle, totalTicks: total, ownSeconds: own)
+    }
+
+    /// The share of all CPUs' time since `earlier` that other processes used (0…1; 0 where
+    /// `/proc/stat` is unreadable).
+    func othersBusyShare(since earlier: CPUShare) -> Double {
+        let total = totalTicks - earlier.totalTicks
+        guard total > 0 else { return 0 }
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let others = (busyTicks - earlier.busyTicks) - (ownSeconds - earlier.ownSeconds) * ticksPerSecond
+        return Swift.min(1, Swift.max(0, others / total))
     }
 }
 

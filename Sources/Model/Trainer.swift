@@ -131,7 +131,9 @@ public final class Trainer {
         let totalSteps = stepsPerEpoch * config.epochs
         let rates = plans.indices.map { Float(config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps + $0, totalSteps: totalSteps)) }
         let firstRate = config.schedule.rate(base: config.learningRate, epoch: epoch, step: progress.optimizerSteps, totalSteps: totalSteps)
+        let gemmBefore = BLAS.usage
         let (lossSum, correct) = try engine.trainEpoch(plans, learningRates: rates, momentumInitialized: progress.momentumInitialized)
+        if engine is CPUEngine, let warning = GEMMEngineSelection.review(BLAS.usage.since(gemmBefore)) { log(warning) }
         progress.optimizerSteps += plans.count
         progress.momentumInitialized = true
         let trainSeconds = Date().timeIntervalSince(start)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Model
 
@@ -22,6 +23,52 @@ import Testing
         #expect(GEMMEngineSelection.Measurement(kind: .tn, openBLAS: 100, oneDNN: 100 * margin - 1).chosen == .openBLAS)
         #expect(GEMMEngineSelection.Measurement(kind: .tn, openBLAS: 100, oneDNN: 100 * margin).chosen == .oneDNN)
         #expect(GEMMEngineSelection.Measurement(kind: .nn, openBLAS: 150, oneDNN: 90).chosen == .openBLAS)
+    }
+
+    /// A measurement is kept only when an engine's two fastest timings agree within 10%: a
+    /// busy machine scatters them (OpenBLAS timed 20 GFLOP/s beside a build, 130 idle).
+    @Test func engineTimingsMustAgreeToBeKept() {
+        #expect(GEMMEngineSelection.agreedRate([100, 95]) == 100)
+        #expect(GEMMEngineSelection.agreedRate([95, 100, 40]) == 100)
+        #expect(GEMMEngineSelection.agreedRate([100, 89]) == nil)
+        #expect(GEMMEngineSelection.agreedRate([20, 130]) == nil)
+        #expect(GEMMEngineSelection.agreedRate([20, 130, 125]) == 130)
+        #expect(GEMMEngineSelection.agreedRate([100]) == nil)
+        #expect(GEMMEngineSelection.agreedRate([0, 0]) == nil)
+    }
+
+    /// A training's own rate drops the cache when it is more than 2× off either way, on
+    /// products large enough to compare with the measured shapes.
+    @Test func trainingRateContradictsTheCacheBeyondTwice() {
+        let large = 2.4e9, small = 1e6
+        #expect(GEMMEngineSelection.contradicts(cached: 20, achieved: 130, flopsPerCall: large))
+        #expect(GEMMEngineSelection.contradicts(cached: 130, achieved: 60, flopsPerCall: large))
+        #expect(!GEMMEngineSelection.contradicts(cached: 130, achieved: 70, flopsPerCall: large))
+        #expect(!GEMMEngineSelection.contradicts(cached: 60, achieved: 119, flopsPerCall: large))
+        #expect(!GEMMEngineSelection.contradicts(cached: 20, achieved: 130, flopsPerCall: small))
+        #expect(!GEMMEngineSelection.contradicts(cached: 0, achieved: 130, flopsPerCall: large))
+    }
+
+    /// How old a cached measurement is and how busy the machine was, as `worker engines` says it.
+    @Test func cachedMeasurementDescribesItsConditions() {
+        let now = Date(timeIntervalSinceReferenceDate: 1_000_000)
+        let idle = GEMMEngineSelection.Record(measurements: [], measuredAt: now.addingTimeInterval(-3 * 3600),
+                                              othersBusyShare: 0.02, repetitionsAgreed: true)
+        #expect(idle.describe(now: now) == "measured 3 h ago on an idle machine (other processes used 2% of the CPUs)")
+        let busy = GEMMEngineSelection.Record(measurements: [], measuredAt: now.addingTimeInterval(-5),
+                                              othersBusyShare: 0.6, repetitionsAgreed: true)
+        #expect(busy.describe(now: now) == "measured just now on a busy machine (other processes used 60% of the CPUs)")
+    }
+
+    /// Per-kind GEMM accounting: a stretch of work is the difference of two readings.
+    @Test func gemmUsageIsCountedPerKind() {
+        let before = BLAS.usage
+        let a = [Float](repeating: 1, count: 6), b = [Float](repeating: 1, count: 6)
+        var c = [Float](repeating: 0, count: 9)
+        BLAS.gemm(.none, .transpose, m: 3, n: 3, k: 2, a: a, lda: 2, b: b, ldb: 2, c: &c, ldc: 3)
+        let stretch = BLAS.usage.since(before)
+        #expect(stretch.calls[BLAS.Kind.nt.rawValue] >= 1)
+        #expect(stretch.flops[BLAS.Kind.nt.rawValue] >= 36)
     }
 
     @Test(arguments: BLAS.Engine.allCases)

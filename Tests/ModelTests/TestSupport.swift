@@ -13,6 +13,8 @@ enum Fixtures {
     /// Parsed once per test process; several suites read it.
     static let training = load("resnet18_w8_train")
     static let synflow = load("resnet18_w8_synflow")
+    /// The width-64 network's first-step BatchNorm gradients in float64 (`scripts/bn_gradient_reference.py`).
+    static let batchNormGradients = load("resnet18_w64_bn_gradients")
 
     private static func load(_ name: String) -> Safetensors {
         let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures")!

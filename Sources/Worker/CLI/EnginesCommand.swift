@@ -9,8 +9,11 @@ struct EnginesCommand: ParsableCommand {
         abstract: "Shows which engine, OpenBLAS or oneDNN, computes each kind of matrix product on this CPU, and the GFLOP/s behind the choice.",
         discussion: """
             Every worker on the CPU makes this choice when it starts: it times both engines on the network's \
-            convolution shapes once per CPU model, BLAS core, oneDNN version and thread count, and keeps the \
-            answer in its cache. --remeasure times them again (do it on an idle machine: the answer is kept). \
+            convolution shapes once per CPU model, OpenBLAS build and core, oneDNN version and thread count, \
+            repeating each timing until its two fastest agree within 10%, and keeps the answer in its cache only \
+            when they did. The line says how old the answer is and how busy the machine was while it was measured. \
+            A CPU training whose own GEMM rate on a kind is more than 2× off the cached one drops the cache, so \
+            the next start measures again. --remeasure times them now (best on an idle machine). \
             PRUNESWEEP_GEMM_ENGINE=openblas or =onednn overrides the measurement.
 
               worker engines --threads 2
