@@ -104,7 +104,7 @@ extern "C" __global__ void softmax_cross_entropy(const float* logits, const int*
     const float* z = logits + i * k;
     // From -infinity with a strict >, as CrossEntropy.forward: a NaN logit is never the
     // largest, and all-NaN logits leave the shift at -infinity, so the loss is NaN on both.
-    float largest = -INFINITY;
+    float largest = __int_as_float(0xff800000);  // -infinity (NVRTC has no math.h INFINITY)
     int predicted = 0;
     for (int j = 0; j < k; j++) if (z[j] > largest) { largest = z[j]; predicted = j; }
     double denominator = 0.0;
