@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "CBLAS", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

@@ -4,7 +4,10 @@
 #   scripts/gpu-check.sh run       on the GPU host (no Swift, no network): self-test, benches, PyTorch, one summary
 #   scripts/gpu-check.sh summary DIR   the summary again, from a run's saved files
 # `run` saves its files into $OUT when set (8 files at most come back from there), else .gpucheck/out,
-# keeps the whole under 8 minutes, and exits non-zero when the self-test failed.
+# keeps the whole under 8 minutes, and exits non-zero when the self-test failed or the self-test and
+# the fp32/tf32 batch-128 benches (separate processes) chose different cuDNN algorithms.
+# Issue 18 on the device: the self-test's checks (NaN through ReLU and argmax, SGD bits against the
+# CPU, training as CUDA graphs), the loaded libraries' files and each bench's graph use, all in the summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.gpucheck

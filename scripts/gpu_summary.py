@@ -2,7 +2,11 @@
 """The one table `scripts/gpu-check.sh run` ends with, read from the directory its steps wrote:
 steps.tsv (name, exit status, seconds), selftest.json, bench-PRECISION-BATCH.json and torch.jsonl.
 Any file may be missing or broken (the step failed): that shows as a gap, never a crash.
-Exit status 0 only when the self-test ran and every check passed.
+Besides the figures it shows where the CUDA libraries were loaded from, whether the benches'
+steps ran as CUDA graphs, and whether the self-test and the benches (separate processes) chose
+the same cuDNN algorithms for the same configuration.
+Exit status 0 only when the self-test ran, every check passed and no configuration's
+algorithms differ between processes.
 
     python3 scripts/gpu_summary.py DIR
 """
@@ -103,8 +107,51 @@ def table(header, rows):
 def device_line(*documents):
     for doc in documents:
         if isinstance(doc, dict) and isinstance(doc.get("device"), dict) and doc["device"]:
-            return ", ".join(f"{k} {v}" for k, v in doc["device"].items())
+            return ", ".join(f"{k} {v}" for k, v in doc["device"].items() if k != "libraries")
     return "— (no step reported it)"
+
+
+def library_lines(*documents):
+    """The files the CUDA libraries were loaded from (the self-test lists them, a bench joins
+    them with commas): where a host keeps cuDNN, cuBLAS and NVRTC (system, wheel, torch/lib)."""
+    for doc in documents:
+        libraries = doc.get("device", {}).get("libraries") if isinstance(doc, dict) and isinstance(doc.get("device"), dict) else None
+        if isinstance(libraries, str):
+            libraries = [part.strip() for part in libraries.split(",") if part.strip()]
+        if isinstance(libraries, list) and libraries:
+            return ["libraries loaded:"] + [f"  {library}" for library in libraries]
+    return ["libraries loaded: — (no step reported them)"]
+
+
+def algorithm_lines(selftest, benches):
+    """(lines, consistent): each configuration the self-test and a bench both chose cuDNN
+    algorithms for, same or different. Two processes of one build on one host must agree."""
+    ours = selftest.get("algorithms") if isinstance(selftest, dict) else None
+    ours = ours if isinstance(ours, dict) else {}
+    rows, consistent = [], True
+    for (p, b), bench in sorted(benches.items()):
+        key = f"{p}-{b}"
+        theirs = bench.get("algorithms") if isinstance(bench, dict) else None
+        theirs = theirs.get(key) if isinstance(theirs, dict) else None
+        mine = ours.get(key)
+        if not isinstance(mine, list) or not isinstance(theirs, list):
+            if mine is not None or theirs is not None:
+                rows.append([key, "—", "only one process reported it"])
+            continue
+        if mine == theirs:
+            rows.append([key, len(mine), "same"])
+        else:
+            consistent = False
+            first = next((f"{a!r} vs {c!r}" for a, c in zip(mine, theirs) if a != c), f"{len(mine)} vs {len(theirs)} lines")
+            rows.append([key, len(mine), f"DIFFERENT: {first}"])
+    if not rows:
+        return ["cuDNN algorithms: — (the self-test and the benches reported none to compare)"], True
+    return ["cuDNN algorithms, self-test vs bench (two processes):"] + table(["config", "shapes", "choice"], rows), consistent
+
+
+def graphs(bench):
+    used = bench.get("cudaGraphs") if isinstance(bench, dict) else None
+    return "—" if used is None else ("yes" if used is True else "NO")
 
 
 def selftest_lines(selftest, why):
@@ -133,6 +180,7 @@ def summary(directory):
 
     lines = [f"== GPU check summary ({directory})",
              "device: " + device_line(selftest, *benches.values())]
+    lines += library_lines(selftest, *benches.values())
     if torch_header:
         lines.append("pytorch: " + ", ".join(f"{k} {v}" for k, v in torch_header.items()))
     steps = read_steps(directory)
@@ -143,21 +191,26 @@ def summary(directory):
     lines.append("")
     checks, passed = selftest_lines(selftest, selftest_why)
     lines += checks
+    chosen, consistent = algorithm_lines(selftest, benches)
+    lines += [""] + chosen
 
     train_rows, eval_rows = [], []
     for (p, b), bench in benches.items():
         theirs = torch.get((p, b), {})
         ours_train, ours_eval = bench_figure(bench, "training"), bench_figure(bench, "evaluation")
         train_rows.append([p, b, number(ours_train), number(theirs.get("train_img_s")),
-                           ratio(ours_train, theirs.get("train_img_s"))])
+                           ratio(ours_train, theirs.get("train_img_s")), graphs(bench)])
         eval_rows.append([p, b, number(ours_eval), number(theirs.get("eval_img_s")),
                           ratio(ours_eval, theirs.get("eval_img_s"))])
     lines += ["", "training images/s, ResNet18 w64 3×32×32 NCHW (ratio = ours / PyTorch; tf32 = PyTorch's default):"]
-    lines += table(["precision", "batch", "worker", "pytorch", "ratio"], train_rows)
+    lines += table(["precision", "batch", "worker", "pytorch", "ratio", "graphs"], train_rows)
     lines += ["", "evaluation images/s (PyTorch evaluates batches of 1000; batch = the training batch of that run):"]
     lines += table(["precision", "batch", "worker", "pytorch", "ratio"], eval_rows)
-    lines += ["", "result: " + ("self-test passed" if passed else "self-test FAILED")]
-    return lines, passed
+    verdict = "self-test passed" if passed else "self-test FAILED"
+    if not consistent:
+        verdict += ", cuDNN algorithms DIFFER between processes"
+    lines += ["", "result: " + verdict]
+    return lines, passed and consistent
 
 
 def main(argv):

@@ -29,6 +29,9 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     public var gpu: String? = nil
     /// The device that trained it ("cpu", "cuda:0 NVIDIA H200") and its arithmetic ("fp32", "tf32").
     public var device: String? = nil, precision: String? = nil
+    /// Whether its training steps ran as CUDA graphs (false: off, or a capture failed, see the
+    /// worker's log); nil on the CPU and in records written before the field.
+    public var cudaGraphs: Bool? = nil
     /// The training run's identity and the code version.
     public var configHash: String, codeVersion: String
     /// The git commit of the worker's build ("unknown" outside a git clone), and whether its

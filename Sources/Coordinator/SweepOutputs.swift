@@ -77,6 +77,7 @@ public enum SweepOutputs {
             configHash: summary.identity, codeVersion: codeVersion)
         record.device = summary.device
         record.precision = summary.precision
+        record.cudaGraphs = summary.cudaGraphs
         record.secondsPerEpoch = summary.history.isEmpty ? nil : summary.history.map(\.seconds).reduce(0, +) / Double(summary.history.count)
         return record
     }

@@ -197,7 +197,7 @@ public final class Trainer {
                                  prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
                                  remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
                                  blasCore: BLAS.engineSummary, threads: BLAS.threads,
-                                 device: engine.deviceName, precision: engine.precisionName)
+                                 device: engine.deviceName, precision: engine.precisionName, cudaGraphs: engine.usedCUDAGraphs)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -254,4 +254,7 @@ public struct RunSummary: Codable, Sendable {
     /// The device that ran the last epochs ("cpu", "cuda:0 NVIDIA H200") and its precision
     /// ("fp32", "tf32"); absent in files written before GPUs were supported.
     public var device: String?, precision: String?
+    /// Whether the last epochs' training steps ran as CUDA graphs (false: turned off, or a
+    /// capture failed and the log says which call); nil on the CPU and in older files.
+    public var cudaGraphs: Bool? = nil
 }

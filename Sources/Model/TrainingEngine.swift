@@ -10,6 +10,8 @@ public protocol TrainingEngine: AnyObject {
     var deviceName: String { get }
     /// The arithmetic the engine uses ("fp32" or "tf32").
     var precisionName: String { get }
+    /// Whether training steps ran as CUDA graphs; nil where there are none (the CPU).
+    var usedCUDAGraphs: Bool? { get }
     /// Trains on every batch of `plans` in order, the i-th with `learningRates[i]`; the first
     /// step initialises the momentum buffers unless `momentumInitialized`. Returns the sum of
     /// the per-image losses and the number of correct top-1 predictions.
@@ -44,6 +46,7 @@ public final class CPUEngine: TrainingEngine {
 
     public var deviceName: String { "cpu" }
     public var precisionName: String { Precision.fp32.rawValue }
+    public var usedCUDAGraphs: Bool? { nil }
 
     public func trainEpoch(_ plans: [BatchPlan], learningRates: [Float], momentumInitialized: Bool) throws(ModelError) -> (lossSum: Double, correct: Int) {
         var lossSum = 0.0, correct = 0

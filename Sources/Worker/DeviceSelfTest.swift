@@ -48,7 +48,9 @@ public struct DeviceSelfTest {
         try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         attempt("fp32 parity with PyTorch") { try GPUParity.run(on: device, fixture: try Safetensors(contentsOf: fixture)) }
-        attempt("pruned weights stay zero") { [try maskedWeightsStayZero()] }
+        attempt("GPU kernels against the CPU (NaN, SGD bits)") { try GPUKernelChecks.run(on: device) }
+        attempt("convolution algorithms chosen twice") { [try algorithmsRepeat()] }
+        attempt("pruned weights stay zero") { try maskedWeightsStayZero() }
         attempt("checkpoints move between CPU and GPU") { try checkpointsMoveBetweenDevices() }
         if let fashionMNIST { attempt("Fashion-MNIST accuracy GPU vs CPU") { [try fashionMNISTAgreesWithCPU(fashionMNIST)] } }
         if let executable { attempt("kill -9 and resume is bit-identical") { [try killedRunResumesBitIdentical(executable)] } }
@@ -67,9 +69,35 @@ public struct DeviceSelfTest {
         return url
     }
 
+    /// The configurations whose convolution algorithms the GPU check compares with
+    /// `worker bench`'s (`scripts/gpu-check.sh` benches these), keyed "PRECISION-BATCH".
+    public static let comparedBenches: [(precision: Precision, batch: Int)] = [(.fp32, 128), (.tf32, 128)]
+
+    /// The cuDNN algorithms `worker bench` would choose for each of `comparedBenches`: the
+    /// same lines from a bench (another process) mean the choice does not depend on the run.
+    public func convolutionAlgorithms() throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for (precision, batch) in Self.comparedBenches {
+            var options = GPUBenchmark.Options()
+            options.precision = precision
+            options.batchSize = batch
+            result["\(precision.rawValue)-\(batch)"] = try GPUBenchmark.convolutionAlgorithms(on: device, options)
+        }
+        return result
+    }
+
+    /// Two fresh networks of one configuration choose the same algorithms in this process.
+    func algorithmsRepeat() throws -> Check {
+        let first = try convolutionAlgorithms(), second = try convolutionAlgorithms()
+        let lines = first.values.reduce(0) { $0 + $1.count }
+        let differing = first.keys.filter { first[$0] != second[$0] }.count
+        return Check(name: "configurations whose convolution algorithms differ between two choices (\(lines) shapes)", value: Double(differing), limit: 1)
+    }
+
     /// Trains under a random 70%-sparse mask on the GPU and counts masked weights that are
-    /// not exactly zero afterwards (must be none).
-    func maskedWeightsStayZero() throws -> Check {
+    /// not exactly zero afterwards (must be none); the same training must have run its steps
+    /// as CUDA graphs (unless PRUNESWEEP_CUDA_GRAPHS=0).
+    func maskedWeightsStayZero() throws -> [Check] {
         let config = smallConfig(epochs: 2)
         let data = try config.loadData()
         let probe = ResNet18(.init(width: 8, inputChannels: 3, classes: 10))
@@ -87,7 +115,9 @@ public struct DeviceSelfTest {
             guard let mask = masks[parameter.name] else { continue }
             for i in 0..<mask.count where mask[i] == 0 && parameter.value[i] != 0 { nonZero += 1 }
         }
-        return Check(name: "masked weights not exactly zero after GPU training", value: Double(nonZero), limit: 1)
+        let graphs = trainer.engine.usedCUDAGraphs == true
+        return [Check(name: "masked weights not exactly zero after GPU training", value: Double(nonZero), limit: 1),
+                Check(name: "GPU training without CUDA graphs (0: its steps were graph replays)", value: graphs ? 0 : 1, limit: 1)]
     }
 
     /// Epoch 1 on the CPU then epoch 2 on the GPU, and the reverse, against the CPU alone:

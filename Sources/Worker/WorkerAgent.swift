@@ -42,7 +42,11 @@ public final class WorkerAgent: Sendable {
         self.options = options
         let relay = LogRelay()
         self.relay = relay
-        log = Logger(label: options.name) { label in ForwardingLogHandler(local: SweepLogHandler(label: label, sink: sink), relay: relay) }
+        let log = Logger(label: options.name) { label in ForwardingLogHandler(local: SweepLogHandler(label: label, sink: sink), relay: relay) }
+        self.log = log
+        // The GPU path's debug lines (algorithms) and warnings (a failed graph capture) go
+        // where this worker's own lines go, at their levels.
+        if case .cuda(let gpu) = options.device { gpu.logger = log }
         store = try ArtifactStore(runDirectory: options.cache)
         // Scratch per process: a restarted worker must not share run folders with a
         // predecessor that may still be winding down.

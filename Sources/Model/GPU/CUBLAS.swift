@@ -19,7 +19,7 @@ public final class CUBLAS: @unchecked Sendable {
     enum Operation: Int32 { case none = 0, transpose = 1 }
 
     init() throws(GPUError) {
-        library = try DynamicLibrary("cuBLAS", sonames: ["libcublas.so.13", "libcublas.so.12"])
+        library = try DynamicLibrary("cuBLAS", sonames: ["libcublas.so.13", "libcublas.so.12"], pythonWheels: true)
         cublasCreate = try library.function("cublasCreate_v2")
         cublasSetStream = try library.function("cublasSetStream_v2")
         cublasSetMathMode = try library.function("cublasSetMathMode")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// One CUDA device with everything the trainer needs on it: the primary context, one stream,
 /// cuDNN and cuBLAS handles bound to that stream, and PruneSweep's kernels compiled for its
@@ -14,6 +15,9 @@ public final class CUDADevice: @unchecked Sendable {
     let kernels: GPUKernels
     /// What the device is, for logs, `hello` and results.
     public let info: Info
+    /// Where the GPU path reports: chosen convolution algorithms at debug level, a failed
+    /// graph capture at warning level. A worker sets its own logger here before training.
+    public var logger = Logger(label: "prunesweep.gpu")
 
     /// The device's identity and the libraries found for it.
     public struct Info: Codable, Equatable, Sendable {
@@ -50,6 +54,7 @@ public final class CUDADevice: @unchecked Sendable {
         var context: OpaquePointer?
         try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain")
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        self.context = context
         cudnn = try CUDNN()
         cublas = try CUBLAS()
         nvrtc = try NVRTC()
@@ -81,11 +86,11 @@ public final class CUDADevice: @unchecked Sendable {
         self.cublasHandle = cublasHandle
         // cuBLAS allocates its own workspace on first use unless given one, which a graph
         // capture forbids; 4 MiB is what its documentation suggests for Hopper.
-        let workspace = try DeviceBuffer(device: driver, bytes: 4 << 20)
+        let workspace = try DeviceBuffer(device: driver, context: context, bytes: 4 << 20)
         try cublas.check(cublas.cublasSetWorkspace(cublasHandle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspace.bytes),
                          "cublasSetWorkspace_v2")
         cublasWorkspace = workspace
-        self.context = context
+        try CUDNNProbe.run(cudnn: cudnn, handle: cudnnHandle, driver: driver, context: context, stream: stream)
 
         let architecture = "sm_\(major)\(minor)"
         let compiled = try nvrtc.cachedCompile(KernelSource.text, name: "prunesweep", architecture: architecture)
@@ -95,12 +100,18 @@ public final class CUDADevice: @unchecked Sendable {
                     multiprocessors: try attribute(.multiprocessors), memoryBytes: total,
                     driver: "\(driverVersion / 1000).\(driverVersion % 1000 / 10)",
                     cudnn: "\(v / 10000).\(v % 10000 / 100).\(v % 100)", nvrtc: nvrtc.version,
-                    libraries: [driver.library.loadedName, cudnn.library.loadedName, cublas.library.loadedName, nvrtc.loadedName],
+                    libraries: [driver.library.origin, cudnn.library.origin, cublas.library.origin, nvrtc.origin],
                     kernelsCached: compiled.cached)
     }
 
     private let cublasWorkspace: DeviceBuffer
     private let context: OpaquePointer?
+
+    /// Runs `body` (releases: frees, destroys) with this device's context current, restoring
+    /// the thread's previous context after: `deinit` may run on any thread.
+    func releasing(_ body: () -> Void) {
+        driver.releasing(in: context, body)
+    }
 
     /// Makes this device's context current on the calling thread: CUDA contexts are per
     /// thread, and a worker trains on a thread of its own.
@@ -158,7 +169,7 @@ public final class CUDADevice: @unchecked Sendable {
 
     /// A zeroed device allocation.
     func allocate(bytes: Int) throws(GPUError) -> DeviceBuffer {
-        let buffer = try DeviceBuffer(device: driver, bytes: bytes)
+        let buffer = try DeviceBuffer(device: driver, context: context, bytes: bytes)
         try fill(buffer.address, words: (bytes + 3) / 4, pattern: 0)
         return buffer
     }
@@ -169,17 +180,22 @@ final class DeviceBuffer {
     let address: UInt64
     let bytes: Int
     private let driver: CUDADriver
+    private let context: OpaquePointer?
 
-    init(device driver: CUDADriver, bytes: Int) throws(GPUError) {
+    init(device driver: CUDADriver, context: OpaquePointer?, bytes: Int) throws(GPUError) {
         var address: UInt64 = 0
         // cuMemAlloc refuses zero bytes; a one-word allocation keeps every address valid.
         try driver.check(driver.cuMemAlloc(&address, Swift.max(bytes, 4)), "cuMemAlloc (\(bytes) bytes)")
         self.address = address
         self.bytes = bytes
         self.driver = driver
+        self.context = context
     }
 
-    deinit { _ = driver.cuMemFree(address) }
+    deinit {
+        let address = address, driver = driver
+        driver.releasing(in: context) { _ = driver.cuMemFree(address) }
+    }
 
     /// The address `floats` 32-bit elements past the start.
     func offset(_ elements: Int) -> UInt64 { address + UInt64(elements * 4) }

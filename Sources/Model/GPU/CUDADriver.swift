@@ -13,6 +13,8 @@ public final class CUDADriver: @unchecked Sendable {
     let cuDeviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> Status
     let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<Handle>, Int32) -> Status
     let cuCtxSetCurrent: @convention(c) (Handle) -> Status
+    let cuCtxPushCurrent: @convention(c) (Handle) -> Status
+    let cuCtxPopCurrent: @convention(c) (UnsafeMutablePointer<Handle>) -> Status
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<UInt64>, Int) -> Status
     let cuMemFree: @convention(c) (UInt64) -> Status
     let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Status
@@ -28,6 +30,7 @@ public final class CUDADriver: @unchecked Sendable {
                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Status
     let cuGetErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<Handle>, UInt32) -> Status
+    let cuEventDestroy: @convention(c) (Handle) -> Status
     let cuEventRecord: @convention(c) (Handle, Handle) -> Status
     let cuEventSynchronize: @convention(c) (Handle) -> Status
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, Handle, Handle) -> Status
@@ -55,6 +58,8 @@ public final class CUDADriver: @unchecked Sendable {
         cuDeviceGetAttribute = try library.function("cuDeviceGetAttribute")
         cuDevicePrimaryCtxRetain = try library.function("cuDevicePrimaryCtxRetain")
         cuCtxSetCurrent = try library.function("cuCtxSetCurrent")
+        cuCtxPushCurrent = try library.function("cuCtxPushCurrent_v2")
+        cuCtxPopCurrent = try library.function("cuCtxPopCurrent_v2")
         cuMemAlloc = try library.function("cuMemAlloc_v2")
         cuMemFree = try library.function("cuMemFree_v2")
         cuMemGetInfo = try library.function("cuMemGetInfo_v2")
@@ -69,6 +74,7 @@ public final class CUDADriver: @unchecked Sendable {
         cuLaunchKernel = try library.function("cuLaunchKernel")
         cuGetErrorString = try library.function("cuGetErrorString")
         cuEventCreate = try library.function("cuEventCreate")
+        cuEventDestroy = try library.function("cuEventDestroy_v2")
         cuEventRecord = try library.function("cuEventRecord")
         cuEventSynchronize = try library.function("cuEventSynchronize")
         // CUDA 12.8 added the _v2 entry point and CUDA 13 headers call it; older drivers only have the first.
@@ -81,6 +87,16 @@ public final class CUDADriver: @unchecked Sendable {
         cuGraphLaunch = try library.function("cuGraphLaunch")
         cuGraphDestroy = try library.function("cuGraphDestroy")
         cuGraphExecDestroy = try library.function("cuGraphExecDestroy")
+    }
+
+    /// Runs `body` with `context` current on this thread and restores what was current before.
+    /// For releases in `deinit`, which may run on any thread (one where no context, or another
+    /// device's, is current); a failure there cannot be reported and is ignored.
+    func releasing(in context: Handle, _ body: () -> Void) {
+        let pushed = cuCtxPushCurrent(context) == 0
+        body()
+        var previous: Handle = nil
+        if pushed { _ = cuCtxPopCurrent(&previous) }
     }
 
     /// Throws when a driver call did not return CUDA_SUCCESS, with the driver's own words.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The GPU engine: the datasets live on the device (uploaded once), each epoch's batch plans and
 /// learning rates are uploaded at its start, and every step — augmentation, forward, loss,
@@ -20,6 +21,8 @@ public final class CUDAEngine: TrainingEngine {
     private let useGraphs: Bool
     /// Set when a capture failed: the message says why, and the engine goes on eagerly.
     public private(set) var graphFailure: String?
+    /// Whether a training step has been replayed from a captured graph.
+    private var replayedTrainingGraph = false
 
     private struct Pass: Hashable {
         var split: Split, n: Int
@@ -31,13 +34,13 @@ public final class CUDAEngine: TrainingEngine {
         case warmed, graph(OpaquePointer?), eager
     }
 
-    /// A split's images on the device, with its normalisation and its evaluation plan (every
-    /// image once, in order, uncropped).
+    /// A split's images on the device, with its normalisation and, for a split that is
+    /// evaluated, its evaluation plan (every image once, in order, uncropped).
     private struct DeviceDataset {
-        let pixels: DeviceBuffer, labels: DeviceBuffer, scale: DeviceBuffer, shift: DeviceBuffer, evaluationPlan: DeviceBuffer
+        let pixels: DeviceBuffer, labels: DeviceBuffer, scale: DeviceBuffer, shift: DeviceBuffer, evaluationPlan: DeviceBuffer?
         let count: Int
 
-        init(_ dataset: ImageDataset, on device: CUDADevice) throws(GPUError) {
+        init(_ dataset: ImageDataset, on device: CUDADevice, evaluated: Bool) throws(GPUError) {
             count = dataset.count
             pixels = try device.allocate(bytes: dataset.pixels.count)
             try device.upload(dataset.pixels, to: pixels.address)
@@ -47,10 +50,15 @@ public final class CUDAEngine: TrainingEngine {
             try device.upload(dataset.std.map { 1 / (255 * $0) }, to: scale.address)
             shift = try device.allocate(bytes: 4 * dataset.channels)
             try device.upload(zip(dataset.mean, dataset.std).map { -$0 / $1 }, to: shift.address)
+            guard evaluated else {
+                evaluationPlan = nil
+                return
+            }
             var plan: RandomStream? = nil
             let words = BatchPlan(dataset, indices: Array(0..<dataset.count)[...], random: &plan).packed
-            evaluationPlan = try device.allocate(bytes: 4 * Swift.max(words.count, 1))
+            let evaluationPlan = try device.allocate(bytes: 4 * Swift.max(words.count, 1))
             try device.upload(words, to: evaluationPlan.address)
+            self.evaluationPlan = evaluationPlan
         }
     }
 
@@ -64,9 +72,10 @@ public final class CUDAEngine: TrainingEngine {
         self.precision = precision
         network = try GPUNetwork(device: device, host: host, precision: precision, maxBatch: config.batchSize,
                                  imageHeight: data.train.height, imageWidth: data.train.width)
-        train = try DeviceDataset(data.train, on: device)
-        validation = try DeviceDataset(data.validation, on: device)
-        test = try DeviceDataset(data.test, on: device)
+        // The trainer evaluates only validation and test: the training split needs no plan.
+        train = try DeviceDataset(data.train, on: device, evaluated: false)
+        validation = try DeviceDataset(data.validation, on: device, evaluated: true)
+        test = try DeviceDataset(data.test, on: device, evaluated: true)
         let steps = (data.train.count + config.batchSize - 1) / config.batchSize
         plans = try device.allocate(bytes: 4 * 4 * steps * config.batchSize)
         schedule = try device.allocate(bytes: 4 * 2 * steps)
@@ -79,12 +88,40 @@ public final class CUDAEngine: TrainingEngine {
 
     public var deviceName: String { "cuda:\(device.info.index) \(device.info.name)" }
     public var precisionName: String { precision.rawValue }
+    /// True when training steps were replayed from CUDA graphs and no capture failed; false
+    /// when graphs were turned off or a capture failed (then `graphFailure` says why).
+    public var usedCUDAGraphs: Bool? { useGraphs && graphFailure == nil && replayedTrainingGraph }
+    /// The convolution algorithms chosen so far, one line per shape and batch size.
+    public var convolutionAlgorithms: [String] { network.algorithmChoices }
+
+    /// Why an epoch's batch sizes cannot run on buffers sized for `batchSize` images and
+    /// `maxSteps` steps, or nil when they can: every batch holds 1…batchSize images, all but the
+    /// last exactly batchSize (the plans are packed at that stride), and there is one learning
+    /// rate per batch. A larger batch would make `augment` and every layer write past buffers
+    /// allocated for `batchSize` images.
+    static func epochProblem(batchSizes: [Int], learningRates: Int, batchSize: Int, maxSteps: Int) -> String? {
+        if batchSizes.count > maxSteps {
+            return "an epoch of \(batchSizes.count) batches does not fit the \(maxSteps) steps this engine was sized for"
+        }
+        if learningRates != batchSizes.count {
+            return "an epoch of \(batchSizes.count) batches came with \(learningRates) learning rates; give one per batch"
+        }
+        for (index, size) in batchSizes.enumerated() {
+            let last = index == batchSizes.count - 1
+            if size < 1 || size > batchSize || (!last && size != batchSize) {
+                return "batch \(index + 1) of \(batchSizes.count) has \(size) images; this engine takes batches of exactly \(batchSize), "
+                    + "the last of 1…\(batchSize) (TrainingConfig.batchSize)"
+            }
+        }
+        return nil
+    }
 
     public func trainEpoch(_ batches: [BatchPlan], learningRates: [Float], momentumInitialized: Bool) throws(ModelError) -> (lossSum: Double, correct: Int) {
         do throws(GPUError) {
             try device.makeCurrent()
-            guard batches.count * 2 * 4 <= schedule.bytes, batches.dropLast().allSatisfy({ $0.indices.count == config.batchSize }) else {
-                throw GPUError.invalid("an epoch's batches must be full but for the last, at most \(schedule.bytes / 8) of them")
+            if let problem = Self.epochProblem(batchSizes: batches.map(\.indices.count), learningRates: learningRates.count,
+                                               batchSize: config.batchSize, maxSteps: schedule.bytes / 8) {
+                throw GPUError.invalid(problem)
             }
             try device.upload(batches.flatMap(\.packed), to: plans.address)
             var rates: [Float] = []
@@ -125,16 +162,19 @@ public final class CUDAEngine: TrainingEngine {
     /// in PruneSweep's kernels (the benchmark's breakdown; it trains on the plan).
     func profileStep(_ plan: BatchPlan, learningRate: Float) throws(GPUError) -> [GPUProfile.Category: Double] {
         try device.makeCurrent()
+        if let problem = Self.epochProblem(batchSizes: [plan.indices.count], learningRates: 1, batchSize: config.batchSize, maxSteps: 1) {
+            throw .invalid(problem)
+        }
         try device.upload(plan.packed, to: plans.address)
         try device.upload([learningRate, 0], to: schedule.address)
         try resetCounters()
         let pass = Pass(split: .train, n: plan.indices.count)
         if passes[pass] == nil { try network.prepare(n: pass.n) }
-        let profile = GPUProfile()
+        let profile = GPUProfile(device: device)
         network.profile = profile
         defer { network.profile = nil }
         try encode(pass)
-        return try profile.collect(device)
+        return try profile.collect()
     }
 
     // MARK: - Passes
@@ -164,7 +204,7 @@ public final class CUDAEngine: TrainingEngine {
         let input = network.input
         let elements = pass.n * input.channels * input.height * input.width
         try network.launch("augment", elements: elements, [
-            .pointer(data.pixels.address), .pointer(data.labels.address), .pointer(training ? plans.address : data.evaluationPlan.address),
+            .pointer(data.pixels.address), .pointer(data.labels.address), .pointer(training ? plans.address : data.evaluationPlan?.address ?? 0),
             .pointer(counter.address), .int(config.batchSize), .int(pass.n), .int(input.channels), .int(input.height), .int(input.width),
             .int(training ? trainingPadding : 0), .pointer(data.scale.address), .pointer(data.shift.address),
             .pointer(input.address), .pointer(network.labels.address),
@@ -188,16 +228,29 @@ public final class CUDAEngine: TrainingEngine {
         case .warmed:
             if let graph = try capture(pass) {
                 passes[pass] = .graph(graph)
-                try device.driver.check(device.driver.cuGraphLaunch(graph, device.stream), "cuGraphLaunch")
+                try launch(graph, pass)
             } else {
                 passes[pass] = .eager
                 try encode(pass)
             }
         case .graph(let graph):
-            try device.driver.check(device.driver.cuGraphLaunch(graph, device.stream), "cuGraphLaunch")
+            try launch(graph, pass)
         case .eager:
             try encode(pass)
         }
+    }
+
+    private func launch(_ graph: OpaquePointer?, _ pass: Pass) throws(GPUError) {
+        try device.driver.check(device.driver.cuGraphLaunch(graph, device.stream), "cuGraphLaunch")
+        if pass.split == .train { replayedTrainingGraph = true }
+    }
+
+    /// Notes the first capture failure: one warning naming the call, then eager launches.
+    private func captureFailed(_ pass: Pass, _ error: GPUError) {
+        guard graphFailure == nil else { return }
+        let call = if case .call(_, let function, _, _) = error { function } else { "the step's launches" }
+        graphFailure = "capturing a \(pass.split) step of \(pass.n) images into a CUDA graph failed in \(call) (\(error)); running without CUDA graphs"
+        device.logger.warning("\(graphFailure ?? "")")
     }
 
     /// Records one step of `pass` into an instantiated graph; nil (and `graphFailure` set)
@@ -211,7 +264,7 @@ public final class CUDAEngine: TrainingEngine {
         let ended = driver.cuStreamEndCapture(device.stream, &graph)
         defer { if graph != nil { _ = driver.cuGraphDestroy(graph) } }
         if let recorded {
-            graphFailure = "capturing a step failed (\(recorded)); running without CUDA graphs"
+            captureFailed(pass, recorded)
             return nil
         }
         do {
@@ -220,12 +273,13 @@ public final class CUDAEngine: TrainingEngine {
             try driver.check(driver.cuGraphInstantiateWithFlags(&executable, graph, 0), "cuGraphInstantiateWithFlags")
             return executable
         } catch {
-            graphFailure = "capturing a step failed (\(error)); running without CUDA graphs"
+            captureFailed(pass, error)
             return nil
         }
     }
 
     deinit {
-        for case .graph(let graph) in passes.values { _ = device.driver.cuGraphExecDestroy(graph) }
+        let driver = device.driver, graphs = passes.values
+        device.releasing { for case .graph(let graph) in graphs { _ = driver.cuGraphExecDestroy(graph) } }
     }
 }

@@ -1,5 +1,7 @@
 /// cuDNN 9 (`libcudnn.so.9`), its legacy convolution and BatchNorm API: the functions below are
-/// exported by the main library and were checked by name on a GPU host (docs/gpu.md).
+/// exported by the main library (the shim that loads the sub-libraries). The heuristic
+/// queries, workspace sizes and destroy calls were added from NVIDIA's API reference and have
+/// not run on a GPU yet (docs/gpu.md).
 public final class CUDNN: @unchecked Sendable {
     typealias Status = Int32
     typealias Handle = OpaquePointer?
@@ -18,12 +20,26 @@ public final class CUDNN: @unchecked Sendable {
     let cudnnCreateConvolutionDescriptor: @convention(c) (UnsafeMutablePointer<Descriptor>) -> Status
     let cudnnSetConvolution2dDescriptor: @convention(c) (Descriptor, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) -> Status
     let cudnnSetConvolutionMathType: @convention(c) (Descriptor, Int32) -> Status
-    let cudnnFindConvolutionForwardAlgorithmEx: @convention(c) (Handle, Descriptor, Pointer, Descriptor, Pointer, Descriptor, Descriptor, Pointer,
-                                                                 Int32, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer, Pointer, Int) -> Status
-    let cudnnFindConvolutionBackwardDataAlgorithmEx: @convention(c) (Handle, Descriptor, Pointer, Descriptor, Pointer, Descriptor, Descriptor, Pointer,
-                                                                      Int32, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer, Pointer, Int) -> Status
-    let cudnnFindConvolutionBackwardFilterAlgorithmEx: @convention(c) (Handle, Descriptor, Pointer, Descriptor, Pointer, Descriptor, Descriptor, Pointer,
-                                                                        Int32, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer, Pointer, Int) -> Status
+    let cudnnDestroy: @convention(c) (Handle) -> Status
+    let cudnnDestroyTensorDescriptor: @convention(c) (Descriptor) -> Status
+    let cudnnDestroyFilterDescriptor: @convention(c) (Descriptor) -> Status
+    let cudnnDestroyConvolutionDescriptor: @convention(c) (Descriptor) -> Status
+    /// The heuristic queries (no timing, no kernels run): forward (x, w, conv, y), backward
+    /// data (w, dy, conv, dx), backward filter (x, dy, conv, dw); each fills up to the requested
+    /// number of perf structs in cuDNN's expected-speed order.
+    let cudnnGetConvolutionForwardAlgorithm_v7: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                 UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer) -> Status
+    let cudnnGetConvolutionBackwardDataAlgorithm_v7: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                      UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer) -> Status
+    let cudnnGetConvolutionBackwardFilterAlgorithm_v7: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                        UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer) -> Status
+    /// The workspace one algorithm needs, in the same descriptor order as the queries above.
+    let cudnnGetConvolutionForwardWorkspaceSize: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                  UnsafeMutablePointer<Int>) -> Status
+    let cudnnGetConvolutionBackwardDataWorkspaceSize: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                       UnsafeMutablePointer<Int>) -> Status
+    let cudnnGetConvolutionBackwardFilterWorkspaceSize: @convention(c) (Handle, Descriptor, Descriptor, Descriptor, Descriptor, Int32,
+                                                                         UnsafeMutablePointer<Int>) -> Status
     let cudnnConvolutionForward: @convention(c) (Handle, UnsafeRawPointer, Descriptor, Pointer, Descriptor, Pointer, Descriptor, Int32,
                                                   Pointer, Int, UnsafeRawPointer, Descriptor, Pointer) -> Status
     let cudnnConvolutionBackwardData: @convention(c) (Handle, UnsafeRawPointer, Descriptor, Pointer, Descriptor, Pointer, Descriptor, Int32,
@@ -53,7 +69,7 @@ public final class CUDNN: @unchecked Sendable {
     public var version: Int { cudnnGetVersion() }
 
     init() throws(GPUError) {
-        library = try DynamicLibrary("cuDNN", sonames: ["libcudnn.so.9"])
+        library = try DynamicLibrary("cuDNN", sonames: ["libcudnn.so.9"], pythonWheels: true)
         cudnnGetVersion = try library.function("cudnnGetVersion")
         cudnnCreate = try library.function("cudnnCreate")
         cudnnSetStream = try library.function("cudnnSetStream")
@@ -65,9 +81,16 @@ public final class CUDNN: @unchecked Sendable {
         cudnnCreateConvolutionDescriptor = try library.function("cudnnCreateConvolutionDescriptor")
         cudnnSetConvolution2dDescriptor = try library.function("cudnnSetConvolution2dDescriptor")
         cudnnSetConvolutionMathType = try library.function("cudnnSetConvolutionMathType")
-        cudnnFindConvolutionForwardAlgorithmEx = try library.function("cudnnFindConvolutionForwardAlgorithmEx")
-        cudnnFindConvolutionBackwardDataAlgorithmEx = try library.function("cudnnFindConvolutionBackwardDataAlgorithmEx")
-        cudnnFindConvolutionBackwardFilterAlgorithmEx = try library.function("cudnnFindConvolutionBackwardFilterAlgorithmEx")
+        cudnnDestroy = try library.function("cudnnDestroy")
+        cudnnDestroyTensorDescriptor = try library.function("cudnnDestroyTensorDescriptor")
+        cudnnDestroyFilterDescriptor = try library.function("cudnnDestroyFilterDescriptor")
+        cudnnDestroyConvolutionDescriptor = try library.function("cudnnDestroyConvolutionDescriptor")
+        cudnnGetConvolutionForwardAlgorithm_v7 = try library.function("cudnnGetConvolutionForwardAlgorithm_v7")
+        cudnnGetConvolutionBackwardDataAlgorithm_v7 = try library.function("cudnnGetConvolutionBackwardDataAlgorithm_v7")
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7 = try library.function("cudnnGetConvolutionBackwardFilterAlgorithm_v7")
+        cudnnGetConvolutionForwardWorkspaceSize = try library.function("cudnnGetConvolutionForwardWorkspaceSize")
+        cudnnGetConvolutionBackwardDataWorkspaceSize = try library.function("cudnnGetConvolutionBackwardDataWorkspaceSize")
+        cudnnGetConvolutionBackwardFilterWorkspaceSize = try library.function("cudnnGetConvolutionBackwardFilterWorkspaceSize")
         cudnnConvolutionForward = try library.function("cudnnConvolutionForward")
         cudnnConvolutionBackwardData = try library.function("cudnnConvolutionBackwardData")
         cudnnConvolutionBackwardFilter = try library.function("cudnnConvolutionBackwardFilter")
@@ -83,10 +106,19 @@ public final class CUDNN: @unchecked Sendable {
         throw .call(api: "cuDNN", function: function, status: status, message: message)
     }
 
-    /// One entry of a `cudnnFind*AlgorithmEx` result (the three perf structs share this
+    /// One entry of a `cudnnGet…Algorithm_v7` result (the three perf structs share this
     /// layout: algo, status, time, memory, determinism, mathType, reserved[3]).
-    struct Performance {
+    struct Performance: Equatable {
         var algorithm: Int32, status: Int32, milliseconds: Float, memory: Int, deterministic: Bool, mathType: Int32
+
+        init(algorithm: Int32, status: Int32 = 0, milliseconds: Float = -1, memory: Int, deterministic: Bool, mathType: Int32) {
+            self.algorithm = algorithm
+            self.status = status
+            self.milliseconds = milliseconds
+            self.memory = memory
+            self.deterministic = deterministic
+            self.mathType = mathType
+        }
 
         /// Bytes per result struct: 3 × 4 bytes, padding to 8, size_t, 5 × 4 bytes, padding.
         static let stride = 48

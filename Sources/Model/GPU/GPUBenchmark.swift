@@ -16,8 +16,25 @@ public enum GPUBenchmark {
         public init() {}
     }
 
+    /// What a run measured, and how: the figures, the convolution algorithms the timed engine
+    /// chose (one line per shape) and whether its steps ran as CUDA graphs.
+    public struct Result: Sendable {
+        public var lines: [Benchmark.Line], algorithms: [String], cudaGraphs: Bool?
+    }
+
+    /// The convolution algorithms a run with `options` chooses, without running it: the same
+    /// network and batch, prepared on a fresh engine network (the self-test compares them with
+    /// a bench's, made in another process).
+    public static func convolutionAlgorithms(on device: CUDADevice, _ options: Options) throws(GPUError) -> [String] {
+        let host = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
+        let network = try GPUNetwork(device: device, host: host, precision: options.precision, maxBatch: options.batchSize,
+                                     imageHeight: options.imageSize, imageWidth: options.imageSize)
+        try network.prepare(n: options.batchSize)
+        return network.algorithmChoices
+    }
+
     /// Runs the measurements; `progress` receives each line as it is measured.
-    public static func run(on device: CUDADevice, _ options: Options, progress: (Benchmark.Line) -> Void) throws(ModelError) -> [Benchmark.Line] {
+    public static func run(on device: CUDADevice, _ options: Options, progress: (Benchmark.Line) -> Void) throws(ModelError) -> Result {
         var lines: [Benchmark.Line] = []
         func record(_ name: String, _ value: Double, _ unit: String) {
             let line = Benchmark.Line(name: name, value: value, unit: unit)
@@ -62,6 +79,7 @@ public enum GPUBenchmark {
         record("training (\(label), CUDA graphs)", Double(plans.count * batch) / seconds, "images/s")
         record("training step", 1000 * seconds / Double(plans.count), "ms")
         if let failure = engine.graphFailure { progress(Benchmark.Line(name: "note: \(failure)", value: 0, unit: "")) }
+        let algorithms = engine.convolutionAlgorithms, cudaGraphs = engine.usedCUDAGraphs
 
         _ = try engine.evaluate(.test)
         let evaluationStart = Date()
@@ -84,6 +102,6 @@ public enum GPUBenchmark {
             record("training (\(label), eager launches)", Double(plans.count * batch) / eagerSeconds, "images/s")
             record("CUDA graphs / eager", eagerSeconds / seconds, "ratio")
         }
-        return lines
+        return Result(lines: lines, algorithms: algorithms, cudaGraphs: cudaGraphs)
     }
 }

@@ -5,6 +5,8 @@ public enum GPUError: Error, Equatable, CustomStringConvertible {
     case libraryMissing(library: String, tried: [String])
     /// A library opened but lacks a function this program calls (too old a version).
     case symbolMissing(symbol: String, library: String)
+    /// A library opened but cannot do its work (cuDNN without its engine sub-libraries).
+    case libraryBroken(library: String, why: String)
     /// A CUDA, cuDNN, cuBLAS or NVRTC call returned an error status.
     case call(api: String, function: String, status: Int32, message: String)
     /// NVRTC refused a kernel source; `log` is its compiler output.
@@ -18,6 +20,8 @@ public enum GPUError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .libraryMissing(let library, let tried):
             "\(library) not found (tried \(tried.joined(separator: ", "))): install it, or name its directory in \(DynamicLibrary.searchPathVariable), or use --device cpu"
+        case .libraryBroken(let library, let why):
+            "\(library) is unusable: \(why); or use --device cpu"
         case .symbolMissing(let symbol, let library):
             "\(library) has no function \(symbol): this library version is too old for PruneSweep; install a newer one"
         case .call(let api, let function, let status, let message):

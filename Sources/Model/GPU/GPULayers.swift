@@ -16,16 +16,23 @@ final class TensorDescriptors {
         let cudnn = device.cudnn
         var descriptor: OpaquePointer?
         try cudnn.check(cudnn.cudnnCreateTensorDescriptor(&descriptor), "cudnnCreateTensorDescriptor")
+        cache[[n, c, h, w]] = descriptor  // owned (and destroyed) from here on, even if setting it fails
         try cudnn.check(cudnn.cudnnSetTensor4dDescriptor(descriptor, CUDNN.Constant.formatNCHW, CUDNN.Constant.dataFloat,
                                                          Int32(n), Int32(c), Int32(h), Int32(w)), "cudnnSetTensor4dDescriptor")
-        cache[[n, c, h, w]] = descriptor
         return descriptor
+    }
+
+    deinit {
+        let cudnn = device.cudnn, descriptors = cache.values
+        device.releasing { for descriptor in descriptors { _ = cudnn.cudnnDestroyTensorDescriptor(descriptor) } }
     }
 }
 
 /// One convolution on the device: cuDNN's forward, backward-data and backward-filter, with the
-/// fastest *deterministic* algorithm of each chosen once per batch size by `cudnnFind…Ex` (so a
-/// resumed run repeats an uninterrupted one bit for bit), within the preallocated workspace.
+/// first deterministic algorithm of cuDNN's heuristic order for each (`ConvolutionAlgorithmChoice`),
+/// chosen once per batch size within the preallocated workspace: the same shape, device model
+/// and cuDNN version give the same algorithms in every process, so a resumed run repeats an
+/// uninterrupted one bit for bit.
 final class GPUConvolution {
     let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     let inputSide: (height: Int, width: Int), outputSide: (height: Int, width: Int)
@@ -37,8 +44,9 @@ final class GPUConvolution {
     private var algorithms: [Int: Algorithms] = [:]
 
     /// The chosen algorithm of each direction for one batch size.
-    struct Algorithms {
-        var forward: CUDNN.Performance, backwardData: CUDNN.Performance, backwardFilter: CUDNN.Performance
+    struct Algorithms: Equatable {
+        var forward: ConvolutionAlgorithmChoice.Choice, backwardData: ConvolutionAlgorithmChoice.Choice
+        var backwardFilter: ConvolutionAlgorithmChoice.Choice
     }
 
     init(device: CUDADevice, conv: Conv2d, inputHeight: Int, inputWidth: Int, weight: UInt64, gradient: UInt64) throws(GPUError) {
@@ -55,62 +63,84 @@ final class GPUConvolution {
         let cudnn = device.cudnn
         var filter: OpaquePointer?, convolution: OpaquePointer?
         try cudnn.check(cudnn.cudnnCreateFilterDescriptor(&filter), "cudnnCreateFilterDescriptor")
+        self.filter = filter
+        try cudnn.check(cudnn.cudnnCreateConvolutionDescriptor(&convolution), "cudnnCreateConvolutionDescriptor")
+        self.convolution = convolution
         try cudnn.check(cudnn.cudnnSetFilter4dDescriptor(filter, CUDNN.Constant.dataFloat, CUDNN.Constant.formatNCHW,
                                                          Int32(outChannels), Int32(inChannels), Int32(kernel), Int32(kernel)),
                         "cudnnSetFilter4dDescriptor")
-        try cudnn.check(cudnn.cudnnCreateConvolutionDescriptor(&convolution), "cudnnCreateConvolutionDescriptor")
         try cudnn.check(cudnn.cudnnSetConvolution2dDescriptor(convolution, Int32(padding), Int32(padding), Int32(stride), Int32(stride),
                                                               1, 1, CUDNN.Constant.crossCorrelation, CUDNN.Constant.dataFloat),
                         "cudnnSetConvolution2dDescriptor")
-        self.filter = filter
-        self.convolution = convolution
     }
 
-    /// Picks the algorithms for batch `n` by timing cuDNN's candidates on the real buffers (`x`,
-    /// `y`, `dx`, `dy` hold at least n images); `shared` reuses choices of identical shapes.
-    func prepare(n: Int, x: UInt64, y: UInt64, dx: UInt64, dy: UInt64, precision: Precision,
-                 workspace: DeviceBuffer, descriptors: TensorDescriptors, shared: inout [[Int]: Algorithms]) throws(GPUError) {
-        if algorithms[n] != nil { return }
+    deinit {
+        let cudnn = device.cudnn
+        device.releasing {
+            _ = cudnn.cudnnDestroyFilterDescriptor(filter)
+            _ = cudnn.cudnnDestroyConvolutionDescriptor(convolution)
+        }
+    }
+
+    /// "3×3 conv 64→128 stride 2 on 32×32", for logs.
+    var shapeDescription: String {
+        "\(kernel)×\(kernel) conv \(inChannels)→\(outChannels) stride \(stride) on \(inputSide.height)×\(inputSide.width)"
+    }
+
+    /// Picks the algorithms for batch `n` from cuDNN's heuristics (no kernel runs, nothing is
+    /// timed); `shared` reuses choices of identical shapes. Returns the log line of a new
+    /// choice, nil when it was known.
+    @discardableResult
+    func prepare(n: Int, precision: Precision, workspace: DeviceBuffer, descriptors: TensorDescriptors,
+                 shared: inout [[Int]: Algorithms]) throws(GPUError) -> String? {
+        if algorithms[n] != nil { return nil }
         let key = [n, inChannels, outChannels, kernel, stride, padding, inputSide.height, inputSide.width, precision == .fp32 ? 0 : 1]
         if let known = shared[key] {
             algorithms[n] = known
-            return
+            return nil
         }
-        let cudnn = device.cudnn
-        let xDescriptor = try descriptors.get(n, inChannels, inputSide.height, inputSide.width)
-        let yDescriptor = try descriptors.get(n, outChannels, outputSide.height, outputSide.width)
+        let cudnn = device.cudnn, handle = device.cudnnHandle, convolution = convolution, filter = filter
+        let x = try descriptors.get(n, inChannels, inputSide.height, inputSide.width)
+        let y = try descriptors.get(n, outChannels, outputSide.height, outputSide.width)
         // FMA math keeps every candidate off the tensor cores (PyTorch's allow_tf32 = False);
         // default math lets cuDNN offer TF32 kernels on Ampere and later.
-        let math = precision == .fp32 ? CUDNN.Constant.mathFMA : CUDNN.Constant.mathDefault
-        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, math), "cudnnSetConvolutionMathType")
-        let requested: Int32 = 8
+        let queryMath = precision == .fp32 ? CUDNN.Constant.mathFMA : CUDNN.Constant.mathDefault
+        let requested: Int32 = 16
         let results = UnsafeMutableRawPointer.allocate(byteCount: CUDNN.Performance.stride * Int(requested), alignment: 8)
         defer { results.deallocate() }
-        var returned: Int32 = 0
-        func best(_ direction: String) throws(GPUError) -> CUDNN.Performance {
-            let candidates = (0..<Int(returned)).map { CUDNN.Performance(reading: results + $0 * CUDNN.Performance.stride) }
-            let tensorOp = [CUDNN.Constant.mathTensorOp, CUDNN.Constant.mathTensorOpAllowConversion]
-            guard let choice = candidates.first(where: { $0.status == 0 && $0.deterministic && (precision == .tf32 || !tensorOp.contains($0.mathType)) }) else {
-                throw .invalid("cuDNN offers no deterministic \(direction) algorithm for a \(kernel)×\(kernel) convolution \(inChannels)→\(outChannels) at batch \(n) within \(workspace.bytes >> 20) MiB of workspace")
+        typealias Query = (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32,
+                           UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer) -> Int32
+        typealias Size = (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32, UnsafeMutablePointer<Int>) -> Int32
+        func choose(_ direction: String, _ name: String, _ query: Query, _ size: Size,
+                    _ a: OpaquePointer?, _ b: OpaquePointer?, _ c: OpaquePointer?) throws(GPUError) -> ConvolutionAlgorithmChoice.Choice {
+            try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, queryMath), "cudnnSetConvolutionMathType")
+            var returned: Int32 = 0
+            try cudnn.check(query(handle, a, b, convolution, c, requested, &returned, results), name)
+            let candidates = (0..<Int(Swift.min(returned, requested))).map { CUDNN.Performance(reading: results + $0 * CUDNN.Performance.stride) }
+            let choice = ConvolutionAlgorithmChoice.choose(candidates, precision: precision, workspaceBytes: workspace.bytes) { candidate in
+                let math = precision == .fp32 ? CUDNN.Constant.mathFMA : candidate.mathType
+                guard cudnn.cudnnSetConvolutionMathType(convolution, math) == 0 else { return nil }
+                var bytes = 0
+                return size(handle, a, b, convolution, c, candidate.algorithm, &bytes) == 0 ? bytes : nil
+            }
+            guard let choice else {
+                throw .invalid("no deterministic \(direction) algorithm for a \(shapeDescription) at batch \(n) within \(workspace.bytes >> 20) MiB "
+                    + "of workspace: \(ConvolutionAlgorithmChoice.refusal(candidates, precision: precision)); try --precision \(precision == .fp32 ? "tf32" : "fp32") or another cuDNN 9")
             }
             return choice
         }
-        let handle = device.cudnnHandle
-        try cudnn.check(cudnn.cudnnFindConvolutionForwardAlgorithmEx(handle, xDescriptor, x, filter, weight, convolution, yDescriptor, y,
-                                                                      requested, &returned, results, workspace.address, workspace.bytes),
-                        "cudnnFindConvolutionForwardAlgorithmEx")
-        let forward = try best("forward")
-        try cudnn.check(cudnn.cudnnFindConvolutionBackwardDataAlgorithmEx(handle, filter, weight, yDescriptor, dy, convolution, xDescriptor, dx,
-                                                                           requested, &returned, results, workspace.address, workspace.bytes),
-                        "cudnnFindConvolutionBackwardDataAlgorithmEx")
-        let backwardData = try best("backward-data")
-        try cudnn.check(cudnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(handle, xDescriptor, x, yDescriptor, dy, convolution, filter, gradient,
-                                                                             requested, &returned, results, workspace.address, workspace.bytes),
-                        "cudnnFindConvolutionBackwardFilterAlgorithmEx")
-        let backwardFilter = try best("backward-filter")
-        let chosen = Algorithms(forward: forward, backwardData: backwardData, backwardFilter: backwardFilter)
+        let chosen = Algorithms(
+            forward: try choose("forward", "cudnnGetConvolutionForwardAlgorithm_v7", cudnn.cudnnGetConvolutionForwardAlgorithm_v7,
+                                cudnn.cudnnGetConvolutionForwardWorkspaceSize, x, filter, y),
+            backwardData: try choose("backward-data", "cudnnGetConvolutionBackwardDataAlgorithm_v7", cudnn.cudnnGetConvolutionBackwardDataAlgorithm_v7,
+                                     cudnn.cudnnGetConvolutionBackwardDataWorkspaceSize, filter, y, x),
+            backwardFilter: try choose("backward-filter", "cudnnGetConvolutionBackwardFilterAlgorithm_v7", cudnn.cudnnGetConvolutionBackwardFilterAlgorithm_v7,
+                                       cudnn.cudnnGetConvolutionBackwardFilterWorkspaceSize, x, y, filter))
         algorithms[n] = chosen
         shared[key] = chosen
+        func describe(_ c: ConvolutionAlgorithmChoice.Choice) -> String { "\(c.algorithm) (math \(c.math), \(c.workspace >> 10) KiB)" }
+        return "\(shapeDescription) at batch \(n), \(precision.rawValue): forward \(describe(chosen.forward)), "
+            + "backward-data \(describe(chosen.backwardData)), backward-filter \(describe(chosen.backwardFilter))"
     }
 
     private func chosen(_ n: Int) throws(GPUError) -> Algorithms {
@@ -123,7 +153,7 @@ final class GPUConvolution {
         let algorithm = try chosen(n).forward
         let cudnn = device.cudnn
         var one: Float = 1, zero: Float = 0
-        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.mathType), "cudnnSetConvolutionMathType")
+        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.math), "cudnnSetConvolutionMathType")
         try cudnn.check(cudnn.cudnnConvolutionForward(device.cudnnHandle, &one, try descriptors.get(n, inChannels, inputSide.height, inputSide.width), x,
                                                       filter, weight, convolution, algorithm.algorithm, workspace.address, workspace.bytes, &zero,
                                                       try descriptors.get(n, outChannels, outputSide.height, outputSide.width), y),
@@ -135,7 +165,7 @@ final class GPUConvolution {
         let algorithm = try chosen(n).backwardData
         let cudnn = device.cudnn
         var one: Float = 1, beta: Float = accumulate ? 1 : 0
-        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.mathType), "cudnnSetConvolutionMathType")
+        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.math), "cudnnSetConvolutionMathType")
         try cudnn.check(cudnn.cudnnConvolutionBackwardData(device.cudnnHandle, &one, filter, weight,
                                                            try descriptors.get(n, outChannels, outputSide.height, outputSide.width), dy,
                                                            convolution, algorithm.algorithm, workspace.address, workspace.bytes, &beta,
@@ -148,7 +178,7 @@ final class GPUConvolution {
         let algorithm = try chosen(n).backwardFilter
         let cudnn = device.cudnn
         var one: Float = 1, zero: Float = 0
-        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.mathType), "cudnnSetConvolutionMathType")
+        try cudnn.check(cudnn.cudnnSetConvolutionMathType(convolution, algorithm.math), "cudnnSetConvolutionMathType")
         try cudnn.check(cudnn.cudnnConvolutionBackwardFilter(device.cudnnHandle, &one, try descriptors.get(n, inChannels, inputSide.height, inputSide.width), x,
                                                              try descriptors.get(n, outChannels, outputSide.height, outputSide.width), dy,
                                                              convolution, algorithm.algorithm, workspace.address, workspace.bytes, &zero, filter, gradient),

@@ -1,3 +1,4 @@
+import Logging
 /// ResNet18 on one CUDA device, NCHW float32, with the CPU network (`ResNet18`) as its shape,
 /// its names and the host copy of its state.
 ///
@@ -151,23 +152,21 @@ final class GPUNetwork {
 
     // MARK: - Algorithm choice
 
-    /// Chooses every convolution's algorithms for batch `n` (before a graph is captured: the
-    /// search runs kernels and synchronises).
+    /// Every convolution's chosen algorithms, one line per distinct shape and batch size, in
+    /// the order they were chosen (logged at debug level; the self-test compares them across
+    /// processes).
+    private(set) var algorithmChoices: [String] = []
+
+    /// Chooses every convolution's algorithms for batch `n` (before a graph is captured).
     func prepare(n: Int) throws(GPUError) {
         try device.makeCurrent()
-        try stem.prepare(n: n, x: input.address, y: stemConvolved.address, dx: gradientB.address, dy: scratch1.address,
-                         precision: precision, workspace: workspace, descriptors: descriptors, shared: &sharedAlgorithms)
-        for block in blocks {
-            try block.conv1.prepare(n: n, x: block.input.address, y: block.convolved1.address, dx: gradientB.address, dy: scratch1.address,
-                                    precision: precision, workspace: workspace, descriptors: descriptors, shared: &sharedAlgorithms)
-            try block.conv2.prepare(n: n, x: block.activated1.address, y: block.convolved2.address, dx: scratch2.address, dy: scratch1.address,
-                                    precision: precision, workspace: workspace, descriptors: descriptors, shared: &sharedAlgorithms)
-            if let shortcut = block.shortcut {
-                try shortcut.conv.prepare(n: n, x: block.input.address, y: shortcut.convolved.address, dx: gradientB.address, dy: scratch1.address,
-                                          precision: precision, workspace: workspace, descriptors: descriptors, shared: &sharedAlgorithms)
+        let convolutions = [stem] + blocks.flatMap { [$0.conv1, $0.conv2] + ($0.shortcut.map { [$0.conv] } ?? []) }
+        for convolution in convolutions {
+            if let line = try convolution.prepare(n: n, precision: precision, workspace: workspace, descriptors: descriptors, shared: &sharedAlgorithms) {
+                algorithmChoices.append(line)
+                device.logger.debug("cuDNN algorithms (heuristic order, first deterministic): \(line)")
             }
         }
-        try device.synchronize()
     }
 
     // MARK: - The step
@@ -181,7 +180,7 @@ final class GPUNetwork {
     private func library(_ body: () throws(GPUError) -> Void) throws(GPUError) { try profiled(.libraries, body) }
 
     private func profiled(_ category: GPUProfile.Category, _ body: () throws(GPUError) -> Void) throws(GPUError) {
-        if let profile { try profile.time(category, on: device, body) } else { try body() }
+        if let profile { try profile.time(category, body) } else { try body() }
     }
 
     /// Logits `[n, classes]` of the images in `input`; BatchNorm uses batch statistics (and

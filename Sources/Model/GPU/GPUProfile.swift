@@ -3,6 +3,7 @@
 /// the step has finished. Profiling adds event records between launches, so it is used on a
 /// separate step from the timed ones.
 final class GPUProfile {
+    private let device: CUDADevice
     /// Who ran a piece of the step.
     enum Category: String, CaseIterable {
         case libraries = "cuDNN/cuBLAS", ownKernels = "own kernels"
@@ -12,9 +13,17 @@ final class GPUProfile {
     private var pool: [OpaquePointer?] = []
     private var used = 0
 
+    /// A profile of steps on `device`.
+    init(device: CUDADevice) { self.device = device }
+
+    deinit {
+        let driver = device.driver, events = pool
+        device.releasing { for event in events { _ = driver.cuEventDestroy(event) } }
+    }
+
     /// Records events before and after `body`'s launches.
-    func time(_ category: Category, on device: CUDADevice, _ body: () throws(GPUError) -> Void) throws(GPUError) {
-        let start = try event(device), end = try event(device)
+    func time(_ category: Category, _ body: () throws(GPUError) -> Void) throws(GPUError) {
+        let start = try event(), end = try event()
         try device.driver.check(device.driver.cuEventRecord(start, device.stream), "cuEventRecord")
         try body()
         try device.driver.check(device.driver.cuEventRecord(end, device.stream), "cuEventRecord")
@@ -22,7 +31,7 @@ final class GPUProfile {
     }
 
     /// Milliseconds per category of everything recorded since the last call; waits for the GPU.
-    func collect(_ device: CUDADevice) throws(GPUError) -> [Category: Double] {
+    func collect() throws(GPUError) -> [Category: Double] {
         try device.synchronize()
         var totals: [Category: Double] = [:]
         for (category, start, end) in spans {
@@ -35,7 +44,7 @@ final class GPUProfile {
         return totals
     }
 
-    private func event(_ device: CUDADevice) throws(GPUError) -> OpaquePointer? {
+    private func event() throws(GPUError) -> OpaquePointer? {
         if used == pool.count {
             var event: OpaquePointer?
             try device.driver.check(device.driver.cuEventCreate(&event, 0), "cuEventCreate")

@@ -38,19 +38,20 @@ extern "C" __global__ void augment(const u8* pixels, const int* labels, const in
     if (ch == 0 && y == 0 && x == 0) outLabels[image] = labels[p[0]];
 }
 
+// Swift.max(v, 0) exactly, as the CPU's ReLUs compute it: `0 >= v ? 0 : v`, so NaN stays NaN
+// (a diverging run fails alike on both devices) and -0 becomes +0.
+__device__ __forceinline__ float relu(float v) { return 0.0f >= v ? 0.0f : v; }
+
 // ReLU after the first BatchNorm of a block (and the stem), in place.
 extern "C" __global__ void relu_forward(float* x, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    if (i < n) x[i] = relu(x[i]);
 }
 
 // ReLU.addForward: a block's output relu(bn2 + shortcut).
 extern "C" __global__ void add_relu_forward(const float* a, const float* b, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) {
-        float s = a[i] + b[i];
-        y[i] = s > 0.0f ? s : 0.0f;
-    }
+    if (i < n) y[i] = relu(__fadd_rn(a[i], b[i]));
 }
 
 // The gradient through a ReLU whose output was y: dx = dy where y > 0. dx may alias dy.
@@ -101,9 +102,11 @@ extern "C" __global__ void softmax_cross_entropy(const float* logits, const int*
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float* z = logits + i * k;
-    float largest = z[0];
+    // From -infinity with a strict >, as CrossEntropy.forward: a NaN logit is never the
+    // largest, and all-NaN logits leave the shift at -infinity, so the loss is NaN on both.
+    float largest = __int_as_float(0xff800000);  // -infinity (NVRTC has no math.h INFINITY)
     int predicted = 0;
-    for (int j = 1; j < k; j++) if (z[j] > largest) { largest = z[j]; predicted = j; }
+    for (int j = 0; j < k; j++) if (z[j] > largest) { largest = z[j]; predicted = j; }
     double denominator = 0.0;
     for (int j = 0; j < k; j++) denominator += exp((double)(z[j] - largest));
     int label = labels[i];
@@ -136,25 +139,28 @@ extern "C" __global__ void accumulate_metrics(const float* loss, const int* corr
 }
 
 // SGD.step over every parameter at once (PyTorch semantics: coupled decay, momentum buffer
-// = d on the first step, optional Nesterov), then the mask (all ones where a tensor has none)
-// zeroes pruned weights and their momentum. schedule holds {learning rate, first step ? 1 : 0}
-// per step of the epoch, read at *step, so one captured graph serves every step.
+// = d on the first step, optional Nesterov), then Parameter.applyMask's w *= m, buf *= m (the
+// mask is all ones where a tensor has none: an exact no-op). schedule holds {learning rate,
+// first step ? 1 : 0} per step of the epoch, read at *step, so one captured graph serves every
+// step. Every operation is rounded on its own, in SGD.step's order: NVRTC's default
+// --fmad=true would otherwise fuse mu * buf + d and w - lr * update into FMAs, and the GPU's
+// weights would leave the CPU's in the last bit.
 extern "C" __global__ void sgd_update(float* w, const float* g, float* buf, const float* mask, const float* schedule,
                                       const int* step, int n, float mu, float decay, int nesterov) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float lr = schedule[2 * (*step)];
     bool first = schedule[2 * (*step) + 1] != 0.0f;
-    float d = g[i] + decay * w[i];
+    float d = __fadd_rn(g[i], __fmul_rn(decay, w[i]));
     float update = d;
+    float b = buf[i];
     if (mu != 0.0f) {
-        float b = first ? d : mu * buf[i] + d;
-        buf[i] = b;
-        update = nesterov ? d + mu * b : b;
+        b = first ? d : __fadd_rn(__fmul_rn(mu, b), d);
+        update = nesterov ? __fadd_rn(d, __fmul_rn(mu, b)) : b;
     }
     float m = mask[i];
-    w[i] = (w[i] - lr * update) * m;
-    buf[i] *= m;
+    w[i] = __fmul_rn(__fsub_rn(w[i], __fmul_rn(lr, update)), m);
+    buf[i] = __fmul_rn(b, m);
 }
 
 // The last kernel of a step: the next step reads the next plan and learning rate.

@@ -24,10 +24,12 @@ public final class NVRTC: @unchecked Sendable {
     public let version: String
     /// The library that was opened.
     public var loadedName: String { library.loadedName }
+    /// The file NVRTC was loaded from (`DynamicLibrary.origin`).
+    public var origin: String { library.origin }
 
     /// Opens NVRTC, newest major version first.
     public init() throws(GPUError) {
-        library = try DynamicLibrary("NVRTC", sonames: ["libnvrtc.so.13", "libnvrtc.so.12"])
+        library = try DynamicLibrary("NVRTC", sonames: ["libnvrtc.so.13", "libnvrtc.so.12"], pythonWheels: true)
         nvrtcVersion = try library.function("nvrtcVersion")
         nvrtcCreateProgram = try library.function("nvrtcCreateProgram")
         nvrtcCompileProgram = try library.function("nvrtcCompileProgram")

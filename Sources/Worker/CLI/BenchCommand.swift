@@ -27,6 +27,7 @@ struct BenchCommand: ParsableCommand {
         let figures: [Benchmark.Line]
         var convolutions: [Benchmark.ConvolutionShape] = []
         let deviceRecord: [String: String]
+        var algorithms: [String: [String]]?, cudaGraphs: Bool?
         switch device {
         case .cpu:
             say(BLAS.configuration)
@@ -46,11 +47,17 @@ struct BenchCommand: ParsableCommand {
             options.batchSize = batchSize
             options.steps = steps ?? 40
             options.precision = precision
-            figures = try failing { () throws(ModelError) in try GPUBenchmark.run(on: gpu, options, progress: show) }
+            let result = try failing { () throws(ModelError) in try GPUBenchmark.run(on: gpu, options, progress: show) }
+            figures = result.lines
+            algorithms = ["\(precision.rawValue)-\(batchSize)": result.algorithms]
+            cudaGraphs = result.cudaGraphs
             deviceRecord = ["name": gpu.info.name, "summary": gpu.info.summary, "computeCapability": gpu.info.computeCapability,
-                            "driver": gpu.info.driver, "cudnn": gpu.info.cudnn, "nvrtc": gpu.info.nvrtc, "precision": precision.rawValue]
+                            "driver": gpu.info.driver, "cudnn": gpu.info.cudnn, "nvrtc": gpu.info.nvrtc, "precision": precision.rawValue,
+                            "libraries": gpu.info.libraries.joined(separator: ", ")]
         }
-        if let json { try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions), to: json) }
+        if let json {
+            try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions, algorithms: algorithms, cudaGraphs: cudaGraphs), to: json)
+        }
     }
 
     /// One row per distinct convolution shape: how many layers have it, the forward GEMM per
@@ -72,6 +79,10 @@ struct BenchReport: Encodable {
     var lines: [Benchmark.Line]
     /// The CPU benchmark's convolution shapes (empty on a GPU).
     var convolutions: [Benchmark.ConvolutionShape]
+    /// On a GPU: the cuDNN algorithms chosen, keyed "PRECISION-BATCH" (the GPU check compares
+    /// them with the self-test's, chosen in another process), and whether steps ran as graphs.
+    var algorithms: [String: [String]]?
+    var cudaGraphs: Bool?
 }
 
 /// Writes `value` as pretty JSON to `path`, naming the path when that fails.

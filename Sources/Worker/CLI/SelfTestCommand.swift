@@ -38,7 +38,17 @@ struct SelfTestCommand: ParsableCommand {
         }
         let failed = checks.filter { !$0.passed }.count
         say(failed == 0 ? "selftest: all \(checks.count) checks passed on \(gpu.info.summary)" : "selftest: \(failed) of \(checks.count) checks FAILED")
-        if let json { try writeJSON(SelfTestReport(device: gpu.info, checks: checks), to: json) }
+        var algorithms: [String: [String]] = [:]
+        do {
+            algorithms = try test.convolutionAlgorithms()
+            for (configuration, lines) in algorithms.sorted(by: { $0.key < $1.key }) {
+                say("cuDNN algorithms for \(configuration) (heuristic order, first deterministic):")
+                lines.forEach { say("  \($0)") }
+            }
+        } catch {
+            say("cuDNN algorithms could not be listed: \(error)")
+        }
+        if let json { try writeJSON(SelfTestReport(device: gpu.info, checks: checks, algorithms: algorithms), to: json) }
         if failed > 0 { throw ExitCode(1) }
     }
 
@@ -54,13 +64,16 @@ struct SelfTestCommand: ParsableCommand {
 struct SelfTestReport: Encodable {
     var device: CUDADevice.Info
     var checks: [DeviceSelfTest.Check]
+    /// The convolution algorithms `worker bench` would choose, keyed "PRECISION-BATCH".
+    var algorithms: [String: [String]]
 
-    enum CodingKeys: String, CodingKey { case device, checks }
+    enum CodingKeys: String, CodingKey { case device, checks, algorithms }
     enum CheckKeys: String, CodingKey { case name, value, limit, passed }
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(device, forKey: .device)
+        try container.encode(algorithms, forKey: .algorithms)
         var list = container.nestedUnkeyedContainer(forKey: .checks)
         for check in checks {
             var entry = list.nestedContainer(keyedBy: CheckKeys.self)

@@ -53,6 +53,8 @@ struct ComputeOptions: ParsableArguments {
         BLAS.threads = threads
         Parallel.threads = threads
         var lines = [Self.describe(opened.device, reason: opened.reason, precision: precision), line]
+        // Where cuDNN, cuBLAS and NVRTC came from: the system, a wheel or torch/lib.
+        if case .cuda(let gpu) = opened.device { lines.insert("CUDA libraries: \(gpu.info.libraries.joined(separator: ", "))", at: 1) }
         // A GPU trains on cuBLAS and cuDNN; measuring the CPU's engines would only delay the start.
         if case .cpu = opened.device { lines.append(GEMMEngineSelection.choose(threads: threads, remeasure: remeasureEngines)) }
         return (opened.device, lines)
