@@ -108,7 +108,7 @@ public final class Journal: Sendable {
         let specJSON = String(decoding: try encoder.encode(sweep), as: UTF8.self)
         return try database.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") {
-                if existing != specJSON && !extend {
+                if existing != specJSON && !extend && !Self.plansAlike(existing, plan) {
                     throw SweepError.invalid("this run directory holds a different sweep; rerun with the same sweep, pass --extend to add the new tasks, or use a fresh --run-dir")
                 }
                 try db.execute(sql: "UPDATE sweep SET spec = ?, name = ? WHERE id = 1", arguments: [specJSON, sweep.name])
@@ -126,6 +126,15 @@ public final class Journal: Sendable {
             try Self.event(db, "plan", "{\"sweep\":\"\(sweep.name)\",\"added\":\(added)}")
             return added
         }
+    }
+
+    /// Whether the recorded sweep `json` plans exactly the tasks of `plan`: the same sweep
+    /// written another way (a first-format file, a built-in that became a file, a new
+    /// description), which needs no `--extend`; the record then takes the new form.
+    static func plansAlike(_ json: String, _ plan: SweepPlan) -> Bool {
+        guard let recorded = try? JSONDecoder().decode(SweepSpec.self, from: Data(json.utf8)),
+              let recordedPlan = try? SweepPlan(recorded) else { return false }
+        return Set(recordedPlan.tasks.map(\.id)) == Set(plan.tasks.map(\.id))
     }
 
     /// The sweep recorded in this journal (the last one, after `--extend`); nil in a fresh one.

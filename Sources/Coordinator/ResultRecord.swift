@@ -1,4 +1,5 @@
 import BuildStamp
+import TaskRuntime
 
 /// One row of `results.json`: a finished training task with everything needed to place it in
 /// the study's tables and to trace it back to its code, configuration and machine.
@@ -9,6 +10,9 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     /// baselines, Lottery Ticket's 0.8^r); nil for Han, whose density is realised from the data.
     /// Records written before this field existed decode with nil (see `SweepOutputs.write`).
     public var targetDensity: Double?
+    /// The sweep axes that change this task, by name (`TaskSpec.Labels.axes`), e.g.
+    /// `{"learningRate": 0.05, "rewindEpoch": 1}`; nil for a task of a sweep without axes.
+    public var axes: [String: AxisValue]? = nil
     /// Fraction of prunable weights kept, and removed, as realised.
     public var density: Double, sparsity: Double
     /// Prunable weights kept, and prunable weights in all.

@@ -68,7 +68,7 @@ public enum SweepOutputs {
         let sizes = ResultRecord.sizes(parameters: summary.parameters, prunable: summary.prunable, remaining: summary.remaining)
         var record = ResultRecord(
             method: task.labels.method, options: task.labels.options, seed: task.labels.seed, round: task.labels.round,
-            targetDensity: task.labels.targetDensity,
+            targetDensity: task.labels.targetDensity, axes: task.labels.axes.isEmpty ? nil : task.labels.axes,
             density: density, sparsity: 1 - density, remainingWeights: summary.remaining, prunableWeights: summary.prunable,
             parameters: summary.parameters, sizeMBDense: sizes.dense, sizeMBSparse: sizes.sparse,
             bestValidationAccuracy: summary.bestValidationAccuracy, finalTestAccuracy: summary.finalTestAccuracy,

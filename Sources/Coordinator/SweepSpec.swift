@@ -2,8 +2,9 @@ import Foundation
 import Model
 import TaskRuntime
 
-/// A sweep: which methods, with which hyper-parameter grids, for which seeds, on which preset.
-/// Stored as JSON under `sweeps/` or built in by name.
+/// A sweep: a preset, seeds, and experiments, each one method with fixed options and a grid of
+/// axes over its options and the preset's fields; an optional sweep-wide grid over preset fields
+/// multiplies every experiment. Stored as JSON (`docs/sweeps.md`) under `sweeps/` or built in.
 public struct SweepSpec: Codable, Hashable, Sendable {
     /// The sweep's name.
     public var name: String
@@ -11,212 +12,272 @@ public struct SweepSpec: Codable, Hashable, Sendable {
     public var preset: String
     /// Run seeds.
     public var seeds: [UInt64]
-    /// Train the dense network per seed: round 0 of the Lottery Ticket, the start of Han, and the
-    /// reference every other method's accuracy drop is measured against. It is one task per
-    /// preset and seed (content-addressed), so sweeps sharing a run directory share it.
-    public var dense: Bool
-    /// Lottery Ticket prune-and-retrain rounds after the dense round (0 for none).
-    public var lotteryRounds: Int
-    /// Han fine-tunes (the first one unpruned; iterations − 1 prunes; 0 for none).
-    public var hanIterations: Int
-    /// SynFlow iteration counts and densities (the grid is their product).
-    public var synflowIterations: [Int]
-    /// SynFlow densities.
-    public var synflowDensities: [Double]
-    /// At-initialisation baselines ("random", "magnitude-at-init", "snip", "synflow").
-    public var baselines: [String]
-    /// Densities of the baselines.
-    public var baselineDensities: [Double]
-    /// Overrides of the preset's dense recipe, field by field.
+    /// What the sweep asks, in words (the file's `description`); it changes nothing that runs.
+    public var about: String?
+    /// Preset fields fixed for the whole sweep (the file's `set`; `--set FIELD=VALUE` adds to it).
     public var overrides: Overrides
+    /// Sweep-wide axes over preset fields: every experiment, the dense runs included, runs at
+    /// each point of their product.
+    public var grid: [String: [AxisValue]]
+    /// The experiments, in the file's order.
+    public var experiments: [Experiment]
 
-    /// Overridable fields of the preset (nil keeps the preset's value). In a sweep file they
-    /// are the `overrides` object; on the command line, `--set FIELD=VALUE`.
-    public struct Overrides: Codable, Hashable, Sendable {
-        /// The dataset (`cifar10`, `fashion-mnist`, `synthetic`).
-        public var dataset: String?
-        /// Network width, epochs, batch size, images used.
-        public var width: Int?, epochs: Int?, batchSize: Int?, trainLimit: Int?, testLimit: Int?, validationSize: Int?
-        /// Base learning rate, momentum and weight decay.
-        public var learningRate: Double?, momentum: Double?, weightDecay: Double?
-        /// The schedule (`cosine`, `constant`, `multistep`) and, for `multistep`, its milestones and factor.
-        public var schedule: String?, milestones: [Int]?, gamma: Double?
-        /// Random crop and flip.
-        public var augment: Bool?
-        /// GPU arithmetic (`fp32`, `tf32`); unset leaves it to the device (TF32 on GPUs).
-        public var precision: String?
-        /// Han et al.'s fine-tuning: epochs, base rate, milestones.
-        public var hanEpochs: Int?, hanLearningRate: Double?, hanMilestones: [Int]?
+    /// One method with fixed options, preset fields it sets, and a grid of axes over both.
+    public struct Experiment: Codable, Hashable, Sendable {
+        /// The method (`SweepSchema.methods`).
+        public var method: String
+        /// Fixed options of the method (keys of the experiment object besides method, grid and set).
+        public var options: [String: AxisValue]
+        /// Axes: option or preset field → the values it takes.
+        public var grid: [String: [AxisValue]]
+        /// Preset fields fixed for this experiment only.
+        public var overrides: Overrides
 
-        /// An overrides record (all nil).
-        public init() {}
-
-        private enum CodingKeys: String, CodingKey, CaseIterable {
-            case dataset, width, epochs, batchSize, trainLimit, testLimit, validationSize, learningRate, momentum, weightDecay
-            case schedule, milestones, gamma, augment, hanEpochs, hanLearningRate, hanMilestones, precision
+        /// An experiment of `method`.
+        public init(method: String, options: [String: AxisValue] = [:], grid: [String: [AxisValue]] = [:], overrides: Overrides = Overrides()) {
+            self.method = method
+            self.options = options
+            self.grid = grid
+            self.overrides = overrides
         }
 
-        /// Decodes overrides; an unknown field is an error.
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ string: String) { stringValue = string }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        /// Decodes `{"method": …, "grid": {…}, "set": {…}, OPTION: VALUE…}`; options are checked by `SweepSpec.validate`.
         public init(from decoder: any Decoder) throws {
-            try StrictKeys.refuseUnknown(CodingKeys.self, in: decoder)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            dataset = try c.decodeIfPresent(String.self, forKey: .dataset)
-            width = try c.decodeIfPresent(Int.self, forKey: .width)
-            epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
-            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
-            trainLimit = try c.decodeIfPresent(Int.self, forKey: .trainLimit)
-            testLimit = try c.decodeIfPresent(Int.self, forKey: .testLimit)
-            validationSize = try c.decodeIfPresent(Int.self, forKey: .validationSize)
-            learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate)
-            momentum = try c.decodeIfPresent(Double.self, forKey: .momentum)
-            weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay)
-            schedule = try c.decodeIfPresent(String.self, forKey: .schedule)
-            milestones = try c.decodeIfPresent([Int].self, forKey: .milestones)
-            gamma = try c.decodeIfPresent(Double.self, forKey: .gamma)
-            augment = try c.decodeIfPresent(Bool.self, forKey: .augment)
-            precision = try c.decodeIfPresent(String.self, forKey: .precision)
-            hanEpochs = try c.decodeIfPresent(Int.self, forKey: .hanEpochs)
-            hanLearningRate = try c.decodeIfPresent(Double.self, forKey: .hanLearningRate)
-            hanMilestones = try c.decodeIfPresent([Int].self, forKey: .hanMilestones)
+            let c = try decoder.container(keyedBy: Key.self)
+            method = try c.decode(String.self, forKey: Key("method"))
+            grid = try c.decodeIfPresent([String: [AxisValue]].self, forKey: Key("grid")) ?? [:]
+            overrides = try c.decodeIfPresent(Overrides.self, forKey: Key("set")) ?? Overrides()
+            var options: [String: AxisValue] = [:]
+            for key in c.allKeys where !["method", "grid", "set"].contains(key.stringValue) {
+                options[key.stringValue] = try c.decode(AxisValue.self, forKey: key)
+            }
+            self.options = options
         }
 
-        /// These overrides with `settings` (`FIELD=VALUE`, VALUE as JSON or a bare word) on top.
-        public func setting(_ settings: [String]) throws(SweepError) -> Overrides {
-            guard !settings.isEmpty else { return self }
-            var object: [String: Any]
-            do { object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:] } catch {
-                throw .invalid("overrides cannot be encoded: \(error)")
-            }
-            for setting in settings {
-                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, !parts[0].isEmpty else { throw .invalid("--set \(setting): write FIELD=VALUE, e.g. --set epochs=4") }
-                let value = (try? JSONSerialization.jsonObject(with: Data(parts[1].utf8), options: .fragmentsAllowed)) ?? parts[1]
-                object[parts[0]] = value
-            }
-            do {
-                return try JSONDecoder().decode(Overrides.self, from: JSONSerialization.data(withJSONObject: object))
-            } catch let DecodingError.dataCorrupted(context) {
-                throw .invalid("--set: field \(context.codingPath.map(\.stringValue).joined(separator: ".")) \(context.debugDescription)")
-            } catch let DecodingError.typeMismatch(_, context) {
-                throw .invalid("--set: field \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
-            } catch {
-                throw .invalid("--set: \(error)")
-            }
+        /// Encodes the same shape, leaving out an empty grid or set.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(method, forKey: Key("method"))
+            if !grid.isEmpty { try c.encode(grid, forKey: Key("grid")) }
+            if overrides != Overrides() { try c.encode(overrides, forKey: Key("set")) }
+            for (key, value) in options { try c.encode(value, forKey: Key(key)) }
         }
     }
 
-    /// A sweep; only the name, preset and seeds are required.
+    /// A sweep of `experiments`.
+    public init(name: String, preset: String, seeds: [UInt64], about: String? = nil, overrides: Overrides = Overrides(),
+                grid: [String: [AxisValue]] = [:], experiments: [Experiment]) {
+        self.name = name
+        self.about = about
+        self.preset = preset
+        self.seeds = seeds
+        self.overrides = overrides
+        self.grid = grid
+        self.experiments = experiments
+    }
+
+    /// A sweep in the terms of the first format (fixed fields per method), converted to
+    /// experiments that plan exactly the tasks that format planned.
     public init(name: String, preset: String, seeds: [UInt64], dense: Bool = false, lotteryRounds: Int = 0, hanIterations: Int = 0,
                 synflowIterations: [Int] = [], synflowDensities: [Double] = [], baselines: [String] = [],
                 baselineDensities: [Double] = [], overrides: Overrides = Overrides()) {
-        self.name = name
-        self.preset = preset
-        self.seeds = seeds
-        self.dense = dense
-        self.lotteryRounds = lotteryRounds
-        self.hanIterations = hanIterations
-        self.synflowIterations = synflowIterations
-        self.synflowDensities = synflowDensities
-        self.baselines = baselines
-        self.baselineDensities = baselineDensities
-        self.overrides = overrides
+        func numbers<T: BinaryInteger>(_ values: [T]) -> [AxisValue] { values.map { .number(Double($0)) } }
+        var experiments: [Experiment] = []
+        if dense { experiments.append(Experiment(method: "dense")) }
+        if lotteryRounds != 0 { experiments.append(Experiment(method: "lottery-ticket", options: ["rounds": .number(Double(lotteryRounds))])) }
+        if hanIterations != 0 { experiments.append(Experiment(method: "han", options: ["iterations": .number(Double(hanIterations))])) }
+        if !synflowIterations.isEmpty || !synflowDensities.isEmpty {
+            experiments.append(Experiment(method: "synflow", grid: ["density": synflowDensities.map(AxisValue.number), "iterations": numbers(synflowIterations)]))
+        }
+        for baseline in baselines where !baselineDensities.isEmpty {
+            experiments.append(Experiment(method: baseline, grid: ["density": baselineDensities.map(AxisValue.number)]))
+        }
+        self.init(name: name, preset: preset, seeds: seeds, overrides: overrides, experiments: experiments)
     }
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, preset, seeds, set, grid, experiments
+        case about = "description"
+    }
+
+    private enum LegacyKeys: String, CodingKey, CaseIterable {
         case name, preset, seeds, dense, lotteryRounds, hanIterations, synflowIterations, synflowDensities, baselines, baselineDensities, overrides
     }
 
-    /// Decodes a sweep file: missing optional fields take their defaults, unknown fields are
-    /// an error (a typo must not silently change the sweep).
+    /// Decodes a sweep file. A file of the first format (`lotteryRounds`, `synflowIterations`, …
+    /// and no `experiments`) loads as the experiments it stands for; unknown fields are an error.
     public init(from decoder: any Decoder) throws {
+        let keys = Set(try decoder.container(keyedBy: LegacyKeys.self).allKeys.map(\.stringValue))
+        let legacy = Set(LegacyKeys.allCases.map(\.stringValue)).subtracting(["name", "preset", "seeds"])
+        let probe = try decoder.container(keyedBy: CodingKeys.self)
+        if !probe.contains(.experiments), !keys.isDisjoint(with: legacy) {
+            try StrictKeys.refuseUnknown(LegacyKeys.self, in: decoder)
+            let c = try decoder.container(keyedBy: LegacyKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), preset: try c.decode(String.self, forKey: .preset),
+                      seeds: try c.decode([UInt64].self, forKey: .seeds),
+                      dense: try c.decodeIfPresent(Bool.self, forKey: .dense) ?? false,
+                      lotteryRounds: try c.decodeIfPresent(Int.self, forKey: .lotteryRounds) ?? 0,
+                      hanIterations: try c.decodeIfPresent(Int.self, forKey: .hanIterations) ?? 0,
+                      synflowIterations: try c.decodeIfPresent([Int].self, forKey: .synflowIterations) ?? [],
+                      synflowDensities: try c.decodeIfPresent([Double].self, forKey: .synflowDensities) ?? [],
+                      baselines: try c.decodeIfPresent([String].self, forKey: .baselines) ?? [],
+                      baselineDensities: try c.decodeIfPresent([Double].self, forKey: .baselineDensities) ?? [],
+                      overrides: try c.decodeIfPresent(Overrides.self, forKey: .overrides) ?? Overrides())
+            return
+        }
+        if let old = keys.intersection(legacy).sorted().first {
+            throw DecodingError.dataCorrupted(.init(codingPath: [LegacyKeys(rawValue: old) ?? LegacyKeys.name],
+                                                    debugDescription: "belongs to the first sweep format; with experiments, write it as an experiment (docs/sweeps.md, \"The first format\")"))
+        }
         try StrictKeys.refuseUnknown(CodingKeys.self, in: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), preset: try c.decode(String.self, forKey: .preset),
-                  seeds: try c.decode([UInt64].self, forKey: .seeds),
-                  dense: try c.decodeIfPresent(Bool.self, forKey: .dense) ?? false,
-                  lotteryRounds: try c.decodeIfPresent(Int.self, forKey: .lotteryRounds) ?? 0,
-                  hanIterations: try c.decodeIfPresent(Int.self, forKey: .hanIterations) ?? 0,
-                  synflowIterations: try c.decodeIfPresent([Int].self, forKey: .synflowIterations) ?? [],
-                  synflowDensities: try c.decodeIfPresent([Double].self, forKey: .synflowDensities) ?? [],
-                  baselines: try c.decodeIfPresent([String].self, forKey: .baselines) ?? [],
-                  baselineDensities: try c.decodeIfPresent([Double].self, forKey: .baselineDensities) ?? [],
-                  overrides: try c.decodeIfPresent(Overrides.self, forKey: .overrides) ?? Overrides())
+                  seeds: try c.decode([UInt64].self, forKey: .seeds), about: try c.decodeIfPresent(String.self, forKey: .about),
+                  overrides: try c.decodeIfPresent(Overrides.self, forKey: .set) ?? Overrides(),
+                  grid: try c.decodeIfPresent([String: [AxisValue]].self, forKey: .grid) ?? [:],
+                  experiments: try c.decodeIfPresent([Experiment].self, forKey: .experiments) ?? [])
     }
 
-    /// The built-in sweeps by name.
+    /// Encodes the current format (an empty `set` or `grid` left out).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(preset, forKey: .preset)
+        try c.encode(seeds, forKey: .seeds)
+        try c.encodeIfPresent(about, forKey: .about)
+        if overrides != Overrides() { try c.encode(overrides, forKey: .set) }
+        if !grid.isEmpty { try c.encode(grid, forKey: .grid) }
+        try c.encode(experiments, forKey: .experiments)
+    }
+
+    /// The experiments and axes in one line, for the report: "learningRate ∈ {0.1, 0.05} × dense; synflow density=0.2 iterations ∈ {1, 10}".
+    public var outline: String {
+        func axes(_ grid: [String: [AxisValue]]) -> [String] {
+            grid.sorted { $0.key < $1.key }.map { "\($0.key) ∈ {\($0.value.map(\.description).joined(separator: ", "))}" }
+        }
+        let each = experiments.map { experiment in
+            ([experiment.method] + experiment.options.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + axes(experiment.grid))
+                .joined(separator: " ")
+        }
+        return (axes(grid) + [each.joined(separator: "; ")]).joined(separator: " × ")
+    }
+
+    /// The built-in sweeps by name; `sweeps/NAME.json` holds each as a file (a test keeps them equal).
     public static let builtIn: [String: SweepSpec] = [
-        "synflow-iters": SweepSpec(name: "synflow-iters", preset: "quick", seeds: [42, 43, 44], dense: true,
-                                   synflowIterations: [1, 10, 20, 100], synflowDensities: [0.1, 0.05, 0.01]),
-        "seeds": SweepSpec(name: "seeds", preset: "paper", seeds: [42, 43, 44], dense: true, lotteryRounds: 9, hanIterations: 7),
-        "baselines": SweepSpec(name: "baselines", preset: "quick", seeds: [42, 43, 44], dense: true,
-                               baselines: ["random", "magnitude-at-init", "snip", "synflow"], baselineDensities: [0.1, 0.05, 0.01]),
+        "synflow-iters": SweepSpec(name: "synflow-iters", preset: "quick", seeds: [42, 43, 44], experiments: [
+            Experiment(method: "dense"),
+            Experiment(method: "synflow", grid: ["iterations": [1, 10, 20, 100].map(AxisValue.number), "density": [0.1, 0.05, 0.01].map(AxisValue.number)]),
+        ]),
+        "seeds": SweepSpec(name: "seeds", preset: "paper", seeds: [42, 43, 44], experiments: [
+            Experiment(method: "dense"),
+            Experiment(method: "lottery-ticket", options: ["rounds": .number(9)]),
+            Experiment(method: "han", options: ["iterations": .number(7)]),
+        ]),
+        "baselines": SweepSpec(name: "baselines", preset: "quick", seeds: [42, 43, 44], experiments: [Experiment(method: "dense")] +
+            ["random", "magnitude-at-init", "snip", "synflow"].map { Experiment(method: $0, grid: ["density": [0.1, 0.05, 0.01].map(AxisValue.number)]) }),
     ]
+
+    /// The sweep `name` names: a file, else `sweeps/NAME.json` in the working directory, else a built-in.
+    public static func named(_ name: String) throws(SweepError) -> SweepSpec {
+        if FileManager.default.fileExists(atPath: name) { return try load(URL(fileURLWithPath: name)) }
+        let shipped = "sweeps/\(name).json"
+        if !name.contains("/"), FileManager.default.fileExists(atPath: shipped) { return try load(URL(fileURLWithPath: shipped)) }
+        if let builtIn = builtIn[name] { return builtIn }
+        throw .invalid("sweep \(name.debugDescription) is neither a file, nor sweeps/\(name).json here, nor a built-in (\(builtIn.keys.sorted().joined(separator: ", ")))")
+    }
 
     /// Reads a sweep file; every problem names the file and the field.
     public static func load(_ url: URL) throws(SweepError) -> SweepSpec {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw .invalid("cannot read sweep file \(url.path): \(error.localizedDescription)") }
-        do { return try JSONDecoder().decode(SweepSpec.self, from: data) } catch {
+        let spec: SweepSpec
+        do { spec = try JSONDecoder().decode(SweepSpec.self, from: data) } catch {
             throw .invalid(StrictKeys.explain(error, file: url, kind: "sweep file"))
         }
+        do { try spec.validate() } catch { throw .invalid("\(url.path): \(error)") }
+        return spec
     }
 
-    /// The preset with the overrides applied, after checking every field.
+    /// The preset with the sweep-wide `set` applied (each experiment point adds its own fields), after checking the sweep.
     public func resolvedPreset() throws(SweepError) -> Preset {
-        guard var preset = Preset.builtIn[preset] else {
+        try validate()
+        return try base()
+    }
+
+    /// The preset with the sweep-wide `set` applied.
+    func base() throws(SweepError) -> Preset {
+        guard let preset = Preset.builtIn[preset] else {
             throw .invalid("preset \(self.preset.debugDescription) is unknown; use one of \(Preset.builtIn.keys.sorted().joined(separator: ", "))")
         }
-        let o = overrides
-        if let v = o.dataset {
-            guard let dataset = TrainingConfig.Dataset(rawValue: v) else {
-                throw .invalid("overrides: dataset \(v.debugDescription) is not one of \(TrainingConfig.Dataset.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            preset.training.dataset = dataset
-            if dataset != .synthetic { preset.training.synthetic = nil }
-        }
-        if let v = o.width { preset.training.width = v }
-        if let v = o.epochs { preset.training.epochs = v }
-        if let v = o.batchSize { preset.training.batchSize = v }
-        if let v = o.trainLimit { preset.training.trainLimit = v }
-        if let v = o.testLimit { preset.training.testLimit = v }
-        if let v = o.validationSize { preset.training.validationSize = v }
-        if let v = o.learningRate { preset.training.learningRate = v }
-        if let v = o.momentum { preset.training.optimizer.momentum = Float(v) }
-        if let v = o.weightDecay { preset.training.optimizer.weightDecay = Float(v) }
-        if let v = o.augment { preset.training.augment = v }
-        if let v = o.precision {
-            guard let precision = Precision(rawValue: v) else {
-                throw .invalid("overrides: precision \(v.debugDescription) is not one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            preset.training.precision = precision
-        }
-        switch o.schedule {
-        case nil: break
-        case "cosine": preset.training.schedule = .cosine
-        case "constant": preset.training.schedule = .constant
-        case "multistep": preset.training.schedule = .multiStep(milestones: o.milestones ?? [], gamma: o.gamma ?? 0.2)
-        case let other?: throw .invalid("overrides: schedule \(other.debugDescription) is not one of cosine, constant, multistep")
-        }
-        if o.schedule != "multistep" && (o.milestones != nil || o.gamma != nil) {
-            throw .invalid("overrides: milestones and gamma need schedule multistep")
-        }
-        if let v = o.hanEpochs { preset.hanEpochs = v }
-        if let v = o.hanLearningRate { preset.hanLearningRate = v }
-        if let v = o.hanMilestones { preset.hanMilestones = v }
-        guard preset.hanEpochs >= 1, preset.hanLearningRate > 0 else { throw .invalid("overrides: hanEpochs must be ≥ 1 and hanLearningRate > 0") }
-        do { try preset.training.validate() } catch { throw .invalid("overrides: \(error)") }
+        return try overrides.applied(to: preset, context: "set")
+    }
+
+    /// Checks every key and value of the sweep against `SweepSchema`; the message names the
+    /// experiment, the key, and the valid choices. Recipes and duplicates are checked when planning.
+    public func validate() throws(SweepError) {
         guard !seeds.isEmpty else { throw .invalid("seeds is empty: a sweep needs at least one seed") }
-        guard lotteryRounds >= 0, hanIterations >= 0 else { throw .invalid("lotteryRounds and hanIterations must be ≥ 0") }
-        for density in synflowDensities + baselineDensities where !(density > 0 && density <= 1) {
-            throw .invalid("density \(density) must be a fraction kept in (0, 1], not a percentage")
+        guard Set(seeds).count == seeds.count else { throw .invalid("seeds lists a seed twice: \(seeds.map(String.init).joined(separator: ", "))") }
+        guard !experiments.isEmpty else {
+            throw .invalid("experiments is empty: add at least one, e.g. {\"method\": \"dense\"} (methods: \(SweepSchema.methods.keys.sorted().joined(separator: ", ")))")
         }
-        for iterations in synflowIterations where !(1...1000).contains(iterations) {
-            throw .invalid("synflowIterations \(iterations) must be in 1...1000")
+        let fields = SweepSchema.presetFields
+        let fieldList = fields.keys.sorted().joined(separator: ", ")
+        func checkAxis(_ context: String, _ key: String, _ values: [AxisValue], _ kind: SweepSchema.Kind) throws(SweepError) {
+            guard kind != .list else { throw .invalid("\(context): grid.\(key) cannot be an axis (a list-valued field); fix it with \"set\"") }
+            guard !values.isEmpty else { throw .invalid("\(context): grid.\(key) has no values; give at least one") }
+            for value in values where !kind.accepts(value) {
+                throw .invalid("\(context): \(key) \(SweepSchema.written(value)) must be \(kind.requirement)")
+            }
+            if let twice = values.first(where: { value in values.filter { $0 == value }.count > 1 }) {
+                throw .invalid("\(context): grid.\(key) lists \(SweepSchema.written(twice)) twice")
+            }
         }
-        let known: Set = ["random", "magnitude-at-init", "snip", "synflow"]
-        if let unknown = baselines.first(where: { !known.contains($0) }) {
-            throw .invalid("baselines: \(unknown.debugDescription) is not one of \(known.sorted().joined(separator: ", "))")
+        for (key, values) in grid.sorted(by: { $0.key < $1.key }) {
+            guard let kind = fields[key] else {
+                throw .invalid("grid: \(key.debugDescription) is not a preset field (\(fieldList)); vary a method's options in its experiment's grid")
+            }
+            guard !overrides.isSet(key) else { throw .invalid("grid: \(key) is both set and a sweep-wide axis; keep one") }
+            try checkAxis("grid", key, values, kind)
         }
-        return preset
+        _ = try base()
+        for (index, experiment) in experiments.enumerated() {
+            guard let method = SweepSchema.methods[experiment.method] else {
+                throw .invalid("experiments[\(index)]: method \(experiment.method.debugDescription) is unknown; use one of \(SweepSchema.methods.keys.sorted().joined(separator: ", "))")
+            }
+            let context = "experiments[\(index)] (\(experiment.method))"
+            let optionList = method.options.isEmpty ? "it has no options" : "its options: \(method.options.keys.sorted().joined(separator: ", "))"
+            for (key, value) in experiment.options.sorted(by: { $0.key < $1.key }) {
+                guard let kind = method.options[key] else {
+                    let hint = fields[key] != nil ? "; a preset field goes in \"set\" or \"grid\"" : ""
+                    throw .invalid("\(context): \(key.debugDescription) is not an option of \(experiment.method) (\(optionList))\(hint)")
+                }
+                guard kind.accepts(value) else { throw .invalid("\(context): \(key) \(SweepSchema.written(value)) must be \(kind.requirement)") }
+                if experiment.grid[key] != nil { throw .invalid("\(context): \(key) is both fixed and in the grid; keep one") }
+            }
+            for (key, values) in experiment.grid.sorted(by: { $0.key < $1.key }) {
+                guard let kind = method.options[key] ?? fields[key] else {
+                    throw .invalid("\(context): grid.\(key) is neither an option of \(experiment.method) (\(optionList)) nor a preset field (\(fieldList))")
+                }
+                if method.options[key] == nil {
+                    if grid[key] != nil { throw .invalid("\(context): grid.\(key) is also a sweep-wide axis; vary it in one place") }
+                    if experiment.overrides.isSet(key) { throw .invalid("\(context): \(key) is both set and in the grid; keep one") }
+                }
+                try checkAxis(context, key, values, kind)
+            }
+            for key in SweepSchema.presetFields.keys.sorted() where experiment.overrides.isSet(key) && grid[key] != nil {
+                throw .invalid("\(context): set.\(key) would fix the sweep-wide axis \(key); vary it in one place")
+            }
+            for key in method.required where experiment.options[key] == nil && experiment.grid[key] == nil {
+                throw .invalid("\(context): \(key) is missing; give it (\(method.options[key]?.requirement ?? "")) or vary it in the grid")
+            }
+        }
     }
 }

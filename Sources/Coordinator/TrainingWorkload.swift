@@ -10,8 +10,8 @@ struct TrainingWorkload: Hashable, Sendable {
     let key: String
     /// Training images per epoch (the split after validation, within `trainLimit`).
     let imagesPerEpoch: Double
-    /// Epochs of the whole run (a resumed run still ends at this epoch).
-    let epochs: Int
+    /// The epoch the run ends after (a resumed run still ends there), and the one it starts after (late rewinding).
+    let epochs: Int, startEpoch: Int
 
     /// The workload of a training task; nil for initialise and prune steps, which take
     /// seconds and are never held back or backed up.
@@ -30,13 +30,14 @@ struct TrainingWorkload: Hashable, Sendable {
         }
         let images = min(available, config.trainLimit ?? available)
         imagesPerEpoch = Double(max(1, images))
-        epochs = config.epochs
+        epochs = config.lastEpoch
+        startEpoch = config.startEpoch
         let side = config.inputShape.side
         key = "\(config.dataset.rawValue) width \(config.width) \(side)px batch \(config.batchSize)\(config.precision.map { " \($0.rawValue)" } ?? "")"
     }
 
     /// Images left to train after `epochsDone` epochs.
     func imagesLeft(after epochsDone: Int) -> Double {
-        Double(max(0, epochs - epochsDone)) * imagesPerEpoch
+        Double(max(0, epochs - max(epochsDone, startEpoch))) * imagesPerEpoch
     }
 }

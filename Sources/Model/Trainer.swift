@@ -105,14 +105,14 @@ public final class Trainer {
     }
 
     /// Whether every epoch is done.
-    public var isFinished: Bool { progress.completedEpochs >= config.epochs }
+    public var isFinished: Bool { progress.completedEpochs >= config.lastEpoch }
     /// Every finished epoch's metrics.
     public var history: [EpochMetrics] { progress.history }
 
     /// Trains until `stopAfterEpoch` (default: the last epoch), checkpointing each epoch, and
     /// writes the final files when the run is complete.
     public func run(stopAfterEpoch: Int? = nil) throws(ModelError) {
-        let lastEpoch = Swift.min(stopAfterEpoch ?? config.epochs, config.epochs)
+        let lastEpoch = Swift.min(stopAfterEpoch ?? config.lastEpoch, config.lastEpoch)
         while progress.completedEpochs < lastEpoch {
             let metrics = try trainEpoch()
             log(Self.describe(metrics, of: config.epochs))

@@ -45,6 +45,10 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
     /// training runs epochs K+1…epochs with the learning-rate schedule and the data order
     /// fast-forwarded to epoch K+1 and a fresh optimiser. 0 starts at the beginning.
     public var startEpoch: Int
+    /// The last epoch this run trains, when it is the first part of a longer one: θK for late
+    /// rewinding is the recipe's epochs 1…K (the schedule still spans `epochs`). nil trains to
+    /// `epochs`. Left out of the canonical JSON when nil, so earlier configurations keep their identity.
+    public var stopEpoch: Int?
     /// The GPU arithmetic (`fp32` or `tf32`); nil leaves it to the device (TF32 on a GPU). The
     /// CPU always computes in fp32. Left out of the canonical JSON when nil, so configurations
     /// written before the field existed keep their identity.
@@ -71,7 +75,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
                 learningRate: Double = 0.1, schedule: LearningRateSchedule = .multiStep(milestones: [60, 120, 160], gamma: 0.2),
                 optimizer: SGD = SGD(), augment: Bool = true, validationSize: Int = 5000,
                 trainLimit: Int? = nil, testLimit: Int? = nil, synthetic: SyntheticShape? = nil, seed: UInt64 = 0, startEpoch: Int = 0,
-                precision: Precision? = nil) {
+                precision: Precision? = nil, stopEpoch: Int? = nil) {
         self.dataset = dataset
         self.width = width
         self.epochs = epochs
@@ -87,7 +91,11 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
         self.seed = seed
         self.startEpoch = startEpoch
         self.precision = precision
+        self.stopEpoch = stopEpoch
     }
+
+    /// The epoch the run ends after: `stopEpoch`, else `epochs`.
+    public var lastEpoch: Int { stopEpoch ?? epochs }
 
     /// Checks every field, naming the first that cannot work.
     public func validate() throws(ModelError) {
@@ -99,6 +107,9 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
             throw .invalidConfiguration("momentum and weightDecay must be ≥ 0, got \(optimizer.momentum) and \(optimizer.weightDecay)")
         }
         guard startEpoch >= 0, startEpoch < epochs else { throw .invalidConfiguration("startEpoch must be in 0..<epochs (\(epochs)), got \(startEpoch)") }
+        if let stopEpoch, !(startEpoch < stopEpoch && stopEpoch <= epochs) {
+            throw .invalidConfiguration("stopEpoch must be in \(startEpoch + 1)...\(epochs) (after startEpoch, within epochs), got \(stopEpoch)")
+        }
         guard validationSize >= 0 else { throw .invalidConfiguration("validationSize must be ≥ 0, got \(validationSize)") }
         if case .multiStep(let milestones, let gamma) = schedule {
             guard milestones == milestones.sorted(), milestones.allSatisfy({ $0 >= 1 }), gamma > 0 else {

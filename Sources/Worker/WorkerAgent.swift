@@ -226,7 +226,7 @@ public final class WorkerAgent: Sendable {
             for hash in Set(inputs.values).union(checkpoint.map { [$0] } ?? []) { try fetch(hash) }
             let dataDirectory = try dataset(assignment.datasetFiles ?? [:])
             log.debug("start \(task.summary) (attempt \(assignment.attempt))\(checkpoint == nil ? "" : ", resuming from the coordinator's checkpoint")")
-            let epochs = if case .train(let config) = task.step { config.epochs } else { 0 }
+            let epochs = if case .train(let config) = task.step { config.lastEpoch } else { 0 }
             let clock = Date()
             let output = try runner.run(task, inputs: inputs, checkpoint: checkpoint, dataDirectory: dataDirectory, onEpoch: { [self] metrics, checkpoint in
                 upload(checkpoint)

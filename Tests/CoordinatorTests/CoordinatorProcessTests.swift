@@ -67,7 +67,7 @@ import Testing
         let run = directory.appendingPathComponent("run")
         let result = try Self.run(["--sweep", file.path, "--run-dir", run.path, "--threads", "1"])
         #expect(result.status != 0)
-        #expect(result.errors.contains("density 5.0"), "\(result.errors)")
+        #expect(result.errors.contains("experiments[0] (synflow): density 5 must be a fraction kept in (0, 1]"), "\(result.errors)")
         #expect(!FileManager.default.fileExists(atPath: run.path))
 
         let presetCases: [([String], String)] = [

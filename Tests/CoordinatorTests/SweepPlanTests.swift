@@ -58,11 +58,9 @@ import Testing
         #expect { try load(#"{"name":"x","preset":"quick"}"#) } throws: { "\($0)".contains("seeds") }
         #expect { try load(#"{"name":"x","preset":"quick","seeds":[1],"synflowIteration":[1]}"#) } throws: { "\($0)".contains("synflowIteration") }
         #expect { try load(#"{"name":"x","preset":"quick","seeds":"42"}"#) } throws: { "\($0)".contains("seeds") }
-        let bad = try load(#"{"name":"x","preset":"quick","seeds":[1],"synflowIterations":[10],"synflowDensities":[95]}"#)
-        #expect { try bad.resolvedPreset() } throws: { "\($0)".contains("95") }
-        let unknown = try load(#"{"name":"x","preset":"huge","seeds":[1]}"#)
-        #expect { try unknown.resolvedPreset() } throws: { "\($0)".contains("huge") }
-        var zeroEpochs = try load(#"{"name":"x","preset":"smoke","seeds":[1]}"#)
+        #expect { try load(#"{"name":"x","preset":"quick","seeds":[1],"synflowIterations":[10],"synflowDensities":[95]}"#) } throws: { "\($0)".contains("95") }
+        #expect { try load(#"{"name":"x","preset":"huge","seeds":[1],"experiments":[{"method":"dense"}]}"#) } throws: { "\($0)".contains("huge") }
+        var zeroEpochs = try load(#"{"name":"x","preset":"smoke","seeds":[1],"experiments":[{"method":"dense"}]}"#)
         zeroEpochs.overrides.epochs = 0
         #expect { try zeroEpochs.resolvedPreset() } throws: { "\($0)".contains("epochs") }
     }

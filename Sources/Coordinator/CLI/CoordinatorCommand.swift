@@ -16,7 +16,7 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, figures, report.md and report.html.",
         version: "commit \(BuildInfo.current)",
-        subcommands: [RunSweep.self, Status.self, WriteReport.self, Keygen.self],
+        subcommands: [RunSweep.self, PlanSweep.self, Status.self, WriteReport.self, Keygen.self],
         defaultSubcommand: RunSweep.self)
 
     /// SIGTERM and SIGINT stop the coordinator whatever its parent blocked (`StopSignals`).
@@ -33,8 +33,9 @@ struct RunSweep: ParsableCommand {
         abstract: "Runs a sweep on the workers of cluster.json and writes results, aggregate and report; rerun to resume.",
         discussion: "Without cluster.json the coordinator starts 2 local workers × 1 thread. --in-process runs the same tasks one after another in this process instead, without workers.")
 
-    @Option(help: "A built-in sweep (\(SweepSpec.builtIn.keys.sorted().joined(separator: ", "))) or a sweep JSON file.")
+    @Option(help: "A sweep JSON file, a sweep under sweeps/ by name, or a built-in (\(SweepSpec.builtIn.keys.sorted().joined(separator: ", "))); docs/sweeps.md.")
     var sweep: String
+    @Flag(help: "Run a sweep of more than \(RunSweep.confirmAbove) trainings (coordinator plan shows the count first).") var yes = false
     @Option(help: "Run directory (default runs/SWEEP).") var runDir: String?
     @Flag(help: "Accept a changed sweep on an existing run directory and add its new tasks.") var extend = false
     @Option(help: "Override the preset (paper, quick, smoke).") var preset: String?
@@ -57,6 +58,9 @@ struct RunSweep: ParsableCommand {
     @Option(help: ArgumentHelp("The most tasks at once for a worker this coordinator did not start (--connect, manual hosts); a hello claiming more gets this many (default: its GPUs × its host's slotsPerGPU, 1 on a CPU). Launched workers run 1 each.", valueName: "N"))
     var maxWorkerSlots: Int?
 
+    /// Trainings above which a sweep runs only with `--yes`.
+    static let confirmAbove = 2000
+
     func validate() throws {
         if let maxWorkerSlots, maxWorkerSlots < 1 { throw ValidationError("--max-worker-slots must be at least 1, got \(maxWorkerSlots)") }
         guard noDashboard || (try? DashboardAddress(dashboard)) != nil else { throw ValidationError("\(DashboardError.invalidAddress(dashboard))") }
@@ -64,17 +68,11 @@ struct RunSweep: ParsableCommand {
 
     func run() throws {
         do {
-            var spec: SweepSpec
-            if let builtIn = SweepSpec.builtIn[sweep] {
-                spec = builtIn
-            } else if FileManager.default.fileExists(atPath: sweep) {
-                spec = try SweepSpec.load(URL(fileURLWithPath: sweep))
-            } else {
-                throw SweepError.invalid("sweep \(sweep.debugDescription) is neither a built-in (\(SweepSpec.builtIn.keys.sorted().joined(separator: ", "))) nor a file")
+            let (spec, plan) = try planSweep(sweep, preset: preset, settings: settings)
+            let trainings = plan.tasks.filter { if case .train = $0.step { true } else { false } }.count
+            if trainings > Self.confirmAbove && !yes {
+                throw SweepError.invalid("the sweep plans \(trainings) trainings, more than \(Self.confirmAbove); look at coordinator plan \(sweep) and pass --yes to run it")
             }
-            if let preset { spec.preset = preset }
-            spec.overrides = try spec.overrides.setting(settings)
-            let plan = try SweepPlan(spec)
             let dataDirectory = dataDir.map { URL(fileURLWithPath: $0) }
             do {
                 _ = try spec.resolvedPreset().training.dataset.files(in: dataDirectory)
@@ -271,6 +269,14 @@ struct Keygen: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// The sweep `name` names (`SweepSpec.named`) with the command line's preset and `--set` fields, and its plan.
+func planSweep(_ name: String, preset: String?, settings: [String]) throws(SweepError) -> (SweepSpec, SweepPlan) {
+    var spec = try SweepSpec.named(name)
+    if let preset { spec.preset = preset }
+    spec.overrides = try spec.overrides.setting(settings)
+    return (spec, try SweepPlan(spec))
+}
 
 /// One line to standard output, at once (stdout is block-buffered in pipes and files).
 /// The journal of the run directory `runDir`; exit status 2, with a line saying so, when it

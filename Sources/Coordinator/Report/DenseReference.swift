@@ -5,11 +5,20 @@ import Foundation
 public struct DenseReference: Sendable, Equatable {
     /// The dense row's accuracy statistics.
     public var accuracy: SeedStatistics
+    /// Every dense row (one per recipe when the sweep varies preset fields).
+    public var rows: [AggregateRow]
 
-    /// The reference from the aggregate's dense row; nil when the sweep has no dense run.
+    /// The reference from the aggregate's dense rows (the band is the first); nil when the sweep has no dense run.
     public init?(rows: [AggregateRow]) {
-        guard let dense = rows.first(where: { $0.method == "dense" }) else { return nil }
-        accuracy = dense.accuracy
+        let dense = rows.filter { $0.method == "dense" }
+        guard let first = dense.first else { return nil }
+        accuracy = first.accuracy
+        self.rows = dense
+    }
+
+    /// The dense row of `row`'s recipe: the one whose axes `row` has with equal values, else the first.
+    func dense(for row: AggregateRow) -> AggregateRow? {
+        rows.first { dense in (dense.axes ?? [:]).allSatisfy { row.axes?[$0.key] == $0.value } } ?? rows.first
     }
 
     /// The band: mean ± 95% interval, clipped to the accuracies that exist.
@@ -20,5 +29,5 @@ public struct DenseReference: Sendable, Equatable {
     }
 
     /// How far `row` falls below dense, in percentage points (negative: above it).
-    public func drop(of row: AggregateRow) -> Double { 100 * (accuracy.mean - row.accuracy.mean) }
+    public func drop(of row: AggregateRow) -> Double { 100 * ((dense(for: row)?.accuracy.mean ?? accuracy.mean) - row.accuracy.mean) }
 }

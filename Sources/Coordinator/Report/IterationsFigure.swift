@@ -3,7 +3,14 @@ import Foundation
 extension ReportFigure {
     /// The question of the `synflow-iters` sweep: how many SynFlow iterations T each density
     /// needs. Accuracy against T on a log axis, one line per target density.
+    /// Whether this figure says all about SynFlow's iterations: no SynFlow row varies another
+    /// axis. Otherwise the axis figure draws iterations, one line per combination of the others.
+    static func drawsIterations(_ rows: [AggregateRow]) -> Bool {
+        rows.filter { $0.method == "synflow" }.allSatisfy { Set(($0.axes ?? [:]).keys).isSubset(of: ["iterations"]) }
+    }
+
     static func iterations(_ rows: [AggregateRow]) -> ReportFigure? {
+        guard drawsIterations(rows) else { return nil }
         let synflow = rows.compactMap { row -> (iterations: Double, row: AggregateRow)? in
             guard row.method == "synflow", row.options.hasPrefix("T="), let t = Double(row.options.dropFirst(2)), t > 0 else { return nil }
             return (t, row)

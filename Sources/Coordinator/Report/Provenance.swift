@@ -37,6 +37,7 @@ public struct Provenance: Sendable {
         var facts: [(label: String, value: String)] = [
             ("Sweep", "\(sweep.name): \(records.count) of \(planned.count) training results"),
             ("Preset", preset.name + (overrides.isEmpty ? " (no field overridden)" : "; overridden: " + overrides.joined(separator: ", "))),
+            ("Experiments", sweep.outline),
             ("Dataset", "\(training.dataset.rawValue): \(Self.sizes(training)); ResNet18 width \(training.width)"),
             ("Epochs", "\(training.epochs) (\(Self.describe(training.schedule)) schedule, learning rate \(training.learningRate), batch \(training.batchSize))"
                 + (planned.contains { $0.method == "han" } ? "; Han fine-tunes \(preset.hanEpochs) at learning rate \(preset.hanLearningRate)" : "")),
@@ -114,6 +115,7 @@ public struct Provenance: Sendable {
         var builtIn = SweepSpec.builtIn[sweep.name]
         builtIn?.preset = sweep.preset
         builtIn?.overrides = sweep.overrides
+        builtIn?.about = sweep.about
         if builtIn == sweep, let original = SweepSpec.builtIn[sweep.name] {
             arguments.append(sweep.name)
             if sweep.preset != original.preset { arguments += ["--preset", sweep.preset] }

@@ -13,9 +13,10 @@ public struct ReportFigure: Sendable {
 
     /// The figures `rows` support: accuracy against density for any pruned rows; against
     /// SynFlow's iterations when there are several; against Lottery Ticket round and Han
-    /// iteration when either ran; and methods side by side when several at-init methods ran.
+    /// iteration when either ran; methods side by side when several at-init methods ran; and
+    /// accuracy against every numeric sweep axis with three values or more (`axes`).
     public static func all(rows: [AggregateRow]) -> [ReportFigure] {
-        [density(rows), iterations(rows), rounds(rows), methods(rows)].compactMap { $0 }
+        densityFigures(rows) + [iterations(rows), rounds(rows), methods(rows)].compactMap { $0 } + axes(rows)
     }
 
     /// A mean accuracy with its 95% interval clipped to [0, 1], at `x`.
@@ -42,8 +43,12 @@ public struct ReportFigure: Sendable {
     /// A density's compression ratio (dense weights per kept weight), e.g. "20×".
     static func ratio(_ density: Double) -> String { String(format: "%g×", (10 / density).rounded() / 10) }
 
-    /// The series' label: method, and options when it has any.
-    static func name(_ row: AggregateRow) -> String { row.options.isEmpty ? row.method : "\(row.method) \(row.options)" }
+    /// The series' label: method, options when it has any, and the row's sweep axes but those the options already name.
+    static func name(_ row: AggregateRow) -> String {
+        let axes = (row.axes ?? [:]).filter { axis in !row.options.split(separator: " ").contains { namesAxis($0, axis.key) } }
+        return ([row.method] + (row.options.isEmpty ? [] : [row.options]) + axes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+            .joined(separator: " ")
+    }
 
     /// Orders names with their numbers as numbers, so T=20 comes before T=100.
     static func numericOrder(_ a: String, _ b: String) -> Bool { a.compare(b, options: .numeric) == .orderedAscending }
