@@ -119,7 +119,7 @@ import TaskRuntime
                     let results = plan.tasks.filter { $0.labels.reported && $0.labels.method == method }
                     // The number of rounds and the density are fields of their own, not axes of the tasks.
                     let distinct = switch option {
-                    case "rounds", "iterations" where method == "han": Set(results.map { AxisValue.number(Double($0.labels.round)) }).count
+                    case _ where option == "rounds" || option == "iterations" && method == "han": Set(results.map { AxisValue.number(Double($0.labels.round)) }).count
                     case "density": Set(results.compactMap { $0.labels.targetDensity.map(AxisValue.number) }).count
                     default: Set(results.compactMap { $0.labels.axes[option] }).count
                     }
