@@ -82,6 +82,9 @@ public struct StepRunner: Sendable {
             let trainer = try Trainer(config: config, data: data, directory: run, initialState: initial, masks: masks, device: device, log: log)
             log("train runs on \(trainer.engine.deviceName) in \(trainer.engine.precisionName)")
             var reported = trainer.history.count
+            // A checkpoint of the last epoch: the earlier attempt trained to the end but its
+            // result never reached the coordinator, so only the final files are left to write.
+            if trainer.isFinished { try trainer.run() }
             while !trainer.isFinished {
                 if isCancelled() { throw SweepError.cancelled(task.id) }
                 try trainer.run(stopAfterEpoch: reported + 1)
