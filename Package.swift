@@ -42,10 +42,13 @@ let package = Package(
             name: "BuildStamp",
             plugins: ["BuildStampPlugin"]
         ),
+        // The 3×3 stride-1 convolution without im2col, in C for per-function AVX2/AVX-512
+        // code chosen at run time (Swift compiles for baseline x86-64).
+        .target(name: "DirectConvolution"),
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CZlib",
+                "CBLAS", "CZlib", "DirectConvolution",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

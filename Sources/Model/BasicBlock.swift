@@ -2,7 +2,8 @@
 /// where the shortcut is the identity or, when the stride or width changes, a 1×1
 /// convolution followed by BatchNorm (`shortcut.0`, `shortcut.1` in PyTorch's names).
 ///
-/// The block's output is written over bn2's output (nothing reads that afterwards), and its
+/// bn2 adds the shortcut and rectifies in its own pass, so the block's output is bn2's output
+/// buffer (nothing reads bn2's plain output afterwards), and its
 /// backward pass works in two gradient buffers that the network lends it, so it holds no
 /// gradient memory between steps.
 public final class BasicBlock {
@@ -39,11 +40,10 @@ public final class BasicBlock {
     /// Runs the block on `x`.
     public func forward(_ x: FeatureMap, training: Bool) -> FeatureMap {
         let a = bn1.forward(conv1.forward(x), training: training)
-        let b = bn2.forward(conv2.forward(a), training: training)
         let skip = shortcut.map { $0.bn.forward($0.conv.forward(x), training: training) } ?? x
-        ReLU.addForward(b.data, skip.data, into: b.data, count: b.count)
-        savedOutput = b
-        return b
+        let y = bn2.forward(conv2.forward(a), training: training, residual: skip)
+        savedOutput = y
+        return y
     }
 
     /// Back-propagates `∂L/∂out` through both paths and returns `∂L/∂x`, stored in `output`;

@@ -50,39 +50,49 @@ public final class BatchNorm2d {
     /// Normalises `x`; in training mode also updates the running statistics and keeps what
     /// `backward` needs: the input itself (its producer leaves it untouched until its next
     /// forward), the batch mean and 1/σ, so the normalised values need no buffer of their own.
-    public func forward(_ x: FeatureMap, training: Bool) -> FeatureMap {
+    ///
+    /// With `residual`, the output is `max(bn(x) + residual, 0)`: the residual block's sum and
+    /// final ReLU in the same pass, rounded exactly as the three steps apart.
+    public func forward(_ x: FeatureMap, training: Bool, residual: FeatureMap? = nil) -> FeatureMap {
         precondition(x.channels == channels, "\(weight.name): \(x.channels) channels, expected \(channels)")
+        precondition(residual.map { $0.channels == channels && $0.plane == x.plane } ?? true, "\(weight.name): residual has the wrong shape")
+        let skip = residual.map { UnsafePointer($0.data) }
         let y = x.sameShape(at: output.reserve(x.count))
         let m = x.plane
         savedInput = training ? x : nil
         let gamma = weight.value.pointer, beta = bias.value.pointer
         let mean = runningMean.pointer, variance = runningVar.pointer, batchMean = batchMean, invStd = inverseStd
         let relu = appliesReLU, eps = epsilon, mom = momentum
-        Parallel.forEachRange(channels) { range in
-            for c in range {
-                let row = UnsafePointer(x.data + c * m), out = y.data + c * m
-                let mu: Float, istd: Float
-                if training {
-                    let moments = sumAndSumOfSquares(row, count: m)
-                    let mean64 = moments.sum / Double(m)
-                    let squared = Swift.max(0, moments.sumOfSquares - moments.sum * mean64)
-                    let biased = squared / Double(m)
-                    let unbiased = m > 1 ? squared / Double(m - 1) : biased
-                    mu = Float(mean64)
-                    istd = Float(1 / (biased + Double(eps)).squareRoot())
-                    batchMean[c] = mu
-                    invStd[c] = istd
-                    mean[c] = (1 - mom) * mean[c] + mom * Float(mean64)
-                    variance[c] = (1 - mom) * variance[c] + mom * Float(unbiased)
-                } else {
-                    mu = mean[c]
-                    istd = 1 / (variance[c] + eps).squareRoot()
-                }
-                let scale = gamma[c] * istd, shift = beta[c] - mu * gamma[c] * istd
-                if relu {
-                    for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift, 0) }
-                } else {
-                    for i in 0..<m { out[i] = row[i] * scale + shift }
+        StepProfile.measure(.batchNormForward) {
+            Parallel.forEachRange(channels) { range in
+                for c in range {
+                    let row = UnsafePointer(x.data + c * m), out = y.data + c * m
+                    let mu: Float, istd: Float
+                    if training {
+                        let moments = sumAndSumOfSquares(row, count: m)
+                        let mean64 = moments.sum / Double(m)
+                        let squared = Swift.max(0, moments.sumOfSquares - moments.sum * mean64)
+                        let biased = squared / Double(m)
+                        let unbiased = m > 1 ? squared / Double(m - 1) : biased
+                        mu = Float(mean64)
+                        istd = Float(1 / (biased + Double(eps)).squareRoot())
+                        batchMean[c] = mu
+                        invStd[c] = istd
+                        mean[c] = (1 - mom) * mean[c] + mom * Float(mean64)
+                        variance[c] = (1 - mom) * variance[c] + mom * Float(unbiased)
+                    } else {
+                        mu = mean[c]
+                        istd = 1 / (variance[c] + eps).squareRoot()
+                    }
+                    let scale = gamma[c] * istd, shift = beta[c] - mu * gamma[c] * istd
+                    if let skip {
+                        let add = skip + c * m
+                        for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift + add[i], 0) }
+                    } else if relu {
+                        for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift, 0) }
+                    } else {
+                        for i in 0..<m { out[i] = row[i] * scale + shift }
+                    }
                 }
             }
         }
@@ -105,21 +115,23 @@ public final class BatchNorm2d {
         let gate = appliesReLU ? UnsafePointer(output.pointer) : gate
         let gamma = weight.value.pointer, dGamma = weight.gradient.pointer, dBeta = bias.gradient.pointer
         let batchMean = batchMean, invStd = inverseStd
-        Parallel.forEachRange(channels) { range in
-            for c in range {
-                let g = UnsafePointer(dy.data + c * m), input = UnsafePointer(x.data + c * m)
-                let gateRow = gate.map { $0 + c * m }
-                let out = dx.data + c * m
-                let mu = batchMean[c], istd = invStd[c]
-                let sums = gradientSums(g, gatedBy: gateRow, input: input, mean: mu, count: m)
-                let sumDyXhat = sums.dotCentered * Double(istd)
-                dGamma[c] = Float(sumDyXhat)
-                dBeta[c] = Float(sums.sum)
-                // dx = γ/(σ·M) · (M·g − Σg − x̂·Σg·x̂), written as a·g + b·x + c per element.
-                let scale = gamma[c] * istd / Float(m)
-                let a = scale * Float(m), b = -scale * istd * Float(sumDyXhat)
-                let shift = -scale * Float(sums.sum) - b * mu
-                affineGradient(g, gatedBy: gateRow, input: input, into: out, count: m, a: a, b: b, c: shift)
+        StepProfile.measure(.batchNormBackward) {
+            Parallel.forEachRange(channels) { range in
+                for c in range {
+                    let g = UnsafePointer(dy.data + c * m), input = UnsafePointer(x.data + c * m)
+                    let gateRow = gate.map { $0 + c * m }
+                    let out = dx.data + c * m
+                    let mu = batchMean[c], istd = invStd[c]
+                    let sums = gradientSums(g, gatedBy: gateRow, input: input, mean: mu, count: m)
+                    let sumDyXhat = sums.dotCentered * Double(istd)
+                    dGamma[c] = Float(sumDyXhat)
+                    dBeta[c] = Float(sums.sum)
+                    // dx = γ/(σ·M) · (M·g − Σg − x̂·Σg·x̂), written as a·g + b·x + c per element.
+                    let scale = gamma[c] * istd / Float(m)
+                    let a = scale * Float(m), b = -scale * istd * Float(sumDyXhat)
+                    let shift = -scale * Float(sums.sum) - b * mu
+                    affineGradient(g, gatedBy: gateRow, input: input, into: out, count: m, a: a, b: b, c: shift)
+                }
             }
         }
         return dx

@@ -17,6 +17,8 @@ public struct Benchmark {
         public var imageSize = 32
         /// Column-matrix chunk budget of every convolution, in floats.
         public var columnChunkElements = Conv2d.defaultColumnChunkElements
+        /// The direct convolutions' vector level (0: every convolution through im2col and GEMM).
+        public var directLevel = Conv2d.availableDirectLevel
 
         /// The defaults: width 64, batch 128, 3 steps, 32×32 images.
         public init() {}
@@ -46,7 +48,7 @@ public struct Benchmark {
         /// Chunks per batch, images in the largest chunk and that chunk's column matrix in MiB
         /// (0 when the input is used as the column matrix).
         public var chunks: Int, imagesPerChunk: Int, columnMiB: Double
-        /// The forward product per chunk, M×N×K.
+        /// The forward product per chunk, M×N×K, or "direct" (no product).
         public var forwardGEMM: String
     }
 
@@ -54,9 +56,21 @@ public struct Benchmark {
     public private(set) var lines: [Line] = []
     /// Every distinct convolution shape of the network, in network order.
     public private(set) var convolutions: [ConvolutionShape] = []
+    /// The training step's time by kind of work, in step order, then what no part covers.
+    public private(set) var profile: [ProfileLine] = []
+
+    /// One kind of work's time in the timed training steps.
+    public struct ProfileLine: Codable, Sendable {
+        /// The kind of work (`StepProfile.Part.name`).
+        public var part: String
+        /// Whether it is the convolutions' own arithmetic.
+        public var isConvolutionArithmetic: Bool
+        /// Milliseconds per step, and percent of the step.
+        public var millisecondsPerStep: Double, share: Double
+    }
 
     /// Runs every measurement; `progress` receives each line as it is measured.
-    public static func run(_ options: Options, progress: (Line) -> Void) -> Benchmark {
+    public static func run(_ options: Options, progress: (Line) -> Void) throws(ModelError) -> Benchmark {
         var result = Benchmark()
         func record(_ name: String, _ value: Double, _ unit: String) {
             let line = Line(name: name, value: value, unit: unit)
@@ -67,45 +81,55 @@ public struct Benchmark {
         record("sgemm 2048×2048×2048", gemmRate(m: 2048, n: 2048, k: 2048), "GFLOP/s")
         let network = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
         network.initialise(seed: 0)
-        for conv in network.convolutions { conv.columnChunkElements = options.columnChunkElements }
+        for conv in network.convolutions {
+            conv.columnChunkElements = options.columnChunkElements
+            conv.directLevel = options.directLevel
+        }
         result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)
         let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
         record("sgemm on the network's conv GEMM shapes (time-weighted)", shapeRate, "GFLOP/s")
 
         let batch = options.batchSize, size = options.imageSize
-        var random = RandomStream(seed: 1, stream: .synthetic)
-        let input = Tensor(shape: [batch, 3, size, size])
-        for i in 0..<input.count { input[i] = random.nextSymmetric(1) }
-        let labels = (0..<batch).map { Int32($0 % 10) }
-        let space = Workspace()
-        let x = FeatureMap.channelMajor(fromNCHW: input.pointer, batch: batch, channels: 3, height: size, width: size, into: space)
-        let loss = CrossEntropy()
-        let sgd = SGD()
-        func trainStep(first: Bool) {
-            let logits = network.forward(x, training: true)
-            _ = labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
-            network.backward(loss.backward(like: logits))
-            sgd.step(network.parameters, learningRate: 0.01, firstStep: first)
-        }
-        trainStep(first: true)
+        let splits = try syntheticSplits(images: batch * options.steps, side: size)
+        let engine = CPUEngine(network: network, data: splits, config: TrainingConfig(batchSize: batch))
+        let plans = syntheticPlans(splits.train, batchSize: batch)
+        let rates = [Float](repeating: 0.01, count: plans.count)
+        // One warm-up step sizes every buffer; its batch is trained again in the timed ones.
+        _ = try engine.trainEpoch([plans[0]], learningRates: [0.01], momentumInitialized: false)
         BLAS.resetUsage()
-        let start = Date()
-        for _ in 0..<options.steps { trainStep(first: false) }
-        let seconds = Date().timeIntervalSince(start)
+        StepProfile.start()
+        let start = Date(), cpuStart = processorSeconds()
+        _ = try engine.trainEpoch(plans, learningRates: rates, momentumInitialized: true)
+        let seconds = Date().timeIntervalSince(start), cpuSeconds = processorSeconds() - cpuStart
+        let parts = StepProfile.stop()
         let gemm = BLAS.usage.total
-        let images = Double(options.steps * batch)
+        let images = Double(plans.count * batch)
         let flopsPerImage = 6 * Double(network.multiplyAddsPerImage(height: size, width: size))
         let trainingRate = flopsPerImage * images / seconds / 1e9
         record("training (width \(options.width), batch \(batch))", images / seconds, "images/s")
+        // On a shared machine the wall rate falls with the load; the rate per CPU-second of
+        // this process falls much less (with one thread, hardly at all), so it compares builds.
+        record("training per CPU-second of this process", images / cpuSeconds, "images/s")
         record("training effective (3 × 2 × MACs per image)", trainingRate, "GFLOP/s")
         record("training / BLAS on the network's shapes", trainingRate / shapeRate, "ratio")
         record("time inside GEMM", 100 * gemm.seconds / seconds, "%")
         record("GEMM rate inside training", gemm.flops / gemm.seconds / 1e9, "GFLOP/s")
+        result.profile = StepProfile.Part.allCases.map { part in
+            ProfileLine(part: part.name, isConvolutionArithmetic: part.isConvolutionArithmetic, millisecondsPerStep: 1000 * parts[part, default: 0] / Double(plans.count),
+                        share: 100 * parts[part, default: 0] / seconds)
+        }
+        let measured = parts.values.reduce(0, +)
+        result.profile.append(ProfileLine(part: "other (unmeasured)", isConvolutionArithmetic: false,
+                                          millisecondsPerStep: 1000 * Swift.max(0, seconds - measured) / Double(plans.count),
+                                          share: 100 * Swift.max(0, seconds - measured) / seconds))
+        record("share of the step outside the convolutions' arithmetic",
+               result.profile.filter { !$0.isConvolutionArithmetic }.reduce(0) { $0 + $1.share }, "%")
 
-        _ = network.forward(x, training: false)
-        let evalStart = Date()
-        for _ in 0..<options.steps { _ = network.forward(x, training: false) }
-        record("evaluation", images / Date().timeIntervalSince(evalStart), "images/s")
+        _ = try engine.evaluate(.test)  // warm-up
+        let evalStart = Date(), evalCPUStart = processorSeconds()
+        _ = try engine.evaluate(.test)
+        record("evaluation (batch assembly, forward, loss)", Double(splits.test.count) / Date().timeIntervalSince(evalStart), "images/s")
+        record("evaluation per CPU-second of this process", Double(splits.test.count) / (processorSeconds() - evalCPUStart), "images/s")
         let memory = network.memoryUse
         let mebibyte = Double(1 << 20)
         record("memory: activations kept for backward", Double(memory.activations) / mebibyte, "MiB")
@@ -116,6 +140,26 @@ public struct Benchmark {
         record("BLAS threads", Double(BLAS.threads), "")
         record("element-wise threads", Double(Parallel.threads), "")
         return result
+    }
+
+    /// Random images of `side`² pixels with three channels: `images` to train on and
+    /// `images` to evaluate.
+    static func syntheticSplits(images: Int, side: Int) throws(ModelError) -> DataSplits {
+        var random = RandomStream(seed: 1, stream: .synthetic)
+        func dataset(_ name: String, count: Int) throws(ModelError) -> ImageDataset {
+            let pixels = (0..<(count * 3 * side * side)).map { _ in UInt8(truncatingIfNeeded: random.nextIndex(256)) }
+            let labels = (0..<count).map { Int32($0 % 10) }
+            return try ImageDataset(name: name, channels: 3, height: side, width: side, classes: 10, pixels: pixels, labels: labels,
+                                     mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        }
+        return try DataSplits(trainFiles: dataset("bench/train", count: images), test: try dataset("bench/test", count: images), validationSize: 0)
+    }
+
+    /// One epoch's batch plans over `dataset` with random crops and flips, as training draws them.
+    static func syntheticPlans(_ dataset: ImageDataset, batchSize: Int) -> [BatchPlan] {
+        var shuffle = RandomStream(seed: 2, stream: .shuffle)
+        var augmentation: RandomStream? = RandomStream(seed: 2, stream: .augmentation)
+        return Trainer.epochPlans(dataset, batchSize: batchSize, shuffle: &shuffle, augmentation: &augmentation)
     }
 
     /// The distinct convolution shapes of `network` at this batch and image size: each one's
@@ -141,17 +185,27 @@ public struct Benchmark {
             let rows = conv.inChannels * conv.kernel * conv.kernel
             let chunks = conv.chunks(batch: batch, rows: rows, area: area)
             let products = conv.gemmShapes(batch: batch, inputSide: inputSide, inputGradientNeeded: conv !== network.conv1)
-            let forward = products[0]
-            let engines = zip(["forward", "weight grad", "input grad"], products).map { role, product in
-                let kind = BLAS.Kind(product.transposeA ? .transpose : .none, product.transposeB ? .transpose : .none)
-                return "\(role) \(BLAS.engine(for: kind) == .oneDNN ? "oneDNN" : "OpenBLAS")"
+            func engine(_ product: Conv2d.GEMMShape) -> String {
+                BLAS.engine(for: BLAS.Kind(product.transposeA ? .transpose : .none, product.transposeB ? .transpose : .none)) == .oneDNN
+                    ? "oneDNN" : "OpenBLAS"
+            }
+            let direct = conv.runsDirect(width: inputSide), directGradient = conv.runsDirectWeightGradient(width: inputSide)
+            let level = conv.directLevel == 2 ? "AVX-512" : "AVX2"
+            let roles = direct ? (directGradient ? [] : ["weight grad"]) : ["forward", "weight grad", "input grad"]
+            var engines = zip(roles, products).map { "\($0) \(engine($1))" }
+            var forwardGEMM = products.first.map { "\($0.m)×\($0.n)×\($0.k)" } ?? ""
+            if direct {
+                engines.insert("forward direct (\(level))", at: 0)
+                if directGradient { engines.append("weight grad direct (\(level))") }
+                if conv !== network.conv1 { engines.append("input grad direct (\(level))") }
+                forwardGEMM = "direct"
             }
             shapes.append(ConvolutionShape(
                 layers: [name], shape: shape, engine: engines.joined(separator: ", "),
-                inputGradient: conv === network.conv1 ? "none (data)" : conv.inputGradientMethod,
+                inputGradient: conv === network.conv1 ? "none (data)" : conv.inputGradientMethod(width: inputSide),
                 chunks: chunks.count, imagesPerChunk: chunks.largest,
                 columnMiB: !conv.buildsColumns ? 0 : Double(rows * chunks.largest * area * MemoryLayout<Float>.stride) / Double(1 << 20),
-                forwardGEMM: "\(forward.m)×\(forward.n)×\(forward.k)"))
+                forwardGEMM: forwardGEMM))
         }
         return shapes
     }
@@ -197,6 +251,14 @@ public struct Benchmark {
             totalSeconds += flops / (rate * 1e9)
         }
         return totalFlops / totalSeconds / 1e9
+    }
+
+    /// User and system CPU time of the whole process so far, in seconds.
+    static func processorSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// The process's peak resident set, in MiB.

@@ -1,3 +1,5 @@
+import DirectConvolution
+
 /// A 2-D convolution without bias (every convolution of the CIFAR ResNet is followed by
 /// BatchNorm), with any kernel size, stride and zero padding.
 ///
@@ -13,6 +15,13 @@
 /// `dX[in, ·] = W̃[in, out·k·k] × col(dY)`. That GEMM has the forward's efficient shape
 /// (K = out·k·k instead of K = out) and writes `dX` directly, with no scatter-add pass.
 /// Other convolutions take `dcol = Wᵀ·dY` followed by `col2im`, chunk by chunk as well.
+///
+/// On maps at most 32 wide (every stride-1 3×3 layer of the CIFAR and Fashion-MNIST networks)
+/// and CPUs with AVX2 or AVX-512, the forward pass and that transposed convolution skip
+/// im2col altogether: `DirectConvolution` sums each output row in vector registers over a
+/// zero-bordered copy of one image. Nine shifted copies of a 16-channel map cost more than the
+/// arithmetic on them; the weight gradient keeps the column matrix, where GEMM's long inner
+/// dimension pays for it.
 public final class Conv2d {
     /// Input channels, output channels, kernel size (square), stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -56,9 +65,41 @@ public final class Conv2d {
     /// Whether the input gradient is computed as a convolution (stride 1, output size = input size).
     private var usesTransposedConvolution: Bool { kernel > 1 && stride == 1 && 2 * padding == kernel - 1 }
 
-    /// How the input gradient is formed, for reports: "transposed conv", "col2im" or "direct GEMM".
-    public var inputGradientMethod: String {
-        usesTransposedConvolution ? "transposed conv" : isPointwise ? "direct GEMM" : "col2im"
+    /// What this CPU supports: 2 with AVX-512F, 1 with AVX2 and FMA, else 0. Both levels give
+    /// the same bits (each output is summed in the same order).
+    public static let availableDirectLevel = Int(direct_convolution_level())
+    /// The vector level this layer's `DirectConvolution` runs at (0: never; at most
+    /// `availableDirectLevel`). The benchmark and the tests lower it to compare the paths.
+    public var directLevel = Conv2d.availableDirectLevel {
+        didSet { directLevel = Swift.max(0, Swift.min(directLevel, Self.availableDirectLevel)) }
+    }
+
+    /// Whether the forward pass (and the transposed convolution of the input gradient) on maps
+    /// `width` wide run on `DirectConvolution`: from 9 columns up (14 to 32 in ResNet18 on
+    /// CIFAR and Fashion-MNIST), on layers of at most `directChannelLimit` channels each way.
+    /// On 8-wide maps and less, half the vector lanes or more would idle and GEMM with im2col
+    /// was as fast or faster (docs/model.md).
+    public func runsDirect(width: Int) -> Bool {
+        kernel == 3 && stride == 1 && padding == 1 && width > 8 && width <= 32 && directLevel > 0
+            && inChannels <= Self.directChannelLimit && outChannels <= Self.directChannelLimit
+    }
+
+    /// The widest layer that runs direct. Width 64's first stage ran faster direct too, but its
+    /// first step moved from 1.3e-3 to 4.4e-3 of float64 (PyTorch float32: 2.0e-3) by other
+    /// ReLU boundary flips, past `Float64ReferenceTests`' bound; the paper network keeps the
+    /// products that bound was measured on, and the quick preset's (width 16) run direct.
+    public static let directChannelLimit = 32
+
+    /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: the first
+    /// stage only (24 columns or more), where it beat im2col + GEMM; at 16 columns they tied.
+    public func runsDirectWeightGradient(width: Int) -> Bool {
+        runsDirect(width: width) && width >= 24
+    }
+
+    /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
+    /// conv", "transposed conv", "col2im" or "direct GEMM".
+    public func inputGradientMethod(width: Int) -> String {
+        runsDirect(width: width) ? "direct transposed conv" : usesTransposedConvolution ? "transposed conv" : isPointwise ? "direct GEMM" : "col2im"
     }
 
     /// Whether the layer builds column matrices (all but 1×1 stride-1 convolutions).
@@ -80,11 +121,13 @@ public final class Conv2d {
 
     /// The products one training step performs for an `inputSide`² input batch, one per
     /// chunk size (the largest chunk's): forward, weight gradient and (when needed) input gradient.
+    /// Products that `DirectConvolution` computes instead are left out.
     public func gemmShapes(batch: Int, inputSide: Int, inputGradientNeeded: Bool = true) -> [GEMMShape] {
         let area = outputExtent(inputSide) * outputExtent(inputSide)
         let forward = chunks(batch: batch, rows: columnRows, area: area).largest * area
-        var shapes = [GEMMShape(m: outChannels, n: forward, k: columnRows, transposeA: false, transposeB: false),
-                      GEMMShape(m: outChannels, n: columnRows, k: forward, transposeA: false, transposeB: true)]
+        let weightGradient = GEMMShape(m: outChannels, n: columnRows, k: forward, transposeA: false, transposeB: true)
+        if runsDirect(width: inputSide) { return runsDirectWeightGradient(width: inputSide) ? [] : [weightGradient] }
+        var shapes = [GEMMShape(m: outChannels, n: forward, k: columnRows, transposeA: false, transposeB: false), weightGradient]
         if inputGradientNeeded {
             if usesTransposedConvolution {
                 let rows = outChannels * kernel * kernel
@@ -115,17 +158,27 @@ public final class Conv2d {
             data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
             channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
         if isPointwise {
-            BLAS.gemm(.none, .none, m: outChannels, n: y.plane, k: columnRows,
-                      a: weight.value.pointer, lda: columnRows, b: x.data, ldb: y.plane, c: y.data, ldc: y.plane)
+            StepProfile.measure(.convolutionForward) {
+                BLAS.gemm(.none, .none, m: outChannels, n: y.plane, k: columnRows,
+                          a: weight.value.pointer, lda: columnRows, b: x.data, ldb: y.plane, c: y.data, ldc: y.plane)
+            }
+            return y
+        }
+        if runsDirect(width: x.width) {
+            StepProfile.measure(.convolutionForward) {
+                direct(x, kernel: weight.value.pointer, inChannels: inChannels, outChannels: outChannels, into: y, accumulate: false)
+            }
             return y
         }
         let area = y.height * y.width
         let chunks = chunks(batch: x.batch, rows: columnRows, area: area)
         for index in 0..<chunks.count {
             let images = chunks[index], n = images.count * area
-            let col = im2col(x, images: images, output: y)
-            BLAS.gemm(.none, .none, m: outChannels, n: n, k: columnRows, a: weight.value.pointer, lda: columnRows,
-                      b: col, ldb: n, c: y.data + images.lowerBound * area, ldc: y.plane)
+            let col = StepProfile.measure(.im2col) { im2col(x, images: images, output: y) }
+            StepProfile.measure(.convolutionForward) {
+                BLAS.gemm(.none, .none, m: outChannels, n: n, k: columnRows, a: weight.value.pointer, lda: columnRows,
+                          b: col, ldb: n, c: y.data + images.lowerBound * area, ldc: y.plane)
+            }
         }
         return y
     }
@@ -158,20 +211,28 @@ public final class Conv2d {
     private func weightGradient(_ dy: FeatureMap) -> FeatureMap {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
         let gradient = weight.gradient.pointer
+        if runsDirectWeightGradient(width: x.width) {
+            directWeightGradient(x, dy, into: gradient)
+            return x
+        }
         if isPointwise {
-            BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: dy.plane,
-                      a: dy.data, lda: dy.plane, b: x.data, ldb: dy.plane, c: gradient, ldc: columnRows)
+            StepProfile.measure(.convolutionWeightGradient) {
+                BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: dy.plane,
+                          a: dy.data, lda: dy.plane, b: x.data, ldb: dy.plane, c: gradient, ldc: columnRows)
+            }
             return x
         }
         let area = dy.height * dy.width
         let chunks = chunks(batch: x.batch, rows: columnRows, area: area)
         for index in 0..<chunks.count {
             let images = chunks[index], n = images.count * area
-            let col = im2col(x, images: images, output: dy)
+            let col = StepProfile.measure(.im2col) { im2col(x, images: images, output: dy) }
             // Each chunk after the first adds to the sum: one fixed order, whatever the threads.
-            BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: n,
-                      a: dy.data + images.lowerBound * area, lda: dy.plane, b: col, ldb: n,
-                      beta: index == 0 ? 0 : 1, c: gradient, ldc: columnRows)
+            StepProfile.measure(.convolutionWeightGradient) {
+                BLAS.gemm(.none, .transpose, m: outChannels, n: columnRows, k: n,
+                          a: dy.data + images.lowerBound * area, lda: dy.plane, b: col, ldb: n,
+                          beta: index == 0 ? 0 : 1, c: gradient, ldc: columnRows)
+            }
         }
         return x
     }
@@ -181,26 +242,72 @@ public final class Conv2d {
         let beta: Float = accumulate ? 1 : 0
         let area = dy.height * dy.width
         if isPointwise {
-            BLAS.gemm(.transpose, .none, m: columnRows, n: dy.plane, k: outChannels, a: weight.value.pointer, lda: columnRows,
-                      b: dy.data, ldb: dy.plane, beta: beta, c: dx.data, ldc: dx.plane)
+            StepProfile.measure(.convolutionInputGradient) {
+                BLAS.gemm(.transpose, .none, m: columnRows, n: dy.plane, k: outChannels, a: weight.value.pointer, lda: columnRows,
+                          b: dy.data, ldb: dy.plane, beta: beta, c: dx.data, ldc: dx.plane)
+            }
+        } else if runsDirect(width: dy.width) {
+            let flipped = StepProfile.measure(.im2col) { flippedKernel() }
+            StepProfile.measure(.convolutionInputGradient) {
+                direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: accumulate)
+            }
         } else if usesTransposedConvolution {
-            let flipped = flippedKernel()
+            let flipped = StepProfile.measure(.im2col) { flippedKernel() }
             let rows = outChannels * kernel * kernel
             let chunks = chunks(batch: dy.batch, rows: rows, area: area)
             for index in 0..<chunks.count {
                 let images = chunks[index], n = images.count * area
-                let dyColumns = im2col(dy, images: images, output: dx)
-                BLAS.gemm(.none, .none, m: inChannels, n: n, k: rows, a: flipped, lda: rows, b: dyColumns, ldb: n,
-                          beta: beta, c: dx.data + images.lowerBound * area, ldc: dx.plane)
+                let dyColumns = StepProfile.measure(.im2col) { im2col(dy, images: images, output: dx) }
+                StepProfile.measure(.convolutionInputGradient) {
+                    BLAS.gemm(.none, .none, m: inChannels, n: n, k: rows, a: flipped, lda: rows, b: dyColumns, ldb: n,
+                              beta: beta, c: dx.data + images.lowerBound * area, ldc: dx.plane)
+                }
             }
         } else {
             let chunks = chunks(batch: dy.batch, rows: columnRows, area: area)
             for index in 0..<chunks.count {
                 let images = chunks[index], n = images.count * area
                 let dcol = columns.reserve(columnRows * n)
-                BLAS.gemm(.transpose, .none, m: columnRows, n: n, k: outChannels, a: weight.value.pointer, lda: columnRows,
-                          b: dy.data + images.lowerBound * area, ldb: dy.plane, c: dcol, ldc: n)
-                col2im(dcol, images: images, output: dy, into: dx, accumulate: accumulate)
+                StepProfile.measure(.convolutionInputGradient) {
+                    BLAS.gemm(.transpose, .none, m: columnRows, n: n, k: outChannels, a: weight.value.pointer, lda: columnRows,
+                              b: dy.data + images.lowerBound * area, ldb: dy.plane, c: dcol, ldc: n)
+                }
+                StepProfile.measure(.col2im) { col2im(dcol, images: images, output: dy, into: dx, accumulate: accumulate) }
+            }
+        }
+    }
+
+    /// `y = x ⋆ kernel` (3×3, stride 1, padding 1) on `DirectConvolution`, images shared out
+    /// over the threads, each with its own bordered copy in the column workspace. Each output
+    /// is summed by one thread in a fixed order, so the bits do not depend on the thread count.
+    private func direct(_ x: FeatureMap, kernel: UnsafePointer<Float>, inChannels: Int, outChannels: Int, into y: FeatureMap,
+                        accumulate: Bool) {
+        let perThread = direct_convolution_scratch_floats(Int32(inChannels), Int32(x.height), Int32(x.width))
+        let scratch = columns.reserve(perThread * Parallel.threads)
+        let level = Int32(directLevel)
+        Parallel.forEachPart(x.batch) { part, images in
+            direct_convolution_3x3(x.data, kernel, y.data, Int32(inChannels), Int32(outChannels), Int32(x.batch),
+                                   Int32(x.height), Int32(x.width), Int32(images.lowerBound), Int32(images.upperBound),
+                                   scratch + part * perThread, accumulate ? 1 : 0, level)
+        }
+    }
+
+    /// `∂L/∂W` on `DirectConvolution`: the images bordered once (shared out by image), then the
+    /// output channels shared out over the threads. Each weight is summed by one thread in an
+    /// order fixed by the shapes, so the bits do not depend on the thread count.
+    private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
+        let (c, o, n, h, w) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width))
+        let scratch = columns.reserve(direct_convolution_weight_gradient_scratch_floats(c, o, n, h, w))
+        let level = Int32(directLevel)
+        StepProfile.measure(.im2col) {
+            Parallel.forEachRange(x.batch) { images in
+                direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
+            }
+        }
+        StepProfile.measure(.convolutionWeightGradient) {
+            Parallel.forEachRange(outChannels) { outputs in
+                direct_convolution_3x3_weight_gradient(dy.data, gradient, c, o, n, h, w, Int32(outputs.lowerBound),
+                                                       Int32(outputs.upperBound), scratch, level)
             }
         }
     }

@@ -18,9 +18,15 @@ public enum Parallel {
     /// Calls `body(range)` for disjoint ranges covering `0..<count`, concurrently when more
     /// than one thread is configured and there is enough work to share.
     public static func forEachRange(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        forEachPart(count, minimumPerThread: minimumPerThread) { _, range in body(range) }
+    }
+
+    /// `forEachRange` that also passes each range's part number, below `threads`: the index of
+    /// the per-thread scratch space the part may use.
+    public static func forEachPart(_ count: Int, minimumPerThread: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let parts = Swift.min(threads, Swift.max(1, count / Swift.max(1, minimumPerThread)))
         if parts <= 1 {
-            body(0..<count)
+            body(0, 0..<count)
             return
         }
         // The ranges are disjoint and the call returns only when all are done, so sharing the
@@ -30,7 +36,7 @@ public enum Parallel {
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let start = count * part / parts
                 let end = count * (part + 1) / parts
-                if start < end { shared.value(start..<end) }
+                if start < end { shared.value(part, start..<end) }
             }
         }
     }

@@ -119,12 +119,13 @@ public final class ResNet18 {
     public func forward(_ input: FeatureMap, training: Bool) -> FeatureMap {
         var x = bn1.forward(conv1.forward(input), training: training)
         for block in blocks { x = block.forward(x, training: training) }
-        return linear.forward(pool.forward(x))
+        let features = x
+        return StepProfile.measure(.poolAndClassifier) { linear.forward(pool.forward(features)) }
     }
 
     /// Back-propagates `∂L/∂logits` of the last training forward into every parameter's gradient.
     public func backward(_ logitGradient: FeatureMap) {
-        var dx = pool.backward(linear.backward(logitGradient))
+        var dx = StepProfile.measure(.poolAndClassifier) { pool.backward(linear.backward(logitGradient)) }
         for (index, block) in blocks.enumerated().reversed() {
             dx = block.backward(dx, temporary: temporary, output: index % 2 == 0 ? gradientA : gradientB)
         }

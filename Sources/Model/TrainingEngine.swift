@@ -51,11 +51,13 @@ public final class CPUEngine: TrainingEngine {
     public func trainEpoch(_ plans: [BatchPlan], learningRates: [Float], momentumInitialized: Bool) throws(ModelError) -> (lossSum: Double, correct: Int) {
         var lossSum = 0.0, correct = 0
         for (step, plan) in plans.enumerated() {
-            let x = assembler.assemble(data.train, plan: plan)
+            let x = StepProfile.measure(.batchAssembly) { assembler.assemble(data.train, plan: plan) }
             let logits = network.forward(x, training: true)
-            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+            let result = StepProfile.measure(.loss) { assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) } }
             network.backward(loss.backward(like: logits))
-            config.optimizer.step(network.parameters, learningRate: learningRates[step], firstStep: step == 0 && !momentumInitialized)
+            StepProfile.measure(.sgd) {
+                config.optimizer.step(network.parameters, learningRate: learningRates[step], firstStep: step == 0 && !momentumInitialized)
+            }
             lossSum += result.loss * Double(plan.indices.count)
             correct += result.correct
         }

@@ -146,13 +146,4 @@ import Testing
         #expect(Self.check(x.tensor.pointer, count: x.tensor.count, analytic: dxCopy, loss: loss) < 1e-3)
         #expect(Self.check(block.conv1.weight.value.pointer, count: block.conv1.weight.value.count, analytic: dw, loss: loss) < 1e-3)
     }
-
-    @Test func addReLU() {
-        let a: [Float] = [1, -2, 0.5, -0.25], b: [Float] = [-3, 1, 0.25, 0.5]
-        var out = [Float](repeating: 9, count: 4), dx: [Float] = [1, 1, 1, 1]
-        ReLU.addForward(a, b, into: &out, count: 4)
-        #expect(out == [0, 0, 0.75, 0.25])
-        ReLU.accumulateBackward([5, 6, 7, 8], output: out, into: &dx, count: 4)
-        #expect(dx == [1, 1, 8, 9])
-    }
 }

@@ -20,7 +20,7 @@ public enum GPUKernelChecks {
         return buffer
     }
 
-    /// relu_forward and add_relu_forward against `Swift.max(v, 0)` (ReLU.addForward,
+    /// relu_forward and add_relu_forward against `Swift.max(v, 0)` (BatchNorm2d's residual sum,
     /// BatchNorm2d's fused ReLU) on NaN, ±0, ±∞ and ordinary values.
     static func relu(_ device: CUDADevice) throws(GPUError) -> GPUParity.Check {
         let values: [Float] = [.nan, -.nan, 0, -0.0, 1.5, -1.5, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]

@@ -48,7 +48,7 @@ extern "C" __global__ void relu_forward(float* x, int n) {
     if (i < n) x[i] = relu(x[i]);
 }
 
-// ReLU.addForward: a block's output relu(bn2 + shortcut).
+// BatchNorm2d.forward(residual:)'s sum: a block's output relu(bn2 + shortcut).
 extern "C" __global__ void add_relu_forward(const float* a, const float* b, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = relu(__fadd_rn(a[i], b[i]));

@@ -15,6 +15,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "GPU arithmetic: fp32 or tf32.") var precision: Precision = .tf32
     @Option(help: "CPU: column-matrix chunk budget per convolution, in MiB (default 64).") var columnChunkMib: Double?
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
+    @Flag(help: "CPU: every convolution through im2col and GEMM, none direct (to compare).") var im2col = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -26,19 +27,25 @@ struct BenchCommand: ParsableCommand {
         }
         let figures: [Benchmark.Line]
         var convolutions: [Benchmark.ConvolutionShape] = []
+        var profile: [Benchmark.ProfileLine] = []
         let deviceRecord: [String: String]
         var algorithms: [String: [String]]?, cudaGraphs: Bool?
         switch device {
         case .cpu:
             say(BLAS.configuration)
+            let directLevel = im2col ? 0 : Conv2d.availableDirectLevel
+            say("direct 3×3 convolutions: " + ["off (im2col and GEMM)", "AVX2", "AVX-512"][directLevel])
             var options = Benchmark.Options()
             options.width = width
             options.batchSize = batchSize
             options.steps = steps ?? 3
+            options.directLevel = directLevel
             if let columnChunkMib { options.columnChunkElements = Int(columnChunkMib * Double(1 << 20)) / MemoryLayout<Float>.stride }
-            let result = Benchmark.run(options, progress: show)
+            let result = try failing { () throws(ModelError) in try Benchmark.run(options, progress: show) }
             figures = result.lines
             convolutions = result.convolutions
+            profile = result.profile
+            showProfile(profile)
             showConvolutions(convolutions)
             deviceRecord = ["name": "cpu", "blas": BLAS.coreName, "threads": String(BLAS.threads)]
         case .cuda(let gpu):
@@ -56,7 +63,15 @@ struct BenchCommand: ParsableCommand {
                             "libraries": gpu.info.libraries.joined(separator: ", ")]
         }
         if let json {
-            try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions, algorithms: algorithms, cudaGraphs: cudaGraphs), to: json)
+            try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions, profile: profile, algorithms: algorithms, cudaGraphs: cudaGraphs), to: json)
+        }
+    }
+
+    /// One row per kind of work in the training step: milliseconds per step and share of it.
+    private func showProfile(_ lines: [Benchmark.ProfileLine]) {
+        say("training step by part (ms per step, share of the step):")
+        for line in lines {
+            say("  \(line.part.padding(toLength: 42, withPad: " ", startingAt: 0)) \(String(format: "%8.2f ms  %5.1f%%", line.millisecondsPerStep, line.share))")
         }
     }
 
@@ -79,6 +94,8 @@ struct BenchReport: Encodable {
     var lines: [Benchmark.Line]
     /// The CPU benchmark's convolution shapes (empty on a GPU).
     var convolutions: [Benchmark.ConvolutionShape]
+    /// The CPU training step's time by kind of work (empty on a GPU).
+    var profile: [Benchmark.ProfileLine]
     /// On a GPU: the cuDNN algorithms chosen, keyed "PRECISION-BATCH" (the GPU check compares
     /// them with the self-test's, chosen in another process), and whether steps ran as graphs.
     var algorithms: [String: [String]]?
