@@ -147,10 +147,10 @@ def main():
         eval_rate, eval_cpu_rate = timed(lambda: model(x))
 
     print(f"torch {torch.__version__}, {args.threads} thread(s), mkldnn {torch.backends.mkldnn.is_available()}")
-    print(f"training (width {args.width}, batch {args.batch_size})  {train_rate:.3g} images/s")
-    print(f"training per CPU-second of this process  {train_cpu_rate:.3g} images/s")
-    print(f"evaluation  {eval_rate:.3g} images/s")
-    print(f"evaluation per CPU-second of this process  {eval_cpu_rate:.3g} images/s")
+    print(f"training (width {args.width}, batch {args.batch_size})  {train_rate:.1f} images/s")
+    print(f"training per CPU-second of this process  {train_cpu_rate:.1f} images/s")
+    print(f"evaluation  {eval_rate:.1f} images/s")
+    print(f"evaluation per CPU-second of this process  {eval_cpu_rate:.1f} images/s")
     print(f"peak resident memory  {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
     if args.profile:

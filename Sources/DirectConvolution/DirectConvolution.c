@@ -26,22 +26,26 @@ size_t direct_convolution_scratch_floats(int channels, int height, int width) {
     return (size_t)channels * (size_t)(height + 2) * (size_t)(width + 2) + slack;
 }
 
+// One `height`×`width` plane into `p` as `(height + 2)`×`(width + 2)` with a zero border.
+static void border_plane(const float *source, float *p, int height, int width) {
+    const int pw = width + 2;
+    memset(p, 0, sizeof(float) * pw);
+    memset(p + (size_t)(height + 1) * pw, 0, sizeof(float) * pw);
+    for (int r = 0; r < height; r++) {
+        float *row = p + (size_t)(r + 1) * pw;
+        row[0] = 0;
+        memcpy(row + 1, source + (size_t)r * width, sizeof(float) * width);
+        row[width + 1] = 0;
+    }
+}
+
 // Image `n` of `x` into `pad` as `[c][h + 2][w + 2]` with a zero border.
 static void pad_image(const float *x, float *pad, int channels, int batch, int n, int height, int width) {
-    const int pw = width + 2, plane = (height + 2) * pw;
+    const size_t plane = (size_t)(height + 2) * (width + 2);
     for (int c = 0; c < channels; c++) {
-        float *p = pad + (size_t)c * plane;
-        memset(p, 0, sizeof(float) * pw);
-        memset(p + (size_t)(height + 1) * pw, 0, sizeof(float) * pw);
-        const float *source = x + ((size_t)c * batch + n) * height * width;
-        for (int r = 0; r < height; r++) {
-            float *row = p + (size_t)(r + 1) * pw;
-            row[0] = 0;
-            memcpy(row + 1, source + (size_t)r * width, sizeof(float) * width);
-            row[width + 1] = 0;
-        }
+        border_plane(x + ((size_t)c * batch + n) * height * width, pad + c * plane, height, width);
     }
-    memset(pad + (size_t)channels * plane, 0, sizeof(float) * slack);
+    memset(pad + channels * plane, 0, sizeof(float) * slack);
 }
 
 // Writes (or adds) the `width` valid values of one output row from `out`.
@@ -155,19 +159,11 @@ size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int ou
 
 void direct_convolution_border_images(const float *x, float *scratch, int in_channels, int batch, int height, int width,
                                       int first_image, int end_image) {
-    const int pw = width + 2, plane = (height + 2) * pw;
+    const size_t plane = (size_t)(height + 2) * (width + 2);
     for (int c = 0; c < in_channels; c++) {
         for (int n = first_image; n < end_image; n++) {
-            float *p = scratch + ((size_t)c * batch + n) * plane;
-            memset(p, 0, sizeof(float) * pw);
-            memset(p + (size_t)(height + 1) * pw, 0, sizeof(float) * pw);
-            const float *source = x + ((size_t)c * batch + n) * height * width;
-            for (int r = 0; r < height; r++) {
-                float *row = p + (size_t)(r + 1) * pw;
-                row[0] = 0;
-                memcpy(row + 1, source + (size_t)r * width, sizeof(float) * width);
-                row[width + 1] = 0;
-            }
+            const size_t image = (size_t)c * batch + n;
+            border_plane(x + image * height * width, scratch + image * plane, height, width);
         }
     }
     if (end_image == batch) memset(scratch + (size_t)in_channels * batch * plane, 0, sizeof(float) * slack);
