@@ -144,10 +144,7 @@ void direct_convolution_3x3(const float *x, const float *w, float *y, int in_cha
     }
 }
 
-// ---- Weight gradient ----------------------------------------------------------------------
-//
-// Sums run in 16-lane vectors on both levels (AVX2 pairs two 8-lane registers), so a lane
-// always holds the same columns and the partial sums are added in the same order.
+// ---- Weight gradient (AVX-512 only: on AVX2 it lost to im2col + GEMM) ----------------------
 
 enum { gradient_lanes = 16, images_per_block = 8 };
 
@@ -169,8 +166,6 @@ void direct_convolution_border_images(const float *x, float *scratch, int in_cha
     if (end_image == batch) memset(scratch + (size_t)in_channels * batch * plane, 0, sizeof(float) * slack);
 }
 
-typedef struct { __m256 low, high; } pair256;
-
 #define AVX512_ATTRIBUTES __attribute__((target("avx512f"), always_inline)) static inline
 AVX512_ATTRIBUTES __m512 v512_zero(void) { return _mm512_setzero_ps(); }
 AVX512_ATTRIBUTES __m512 v512_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -181,49 +176,29 @@ AVX512_ATTRIBUTES __m512 v512_fma(__m512 a, __m512 b, __m512 c) { return _mm512_
 AVX512_ATTRIBUTES __m512 v512_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
 AVX512_ATTRIBUTES void v512_store(float *p, __m512 v) { _mm512_storeu_ps(p, v); }
 
-#define AVX2_ATTRIBUTES __attribute__((target("avx2,fma"), always_inline)) static inline
-AVX2_ATTRIBUTES pair256 v256_zero(void) { return (pair256){_mm256_setzero_ps(), _mm256_setzero_ps()}; }
-AVX2_ATTRIBUTES pair256 v256_load(const float *p) { return (pair256){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-AVX2_ATTRIBUTES __m256i v256_mask(int count) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lanes);
-}
-AVX2_ATTRIBUTES pair256 v256_load_first(const float *p, int count) {
-    return (pair256){_mm256_maskload_ps(p, v256_mask(count)), _mm256_maskload_ps(p + 8, v256_mask(count - 8))};
-}
-AVX2_ATTRIBUTES pair256 v256_fma(pair256 a, pair256 b, pair256 c) {
-    return (pair256){_mm256_fmadd_ps(a.low, b.low, c.low), _mm256_fmadd_ps(a.high, b.high, c.high)};
-}
-AVX2_ATTRIBUTES pair256 v256_add(pair256 a, pair256 b) {
-    return (pair256){_mm256_add_ps(a.low, b.low), _mm256_add_ps(a.high, b.high)};
-}
-AVX2_ATTRIBUTES void v256_store(float *p, pair256 v) {
-    _mm256_storeu_ps(p, v.low);
-    _mm256_storeu_ps(p + 8, v.high);
-}
-
 // One block of `OB` output channels against one kernel row `ki` of input channel `c`, over the
 // images of one block: the three taps of the row in `OB × 3` accumulators, added into the
 // weights' partial-sum vectors at the end of the block.
 #define GRADIENT_KERNEL(NAME, TARGET, P, VEC, MAX_OB)                                                                   \
     __attribute__((target(TARGET), always_inline)) static inline void NAME(                                            \
         const float *dy, const float *bordered, float *partials, int in_channels, int batch, int height, int width,     \
-        int o0, int c, int ki, int first_image, int end_image, const int OB) {                                         \
-        const int pw = width + 2, plane = (height + 2) * pw, vectors = (width + gradient_lanes - 1) / gradient_lanes;  \
+        int o0, int c, int ki, int first_image, int end_image, const int OB, const int XV) {                           \
+        const int pw = width + 2, plane = (height + 2) * pw, last = width - (XV - 1) * gradient_lanes;                 \
         VEC acc[MAX_OB][3];                                                                                            \
         for (int o = 0; o < OB; o++)                                                                                   \
             for (int kj = 0; kj < 3; kj++) acc[o][kj] = P##_zero();                                                    \
         for (int n = first_image; n < end_image; n++) {                                                                \
             const float *image = bordered + ((size_t)c * batch + n) * plane + (size_t)ki * pw;                         \
+            const float *gradient = dy + (((size_t)o0 * batch + n) * height) * width;                                  \
             for (int row = 0; row < height; row++) {                                                                   \
                 const float *line = image + (size_t)row * pw;                                                          \
-                for (int v = 0; v < vectors; v++) {                                                                    \
-                    const int x = v * gradient_lanes, valid = width - x;                                               \
+                for (int v = 0; v < XV; v++) {                                                                         \
+                    const int x = v * gradient_lanes;                                                                  \
                     VEC in[3];                                                                                         \
                     for (int kj = 0; kj < 3; kj++) in[kj] = P##_load(line + x + kj);                                   \
                     for (int o = 0; o < OB; o++) {                                                                     \
-                        const float *g = dy + (((size_t)(o0 + o) * batch + n) * height + row) * width + x;              \
-                        VEC d = valid >= gradient_lanes ? P##_load(g) : P##_load_first(g, valid);                      \
+                        const float *g = gradient + (size_t)o * batch * height * width + (size_t)row * width + x;      \
+                        VEC d = v < XV - 1 || last == gradient_lanes ? P##_load(g) : P##_load_first(g, last);          \
                         for (int kj = 0; kj < 3; kj++) acc[o][kj] = P##_fma(d, in[kj], acc[o][kj]);                    \
                     }                                                                                                  \
                 }                                                                                                      \
@@ -237,17 +212,22 @@ AVX2_ATTRIBUTES void v256_store(float *p, pair256 v) {
     }
 
 GRADIENT_KERNEL(gradient_avx512, "avx512f", v512, __m512, 8)
-GRADIENT_KERNEL(gradient_avx2, "avx2,fma", v256, pair256, 4)
 
-#define GRADIENT(KERNEL, OB) \
-    KERNEL(dy, bordered, partials, in_channels, batch, height, width, o0, c, ki, first_image, end_image, OB)
-#define GRADIENT_BLOCKS(KERNEL, WIDE)                                                              \
-    for (int c = 0; c < in_channels; c++)                                                          \
-        for (int ki = 0; ki < 3; ki++) {                                                           \
-            int o0 = first_output;                                                                 \
-            for (; o0 + (WIDE) <= end_output; o0 += (WIDE)) GRADIENT(KERNEL, WIDE);                \
-            for (; o0 + 4 <= end_output; o0 += 4) GRADIENT(KERNEL, 4);                             \
-            for (; o0 < end_output; o0++) GRADIENT(KERNEL, 1);                                     \
+#define GRADIENT(KERNEL, OB, XV) \
+    KERNEL(dy, bordered, partials, in_channels, batch, height, width, o0, c, ki, first_image, end_image, OB, XV)
+#define GRADIENT_OUTPUTS(KERNEL, WIDE, XV)                                                     \
+    {                                                                                          \
+        int o0 = first_output;                                                                 \
+        for (; o0 + (WIDE) <= end_output; o0 += (WIDE)) GRADIENT(KERNEL, WIDE, XV);            \
+        for (; o0 + 4 <= end_output; o0 += 4) GRADIENT(KERNEL, 4, XV);                         \
+        for (; o0 < end_output; o0++) GRADIENT(KERNEL, 1, XV);                                 \
+    }
+// Rows of at most 16 columns take one vector, wider ones (up to 32) two.
+#define GRADIENT_BLOCKS(KERNEL, WIDE)                                                          \
+    for (int c = 0; c < in_channels; c++)                                                      \
+        for (int ki = 0; ki < 3; ki++) {                                                       \
+            if (width <= gradient_lanes) GRADIENT_OUTPUTS(KERNEL, WIDE, 1)                     \
+            else GRADIENT_OUTPUTS(KERNEL, WIDE, 2)                                             \
         }
 
 __attribute__((target("avx512f"))) static void gradient_block_avx512(
@@ -256,15 +236,8 @@ __attribute__((target("avx512f"))) static void gradient_block_avx512(
     GRADIENT_BLOCKS(gradient_avx512, 8)
 }
 
-__attribute__((target("avx2,fma"))) static void gradient_block_avx2(
-    const float *dy, const float *bordered, float *partials, int in_channels, int batch, int height, int width,
-    int first_output, int end_output, int first_image, int end_image) {
-    GRADIENT_BLOCKS(gradient_avx2, 2)
-}
-
 void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_channels, int out_channels, int batch,
-                                            int height, int width, int first_output, int end_output, float *scratch,
-                                            int level) {
+                                            int height, int width, int first_output, int end_output, float *scratch) {
     const float *bordered = scratch;
     float *partials = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
     const size_t per_output = (size_t)in_channels * 9 * gradient_lanes;
@@ -273,13 +246,8 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
     // every kernel row of every input channel passes over them.
     for (int first_image = 0; first_image < batch; first_image += images_per_block) {
         const int end_image = first_image + images_per_block < batch ? first_image + images_per_block : batch;
-        if (level >= 2) {
-            gradient_block_avx512(dy, bordered, partials, in_channels, batch, height, width, first_output, end_output,
-                                  first_image, end_image);
-        } else {
-            gradient_block_avx2(dy, bordered, partials, in_channels, batch, height, width, first_output, end_output,
-                                first_image, end_image);
-        }
+        gradient_block_avx512(dy, bordered, partials, in_channels, batch, height, width, first_output, end_output,
+                              first_image, end_image);
     }
     for (int o = first_output; o < end_output; o++) {
         for (size_t weight = 0; weight < (size_t)in_channels * 9; weight++) {

@@ -90,10 +90,11 @@ public final class Conv2d {
     /// products that bound was measured on, and the quick preset's (width 16) run direct.
     public static let directChannelLimit = 32
 
-    /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: the first
-    /// stage only (24 columns or more), where it beat im2col + GEMM; at 16 columns they tied.
+    /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: with
+    /// AVX-512 on the first stage only (24 columns or more), where it beat im2col + GEMM; at 16
+    /// columns they tied, and with AVX2 it lost.
     public func runsDirectWeightGradient(width: Int) -> Bool {
-        runsDirect(width: width) && width >= 24
+        runsDirect(width: width) && width >= 24 && directLevel == 2
     }
 
     /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
@@ -298,7 +299,6 @@ public final class Conv2d {
     private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
         let (c, o, n, h, w) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width))
         let scratch = columns.reserve(direct_convolution_weight_gradient_scratch_floats(c, o, n, h, w))
-        let level = Int32(directLevel)
         StepProfile.measure(.im2col) {
             Parallel.forEachRange(x.batch) { images in
                 direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
@@ -307,7 +307,7 @@ public final class Conv2d {
         StepProfile.measure(.convolutionWeightGradient) {
             Parallel.forEachRange(outChannels) { outputs in
                 direct_convolution_3x3_weight_gradient(dy.data, gradient, c, o, n, h, w, Int32(outputs.lowerBound),
-                                                       Int32(outputs.upperBound), scratch, level)
+                                                       Int32(outputs.upperBound), scratch)
             }
         }
     }

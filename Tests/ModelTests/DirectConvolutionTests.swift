@@ -43,7 +43,8 @@ struct DirectConvolutionTests {
         #expect(relativeError(direct.inputGradient, reference.inputGradient) < 1e-6, "input gradient \(shape)")
     }
 
-    /// Resumes must be bit-identical whatever the threads, and AVX2 and AVX-512 machines agree.
+    /// Resumes must be bit-identical whatever the threads, and AVX2 and AVX-512 machines agree
+    /// on the forward pass and the input gradient.
     @Test func theBitsDependNeitherOnThreadsNorOnTheVectorLevel() {
         let level = Conv2d.availableDirectLevel
         for (c, o, side, batch) in [(16, 16, 32, 3), (5, 7, 28, 3)] {
@@ -51,8 +52,9 @@ struct DirectConvolutionTests {
             let two = Self.pass(c, o, side: side, batch: batch, level: level, threads: 2)
             #expect(one.output == two.output && one.weightGradient == two.weightGradient && one.inputGradient == two.inputGradient)
             if level == 2 {
+                // The weight gradient runs direct on AVX-512 only; AVX2 machines take GEMM.
                 let avx2 = Self.pass(c, o, side: side, batch: batch, level: 1)
-                #expect(one.output == avx2.output && one.weightGradient == avx2.weightGradient && one.inputGradient == avx2.inputGradient)
+                #expect(one.output == avx2.output && one.inputGradient == avx2.inputGradient)
             }
         }
     }
@@ -61,7 +63,8 @@ struct DirectConvolutionTests {
         let same = Conv2d(name: "a.weight", inChannels: 4, outChannels: 4, kernel: 3, stride: 1, padding: 1)
         #expect(same.runsDirect(width: 32) && same.runsDirect(width: 9) && same.runsDirect(width: 14))
         #expect(!same.runsDirect(width: 8) && !same.runsDirect(width: 4) && !same.runsDirect(width: 33))
-        #expect(same.runsDirectWeightGradient(width: 32) && same.runsDirectWeightGradient(width: 28) && !same.runsDirectWeightGradient(width: 16))
+        #expect(same.runsDirectWeightGradient(width: 32) == (Conv2d.availableDirectLevel == 2))
+        #expect(same.runsDirectWeightGradient(width: 28) == (Conv2d.availableDirectLevel == 2) && !same.runsDirectWeightGradient(width: 16))
         let strided = Conv2d(name: "b.weight", inChannels: 4, outChannels: 8, kernel: 3, stride: 2, padding: 1)
         let pointwise = Conv2d(name: "c.weight", inChannels: 4, outChannels: 8, kernel: 1, stride: 2)
         let wide = Conv2d(name: "d.weight", inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)

@@ -35,10 +35,9 @@ void direct_convolution_border_images(const float *x, float *scratch, int in_cha
 /// `∂L/∂w[o][c][i][j] = Σ_{n,y,x} dy[o][n][y][x] · x[c][n][y + i − 1][x + j − 1]` for the output
 /// channels `first_output..<end_output` of a 3×3, stride-1, padding-1 convolution, from the
 /// bordered images in `scratch` (after `direct_convolution_border_images` for all of them).
-/// Sums run over images in fixed blocks and over vector lanes in a fixed order, so the bits
-/// depend neither on how output channels are shared out nor on the vector level.
+/// Needs AVX-512F (level 2). Sums run over images in fixed blocks and over 16 vector lanes in a
+/// fixed order, so the bits do not depend on how output channels are shared out.
 void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_channels, int out_channels, int batch,
-                                            int height, int width, int first_output, int end_output, float *scratch,
-                                            int level);
+                                            int height, int width, int first_output, int end_output, float *scratch);
 
 #endif
