@@ -15,8 +15,8 @@ public struct Benchmark {
         public var steps = 3
         /// Image side (32 for CIFAR).
         public var imageSize = 32
-        /// Column-matrix chunk budget of every convolution, in floats.
-        public var columnChunkElements = Conv2d.defaultColumnChunkElements
+        /// Column-matrix chunk budget of every convolution, in floats (nil: each layer's own).
+        public var columnChunkElements: Int?
         /// The direct convolutions' vector level (0: every convolution through im2col and GEMM).
         public var directLevel = Conv2d.availableDirectLevel
 
@@ -82,7 +82,7 @@ public struct Benchmark {
         let network = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
         network.initialise(seed: 0)
         for conv in network.convolutions {
-            conv.columnChunkElements = options.columnChunkElements
+            if let budget = options.columnChunkElements { conv.columnChunkElements = budget }
             conv.directLevel = options.directLevel
         }
         result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Images per step.") var batchSize = 128
     @Option(help: "Timed training steps (CPU default 3, GPU default 40).") var steps: Int?
     @Option(help: "GPU arithmetic: fp32 or tf32.") var precision: Precision = .tf32
-    @Option(help: "CPU: column-matrix chunk budget per convolution, in MiB (default 64).") var columnChunkMib: Double?
+    @Option(help: "CPU: column-matrix chunk budget of every convolution, in MiB (default: 2 for layers of ≤32 channels, 64 for wider ones).") var columnChunkMib: Double?
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
     @Flag(help: "CPU: every convolution through im2col and GEMM, none direct (to compare).") var im2col = false
     @OptionGroup var compute: ComputeOptions
