@@ -42,10 +42,15 @@ let package = Package(
             name: "BuildStamp",
             plugins: ["BuildStampPlugin"]
         ),
+        // The sparse engine's inner loops: AVX2+FMA chosen at run time (Swift compiles for
+        // baseline x86-64, without FMA), a portable version elsewhere.
+        .target(
+            name: "CSparse"
+        ),
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CZlib",
+                "CBLAS", "CSparse", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
