@@ -40,7 +40,39 @@ static void dot_portable(float *gradient, const float *x, const float *dy, const
 __attribute__((target("avx2,fma")))
 static void gather_avx2(float *out, const float *src, const int32_t *outBase, const int32_t *srcBase,
                         int32_t positions, const int32_t *offset, const float *w, int32_t taps, int32_t np) {
-    for (int32_t p = 0; p < positions; p++) {
+    int32_t p = 0;
+    if (np == 16) {
+        /* Lane blocks of 16 (two vectors) keep the source in cache; four positions at a
+         * time give the eight independent sums that hide the FMA latency. */
+        for (; p + 4 <= positions; p += 4) {
+            const float *s0 = src + (int64_t)srcBase[p] * 16, *s1 = src + (int64_t)srcBase[p + 1] * 16;
+            const float *s2 = src + (int64_t)srcBase[p + 2] * 16, *s3 = src + (int64_t)srcBase[p + 3] * 16;
+            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+            for (int32_t t = 0; t < taps; t++) {
+                const int64_t o = (int64_t)offset[t] * 16;
+                const __m256 wt = _mm256_broadcast_ss(w + t);
+                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
+                b0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o + 8), b0);
+                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o), a1);
+                b1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o + 8), b1);
+                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o), a2);
+                b2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o + 8), b2);
+                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o), a3);
+                b3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o + 8), b3);
+            }
+            float *o0 = out + (int64_t)outBase[p] * 16, *o1 = out + (int64_t)outBase[p + 1] * 16;
+            float *o2 = out + (int64_t)outBase[p + 2] * 16, *o3 = out + (int64_t)outBase[p + 3] * 16;
+            _mm256_storeu_ps(o0, a0);
+            _mm256_storeu_ps(o0 + 8, b0);
+            _mm256_storeu_ps(o1, a1);
+            _mm256_storeu_ps(o1 + 8, b1);
+            _mm256_storeu_ps(o2, a2);
+            _mm256_storeu_ps(o2 + 8, b2);
+            _mm256_storeu_ps(o3, a3);
+            _mm256_storeu_ps(o3 + 8, b3);
+        }
+    }
+    for (; p < positions; p++) {
         float *o = out + (int64_t)outBase[p] * np;
         const float *s = src + (int64_t)srcBase[p] * np;
         int32_t l = 0;
@@ -187,13 +219,13 @@ void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t
     dot_portable(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
 }
 
-void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t height,
-                            int32_t width, int32_t halo, int32_t np) {
+void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                            int32_t height, int32_t width, int32_t halo, int32_t np) {
     const int64_t paddedWidth = width + 2 * halo, paddedHeight = height + 2 * halo;
     const int64_t area = (int64_t)height * width, rowFloats = paddedWidth * np;
     for (int32_t c = first; c < last; c++) {
         float *d = dst + (int64_t)c * paddedHeight * rowFloats;
-        const float *s = src + (int64_t)c * n * area;
+        const float *s = src + (int64_t)c * imageStride * area;
         memset(d, 0, sizeof(float) * halo * rowFloats);
         memset(d + (halo + height) * rowFloats, 0, sizeof(float) * halo * rowFloats);
         for (int32_t y = 0; y < height; y++) {
@@ -211,11 +243,11 @@ void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t
     }
 }
 
-void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t height,
-                              int32_t width, int32_t np, int32_t accumulate) {
+void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                              int32_t height, int32_t width, int32_t np, int32_t accumulate) {
     const int64_t area = (int64_t)height * width;
     for (int32_t c = first; c < last; c++) {
-        float *d = dst + (int64_t)c * n * area;
+        float *d = dst + (int64_t)c * imageStride * area;
         const float *s = src + (int64_t)c * area * np;
         for (int32_t block = 0; block < n; block += 8) {
             const int32_t lanes = n - block < 8 ? n - block : 8;

@@ -2,8 +2,8 @@
 #define CSPARSE_H
 /*
  * The sparse engine's inner loops (Sources/Model/Sparse drives them). Activations here are
- * "batch-inner": [channel][row][column][lane], `np` lanes per position (the batch rounded up
- * to a multiple of 8, the extra lanes zero). Every index below counts positions; the kernels
+ * "batch-inner": [channel][row][column][lane], `np` lanes per position (a block of the batch
+ * rounded up to a multiple of 8, the extra lanes zero). Every index below counts positions; the kernels
  * multiply by `np`.
  *
  * Each function writes each of its outputs from one thread, summing in the order of its
@@ -20,15 +20,15 @@ void csparse_gather(float *out, const float *src, const int32_t *outBase, const 
 void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
                  int32_t positions, const int32_t *offset, int32_t taps, int32_t np);
 
-/* Channels [first, last) of src [C][N][H][W] into dst [C][H+2h][W+2h][np]: halo and the
- * lanes from N on are zero. */
-void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t height,
-                            int32_t width, int32_t halo, int32_t np);
+/* Channels [first, last) of n images of src [C][imageStride][H][W] (src points at the first
+ * image) into dst [C][H+2h][W+2h][np]: halo and the lanes from n on are zero. */
+void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                            int32_t height, int32_t width, int32_t halo, int32_t np);
 
-/* Channels [first, last) of src [C][H][W][np] back into dst [C][N][H][W], written or (when
- * accumulate) added. */
-void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t height,
-                              int32_t width, int32_t np, int32_t accumulate);
+/* Channels [first, last) of src [C][H][W][np] back into n images of dst [C][imageStride][H][W]
+ * (dst points at the first image), written or (when accumulate) added. */
+void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                              int32_t height, int32_t width, int32_t np, int32_t accumulate);
 
 /* 1 when the AVX2+FMA kernels run on this CPU, 0 when the portable ones do. */
 int32_t csparse_uses_avx2(void);

@@ -20,7 +20,7 @@ public final class SparseConvolution {
     private let mask: Tensor
     private let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     private var pattern: SparsePattern?
-    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = []
+    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = [], blockGradient: [Float] = []
     private var savedInput: FeatureMap?
 
     /// The sparse path of `convolution`, which must carry a mask.
@@ -48,42 +48,54 @@ public final class SparseConvolution {
         forwardValues = [Float](repeating: 0, count: built.kept)
         backwardValues = forwardValues
         keptGradient = forwardValues
+        blockGradient = forwardValues
         pattern = built
         return built
     }
 
-    /// The two scratch regions for `batch` lanes: (padded input / input gradient, output / output gradient).
-    private func scratch(_ pattern: SparsePattern, lanes: Int, in workspace: Workspace)
-        -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+    /// The two scratch regions for one lane block: (padded input / input gradient, output / output gradient).
+    private func scratch(_ pattern: SparsePattern, in workspace: Workspace) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let lanes = Self.blockLanes
         let first = Swift.max(pattern.paddedInputPositions, inChannels * pattern.height * pattern.width) * lanes
         let second = Swift.max(pattern.paddedGradientPositions, outChannels * pattern.outputHeight * pattern.outputWidth) * lanes
         let base = workspace.reserve(first + second)
         return (base, base + first)
     }
 
+    /// Images per block: the batch is worked through 16 images (two vectors) at a time, so
+    /// that one block's whole input (e.g. 256 channels of 10×10 positions, 1.6 MB) stays in
+    /// the L2 cache while every output channel gathers from it. The blocks' order is fixed.
+    static let blockLanes = 16
+
+    /// The lane blocks of a batch: first image and count.
+    private static func blocks(_ batch: Int) -> [(first: Int, count: Int)] {
+        Swift.stride(from: 0, to: batch, by: blockLanes).map { ($0, Swift.min(blockLanes, batch - $0)) }
+    }
+
     /// Convolves `x` (kept for `backward`) into `output`, using `workspace` as scratch.
     public func forward(_ x: FeatureMap, output: Workspace, workspace: Workspace) -> FeatureMap {
         savedInput = x
         let pattern = layout(height: x.height, width: x.width)
-        let lanes = SparsePattern.lanes(batch: x.batch)
-        let (input, result) = scratch(pattern, lanes: lanes, in: workspace)
-        Self.toBatchInner(x, into: input, halo: padding, lanes: lanes)
+        let lanes = Self.blockLanes
+        let (input, result) = scratch(pattern, in: workspace)
         gatherValues(pattern.rows.weightIndices, into: &forwardValues)
         let area = pattern.outputHeight * pattern.outputWidth
-        forwardValues.withUnsafeBufferPointer { values in
-            Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: area) { group, taps in
-                let o = group
-                pattern.outputPositions.outBase.withUnsafeBufferPointer { outBase in
-                    pattern.outputPositions.sourceBase.withUnsafeBufferPointer { sourceBase in
-                        csparse_gather(result + o * area * lanes, input, outBase.baseAddress, sourceBase.baseAddress, Int32(area),
-                                       taps.offsets, values.baseAddress! + taps.first, Int32(taps.count), Int32(lanes))
+        let y = FeatureMap(data: output.reserve(outChannels * x.batch * area), channels: outChannels, batch: x.batch,
+                           height: pattern.outputHeight, width: pattern.outputWidth)
+        for block in Self.blocks(x.batch) {
+            Self.toBatchInner(x, images: block, into: input, halo: padding)
+            forwardValues.withUnsafeBufferPointer { values in
+                Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: area) { o, taps in
+                    pattern.outputPositions.outBase.withUnsafeBufferPointer { outBase in
+                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { sourceBase in
+                            csparse_gather(result + o * area * lanes, input, outBase.baseAddress, sourceBase.baseAddress, Int32(area),
+                                           taps.offsets, values.baseAddress! + taps.first, Int32(taps.count), Int32(lanes))
+                        }
                     }
                 }
             }
+            Self.fromBatchInner(result, into: y, images: block, accumulate: false)
         }
-        let y = FeatureMap(data: output.reserve(outChannels * x.batch * area), channels: outChannels, batch: x.batch,
-                           height: pattern.outputHeight, width: pattern.outputWidth)
-        Self.fromBatchInner(result, into: y, lanes: lanes, accumulate: false)
         return y
     }
 
@@ -92,22 +104,49 @@ public final class SparseConvolution {
     public func backward(_ dy: FeatureMap, dx: FeatureMap?, accumulate: Bool, workspace: Workspace) {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
         let pattern = layout(height: x.height, width: x.width)
-        let lanes = SparsePattern.lanes(batch: x.batch)
-        let (input, gradient) = scratch(pattern, lanes: lanes, in: workspace)
-        Self.toBatchInner(x, into: input, halo: padding, lanes: lanes)
-        Self.toBatchInner(dy, into: gradient, halo: pattern.gradientHalo, lanes: lanes)
+        let lanes = Self.blockLanes
+        let (input, gradient) = scratch(pattern, in: workspace)
         let outputArea = pattern.outputHeight * pattern.outputWidth
         let gradientPlane = (pattern.outputHeight + 2 * pattern.gradientHalo) * (pattern.outputWidth + 2 * pattern.gradientHalo)
-        keptGradient.withUnsafeMutableBufferPointer { kept in
-            let keptBase = kept.baseAddress!
-            Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: outputArea) { o, taps in
-                pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
-                    pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
-                        csparse_dot(keptBase + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
-                                    dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
+        let area = pattern.height * pattern.width, classes = stride * stride
+        if dx != nil { gatherValues(pattern.columns.weightIndices, into: &backwardValues) }
+        for (index, block) in Self.blocks(x.batch).enumerated() {
+            Self.toBatchInner(x, images: block, into: input, halo: padding)
+            Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
+            // Each block's sums go to `blockGradient`, then into `keptGradient` in block order.
+            keptGradient.withUnsafeMutableBufferPointer { kept in
+                blockGradient.withUnsafeMutableBufferPointer { partial in
+                    let keptBase = kept.baseAddress!, partialBase = partial.baseAddress!
+                    Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: outputArea) { o, taps in
+                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
+                            pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
+                                csparse_dot(partialBase + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
+                                            dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
+                            }
+                        }
+                        for t in taps.first..<(taps.first + taps.count) {
+                            keptBase[t] = index == 0 ? partialBase[t] : keptBase[t] + partialBase[t]
+                        }
                     }
                 }
             }
+            guard let dx else { continue }
+            // The padded input is dead now: the input gradient takes its place.
+            let inputGradient = input
+            backwardValues.withUnsafeBufferPointer { values in
+                Self.gather(pattern.columns, groups: 0..<(inChannels * classes), positionsPerGroup: area / classes,
+                            channelsOf: classes) { group, taps in
+                    let c = group / classes, positions = pattern.classes[group % classes]
+                    positions.outBase.withUnsafeBufferPointer { outBase in
+                        positions.sourceBase.withUnsafeBufferPointer { sourceBase in
+                            csparse_gather(inputGradient + c * area * lanes, gradient, outBase.baseAddress, sourceBase.baseAddress,
+                                           Int32(outBase.count), taps.offsets, values.baseAddress! + taps.first, Int32(taps.count),
+                                           Int32(lanes))
+                        }
+                    }
+                }
+            }
+            Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
         }
         weight.gradient.fill(0)
         let target = weight.gradient.pointer
@@ -116,25 +155,6 @@ public final class SparseConvolution {
                 for t in 0..<indices.count { target[Int(indices[t])] = kept[t] }
             }
         }
-        guard let dx else { return }
-        // The padded input is dead now: the input gradient takes its place.
-        let inputGradient = input
-        gatherValues(pattern.columns.weightIndices, into: &backwardValues)
-        let area = pattern.height * pattern.width, classes = stride * stride
-        backwardValues.withUnsafeBufferPointer { values in
-            Self.gather(pattern.columns, groups: 0..<(inChannels * classes), positionsPerGroup: area / classes,
-                        channelsOf: classes) { group, taps in
-                let c = group / classes, positions = pattern.classes[group % classes]
-                positions.outBase.withUnsafeBufferPointer { outBase in
-                    positions.sourceBase.withUnsafeBufferPointer { sourceBase in
-                        csparse_gather(inputGradient + c * area * lanes, gradient, outBase.baseAddress, sourceBase.baseAddress,
-                                       Int32(outBase.count), taps.offsets, values.baseAddress! + taps.first, Int32(taps.count),
-                                       Int32(lanes))
-                    }
-                }
-            }
-        }
-        Self.fromBatchInner(inputGradient, into: dx, lanes: lanes, accumulate: accumulate)
     }
 
     private func gatherValues(_ indices: [Int32], into values: inout [Float]) {
@@ -187,19 +207,23 @@ public final class SparseConvolution {
         }
     }
 
-    /// `x` (`[C][N][H][W]`) into `[C][H+2·halo][W+2·halo][lanes]`, zero in the halo and spare lanes.
-    static func toBatchInner(_ x: FeatureMap, into target: UnsafeMutablePointer<Float>, halo: Int, lanes: Int) {
+    /// Images `images` of `x` (`[C][N][H][W]`) into `[C][H+2·halo][W+2·halo][blockLanes]`,
+    /// zero in the halo and spare lanes.
+    static func toBatchInner(_ x: FeatureMap, images: (first: Int, count: Int), into target: UnsafeMutablePointer<Float>, halo: Int) {
+        let source = x.data + images.first * x.height * x.width
         Parallel.forEachRange(x.channels) { channels in
-            csparse_to_batch_inner(target, x.data, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(x.batch),
-                                   Int32(x.height), Int32(x.width), Int32(halo), Int32(lanes))
+            csparse_to_batch_inner(target, source, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(images.count),
+                                   Int32(x.batch), Int32(x.height), Int32(x.width), Int32(halo), Int32(blockLanes))
         }
     }
 
-    /// `[C][H][W][lanes]` back into `y` (`[C][N][H][W]`), written or added.
-    static func fromBatchInner(_ source: UnsafeMutablePointer<Float>, into y: FeatureMap, lanes: Int, accumulate: Bool) {
+    /// `[C][H][W][blockLanes]` back into images `images` of `y` (`[C][N][H][W]`), written or added.
+    static func fromBatchInner(_ source: UnsafeMutablePointer<Float>, into y: FeatureMap, images: (first: Int, count: Int),
+                               accumulate: Bool) {
+        let target = y.data + images.first * y.height * y.width
         Parallel.forEachRange(y.channels) { channels in
-            csparse_from_batch_inner(y.data, source, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(y.batch),
-                                     Int32(y.height), Int32(y.width), Int32(lanes), accumulate ? 1 : 0)
+            csparse_from_batch_inner(target, source, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(images.count),
+                                     Int32(y.batch), Int32(y.height), Int32(y.width), Int32(blockLanes), accumulate ? 1 : 0)
         }
     }
 }

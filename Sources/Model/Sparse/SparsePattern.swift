@@ -2,7 +2,7 @@
 /// engine's weight layout.
 ///
 /// The kernels work on "batch-inner" activations, `[channel][row][column][lane]` with the batch
-/// in the lanes (rounded up to a multiple of 8), so every kept weight touches one contiguous
+/// in the lanes (16 images at a time, see `SparseConvolution`), so every kept weight touches one contiguous
 /// run of lanes at each position and no tap needs a bounds check: the input carries a zero
 /// halo of `padding` positions, the output gradient one wide enough for the taps of the input
 /// gradient. Each kept weight becomes one precomputed position offset, grouped in CSR form:
@@ -158,9 +158,6 @@ public struct SparsePattern: Sendable {
         }
         self.columns = columns
     }
-
-    /// Lanes per position for `batch` images: the batch rounded up to whole 8-float vectors.
-    public static func lanes(batch: Int) -> Int { (batch + 7) / 8 * 8 }
 
     /// Positions of the padded input (per channel, all channels).
     public var paddedInputPositions: Int { inChannels * (height + 2 * padding) * (width + 2 * padding) }
