@@ -45,10 +45,15 @@ let package = Package(
         // The 3×3 stride-1 convolution without im2col, in C for per-function AVX2/AVX-512
         // code chosen at run time (Swift compiles for baseline x86-64).
         .target(name: "DirectConvolution"),
+        // The sparse engine's inner loops: AVX2+FMA chosen at run time (Swift compiles for
+        // baseline x86-64, without FMA), a portable version elsewhere.
+        .target(
+            name: "CSparse"
+        ),
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CZlib", "DirectConvolution",
+                "CBLAS", "CSparse", "CZlib", "DirectConvolution",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

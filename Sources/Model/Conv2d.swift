@@ -41,6 +41,8 @@ public final class Conv2d {
     /// (Xeon Cooper Lake, 1 thread, two interleaved pairs). Wider layers keep the 64 MiB chunks
     /// (and the summation order the float64 comparison was measured with).
     public static let narrowColumnChunkElements = 1 << 19
+    /// The sparse engine's path, set where the per-layer choice made this layer sparse (`SparseSelection`).
+    public var sparse: SparseConvolution?
     private let output = Workspace()
     private let flippedWeight = Workspace()
     private let columns: Workspace
@@ -163,6 +165,7 @@ public final class Conv2d {
     public func forward(_ x: FeatureMap) -> FeatureMap {
         precondition(x.channels == inChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = x
+        if let sparse { return sparse.forward(x, output: output, workspace: columns) }
         let y = FeatureMap(
             data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
             channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
@@ -195,6 +198,11 @@ public final class Conv2d {
     /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x`, stored in `gradient`
     /// (which must not hold `dy`).
     public func backward(_ dy: FeatureMap, into gradient: Workspace) -> FeatureMap {
+        if let sparse, let x = savedInput {
+            let dx = x.sameShape(at: gradient.reserve(x.count))
+            sparse.backward(dy, dx: dx, accumulate: false, workspace: columns)
+            return dx
+        }
         let x = weightGradient(dy)
         let dx = x.sameShape(at: gradient.reserve(x.count))
         inputGradient(dy, into: dx, accumulate: false)
@@ -204,6 +212,7 @@ public final class Conv2d {
     /// Writes `∂L/∂W` into `weight.gradient` and adds `∂L/∂x` to `dx`: where a residual
     /// block's two paths meet, with no buffer and no pass of their own.
     public func backward(_ dy: FeatureMap, addingTo dx: FeatureMap) {
+        if let sparse { return sparse.backward(dy, dx: dx, accumulate: true, workspace: columns) }
         let x = weightGradient(dy)
         precondition(dx.channels == x.channels && dx.plane == x.plane, "\(weight.name): input gradient has the wrong shape")
         inputGradient(dy, into: dx, accumulate: true)
@@ -212,6 +221,7 @@ public final class Conv2d {
     /// Writes `∂L/∂W` into `weight.gradient` only: the stem's input is the data, whose
     /// gradient nobody needs.
     public func backwardWeightOnly(_ dy: FeatureMap) {
+        if let sparse { return sparse.backward(dy, dx: nil, accumulate: false, workspace: columns) }
         _ = weightGradient(dy)
     }
 

@@ -32,6 +32,9 @@ public struct TrainingProgress: Codable, Hashable, Sendable {
     public var history: [EpochMetrics]
     /// The best validation accuracy so far and its epoch.
     public var bestValidationAccuracy: Double?, bestEpoch: Int?
+    /// The convolutions the sparse engine ran when the run started (nil: not a masked CPU
+    /// run, or a checkpoint from before the sparse engine), so a resumed run keeps them.
+    public var sparseLayers: [String]? = nil
 
     static func hex(_ stream: RandomStream) -> [String] { stream.state.map { String($0, radix: 16) } }
 

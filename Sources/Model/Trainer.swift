@@ -20,6 +20,8 @@ public final class Trainer {
     private let log: (String) -> Void
     private let snapshotEpochs: Set<Int>
     private var progress: TrainingProgress
+    /// The sparse engine's per-layer choice (nil: no mask, or not on the CPU).
+    public private(set) var sparseChoice: SparseChoice?
     /// The run's identity: the configuration's hash, folded with the hashes of the initial
     /// weights and masks when the run starts from given ones.
     public let identity: String
@@ -81,6 +83,13 @@ public final class Trainer {
             if config.startEpoch > 0 { try fastForward(to: config.startEpoch) }
         }
         try engine.synchronizeDevice()
+        if engine is CPUEngine {
+            sparseChoice = try SparseSelection.install(on: network, batchSize: config.batchSize, height: data.train.height,
+                                                       width: data.train.width, mode: try SparseSelection.Mode.fromEnvironment(),
+                                                       fixed: progress.sparseLayers)
+            if let sparseChoice { log(sparseChoice.summary) }
+            progress.sparseLayers = sparseChoice?.sparseLayers
+        }
     }
 
     /// Moves the schedule's clock and the shuffling and augmentation streams to where an
@@ -197,7 +206,8 @@ public final class Trainer {
                                  prunable: network.prunableParameters.reduce(0) { $0 + $1.value.count },
                                  remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
                                  blasCore: BLAS.engineSummary, threads: BLAS.threads,
-                                 device: engine.deviceName, precision: engine.precisionName, cudaGraphs: engine.usedCUDAGraphs)
+                                 device: engine.deviceName, precision: engine.precisionName, cudaGraphs: engine.usedCUDAGraphs,
+                                 sparse: sparseChoice)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -252,4 +262,6 @@ public struct RunSummary: Codable, Sendable {
     /// Whether the last epochs' training steps ran as CUDA graphs (false: turned off, or a
     /// capture failed and the log says which call); nil on the CPU and in older files.
     public var cudaGraphs: Bool? = nil
+    /// The sparse engine's per-layer choice on the CPU; nil for unmasked runs and in older files.
+    public var sparse: SparseChoice? = nil
 }

@@ -16,6 +16,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "CPU: column-matrix chunk budget of every convolution, in MiB (default: 2 for layers of ≤32 channels, 64 for wider ones).") var columnChunkMib: Double?
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
     @Flag(help: "CPU: every convolution through im2col and GEMM, none direct (to compare).") var im2col = false
+    @Option(help: "CPU: dense and sparse engines side by side on a SynFlow mask of this density, at widths 16 and 64.")
+    var density: Double?
+    @Option(help: "CPU: dense and sparse engines side by side on the masks of this weights, checkpoint or mask file.")
+    var mask: String?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -31,6 +35,11 @@ struct BenchCommand: ParsableCommand {
         let deviceRecord: [String: String]
         var algorithms: [String: [String]]?, cudaGraphs: Bool?
         switch device {
+        case .cpu where density != nil || mask != nil:
+            say(BLAS.configuration)
+            let results = try sparseComparison()
+            if let json { try writeJSON(results, to: json) }
+            return
         case .cpu:
             say(BLAS.configuration)
             let directLevel = im2col ? 0 : Conv2d.availableDirectLevel
@@ -73,6 +82,46 @@ struct BenchCommand: ParsableCommand {
         for line in lines {
             say("  \(line.part.padding(toLength: 42, withPad: " ", startingAt: 0)) \(String(format: "%8.2f ms  %5.1f%%", line.millisecondsPerStep, line.share))")
         }
+    }
+
+    /// Dense and sparse side by side: at widths 16 and 64 on SynFlow masks, or at the width a
+    /// mask file fits.
+    private func sparseComparison() throws -> [SparseBenchmark.Result] {
+        var runs: [(Int, SparseBenchmark.Masks)] = []
+        if let mask {
+            let file = try failing { () throws(ModelError) in try Safetensors(contentsOf: URL(fileURLWithPath: mask)) }
+            for candidate in [width, 16, 64] where !runs.contains(where: { $0.0 == candidate }) {
+                let network = ResNet18(.init(width: candidate, inputChannels: 3, classes: 10))
+                if (try? MaskSet(from: file, for: network, source: mask)) != nil { runs.append((candidate, .file(file, source: mask))) }
+            }
+            guard !runs.isEmpty else {
+                FileHandle.standardError.write(Data("error: \(mask) holds no masks for a 3-channel, 10-class ResNet18 of width \(width), 16 or 64\n".utf8))
+                throw ExitCode(2)
+            }
+        } else if let density {
+            runs = [(16, .synflow(density: density)), (64, .synflow(density: density))]
+        }
+        var results: [SparseBenchmark.Result] = []
+        for (width, masks) in runs {
+            var options = SparseBenchmark.Options()
+            options.width = width
+            options.batchSize = batchSize
+            options.steps = steps ?? 2
+            let result = try failing { () throws(ModelError) in try SparseBenchmark.run(options, masks: masks, log: say) }
+            say("width \(width), density \(String(format: "%.4f", result.density)), batch \(batchSize), \(Parallel.threads) threads (medians of \(options.rounds) interleaved rounds):")
+            say(String(format: "  training    dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseTraining, result.sparseTraining, result.trainingSpeedUp))
+            say(String(format: "  evaluation  dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseEvaluation, result.sparseEvaluation, result.evaluationSpeedUp))
+            for layer in result.choice.layers {
+                var line = "  \(layer.layer.padding(toLength: 20, withPad: " ", startingAt: 0)) density \(String(format: "%.4f", layer.density))  \(layer.sparse ? "sparse" : "dense ")"
+                if let dense = layer.denseSeconds, let sparse = layer.sparseSeconds {
+                    line += String(format: "  pass dense %.1f ms, sparse %.1f ms (%.2f×)", 1000 * dense, 1000 * sparse, dense / sparse)
+                }
+                say(line)
+            }
+            say(String(format: "  peak resident memory %.0f MiB", result.peakResidentMiB))
+            results.append(result)
+        }
+        return results
     }
 
     /// One row per distinct convolution shape: how many layers have it, the forward GEMM per

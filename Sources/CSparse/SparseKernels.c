@@ -1,0 +1,265 @@
+#include "CSparse.h"
+
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CSPARSE_X86 1
+#endif
+
+/* Portable versions: the same loops and summation order, one lane at a time. */
+static void gather_portable(float *out, const float *src, const int32_t *outBase, const int32_t *srcBase,
+                            int32_t positions, const int32_t *offset, const float *w, int32_t taps, int32_t np) {
+    for (int32_t p = 0; p < positions; p++) {
+        float *o = out + (int64_t)outBase[p] * np;
+        const float *s = src + (int64_t)srcBase[p] * np;
+        for (int32_t l = 0; l < np; l++) o[l] = 0;
+        for (int32_t t = 0; t < taps; t++) {
+            const float *x = s + (int64_t)offset[t] * np;
+            const float wt = w[t];
+            for (int32_t l = 0; l < np; l++) o[l] += wt * x[l];
+        }
+    }
+}
+
+static void dot_portable(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
+                         int32_t positions, const int32_t *offset, int32_t taps, int32_t np) {
+    for (int32_t t = 0; t < taps; t++) {
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int32_t p = 0; p < positions; p++) {
+            const float *a = dy + (int64_t)dyBase[p] * np;
+            const float *b = x + ((int64_t)xBase[p] + offset[t]) * np;
+            for (int32_t l = 0; l < np; l++) lanes[l & 7] += a[l] * b[l];
+        }
+        gradient[t] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    }
+}
+
+#ifdef CSPARSE_X86
+/* Output-stationary: 64 lanes of one position stay in eight registers while every tap adds
+ * one broadcast weight times a contiguous 64-lane run of the source. */
+__attribute__((target("avx2,fma")))
+static void gather_avx2(float *out, const float *src, const int32_t *outBase, const int32_t *srcBase,
+                        int32_t positions, const int32_t *offset, const float *w, int32_t taps, int32_t np) {
+    int32_t p = 0;
+    if (np == 16) {
+        /* Lane blocks of 16 (two vectors) keep the source in cache; four positions at a
+         * time give the eight independent sums that hide the FMA latency. */
+        for (; p + 4 <= positions; p += 4) {
+            const float *s0 = src + (int64_t)srcBase[p] * 16, *s1 = src + (int64_t)srcBase[p + 1] * 16;
+            const float *s2 = src + (int64_t)srcBase[p + 2] * 16, *s3 = src + (int64_t)srcBase[p + 3] * 16;
+            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+            for (int32_t t = 0; t < taps; t++) {
+                const int64_t o = (int64_t)offset[t] * 16;
+                const __m256 wt = _mm256_broadcast_ss(w + t);
+                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
+                b0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o + 8), b0);
+                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o), a1);
+                b1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o + 8), b1);
+                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o), a2);
+                b2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o + 8), b2);
+                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o), a3);
+                b3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o + 8), b3);
+            }
+            float *o0 = out + (int64_t)outBase[p] * 16, *o1 = out + (int64_t)outBase[p + 1] * 16;
+            float *o2 = out + (int64_t)outBase[p + 2] * 16, *o3 = out + (int64_t)outBase[p + 3] * 16;
+            _mm256_storeu_ps(o0, a0);
+            _mm256_storeu_ps(o0 + 8, b0);
+            _mm256_storeu_ps(o1, a1);
+            _mm256_storeu_ps(o1 + 8, b1);
+            _mm256_storeu_ps(o2, a2);
+            _mm256_storeu_ps(o2 + 8, b2);
+            _mm256_storeu_ps(o3, a3);
+            _mm256_storeu_ps(o3 + 8, b3);
+        }
+    }
+    for (; p < positions; p++) {
+        float *o = out + (int64_t)outBase[p] * np;
+        const float *s = src + (int64_t)srcBase[p] * np;
+        int32_t l = 0;
+        for (; l + 64 <= np; l += 64) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int32_t t = 0; t < taps; t++) {
+                const float *x = s + (int64_t)offset[t] * np + l;
+                const __m256 wt = _mm256_broadcast_ss(w + t);
+                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x), a0);
+                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 8), a1);
+                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 16), a2);
+                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 24), a3);
+                a4 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 32), a4);
+                a5 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 40), a5);
+                a6 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 48), a6);
+                a7 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 56), a7);
+            }
+            _mm256_storeu_ps(o + l, a0);
+            _mm256_storeu_ps(o + l + 8, a1);
+            _mm256_storeu_ps(o + l + 16, a2);
+            _mm256_storeu_ps(o + l + 24, a3);
+            _mm256_storeu_ps(o + l + 32, a4);
+            _mm256_storeu_ps(o + l + 40, a5);
+            _mm256_storeu_ps(o + l + 48, a6);
+            _mm256_storeu_ps(o + l + 56, a7);
+        }
+        for (; l + 16 <= np; l += 16) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            for (int32_t t = 0; t < taps; t++) {
+                const float *x = s + (int64_t)offset[t] * np + l;
+                const __m256 wt = _mm256_broadcast_ss(w + t);
+                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x), a0);
+                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 8), a1);
+            }
+            _mm256_storeu_ps(o + l, a0);
+            _mm256_storeu_ps(o + l + 8, a1);
+        }
+        for (; l < np; l += 8) {
+            __m256 a0 = _mm256_setzero_ps();
+            for (int32_t t = 0; t < taps; t++)
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_loadu_ps(s + (int64_t)offset[t] * np + l), a0);
+            _mm256_storeu_ps(o + l, a0);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/* Four taps at a time share each load of dY; a tap's sum runs over positions and lanes in
+ * one fixed order whatever block it falls in. */
+__attribute__((target("avx2,fma")))
+static void dot_avx2(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
+                     int32_t positions, const int32_t *offset, int32_t taps, int32_t np) {
+    int32_t t = 0;
+    for (; t + 4 <= taps; t += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const int64_t o0 = offset[t], o1 = offset[t + 1], o2 = offset[t + 2], o3 = offset[t + 3];
+        for (int32_t p = 0; p < positions; p++) {
+            const float *d = dy + (int64_t)dyBase[p] * np;
+            const float *s = x + (int64_t)xBase[p] * np;
+            const float *s0 = s + o0 * np, *s1 = s + o1 * np, *s2 = s + o2 * np, *s3 = s + o3 * np;
+            int32_t l = 0;
+            for (; l + 16 <= np; l += 16) {
+                const __m256 d0 = _mm256_loadu_ps(d + l), d1 = _mm256_loadu_ps(d + l + 8);
+                a0 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s0 + l), a0);
+                b0 = _mm256_fmadd_ps(d1, _mm256_loadu_ps(s0 + l + 8), b0);
+                a1 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s1 + l), a1);
+                b1 = _mm256_fmadd_ps(d1, _mm256_loadu_ps(s1 + l + 8), b1);
+                a2 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s2 + l), a2);
+                b2 = _mm256_fmadd_ps(d1, _mm256_loadu_ps(s2 + l + 8), b2);
+                a3 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s3 + l), a3);
+                b3 = _mm256_fmadd_ps(d1, _mm256_loadu_ps(s3 + l + 8), b3);
+            }
+            for (; l < np; l += 8) {
+                const __m256 d0 = _mm256_loadu_ps(d + l);
+                a0 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s0 + l), a0);
+                a1 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s1 + l), a1);
+                a2 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s2 + l), a2);
+                a3 = _mm256_fmadd_ps(d0, _mm256_loadu_ps(s3 + l), a3);
+            }
+        }
+        gradient[t] = horizontal_sum(_mm256_add_ps(a0, b0));
+        gradient[t + 1] = horizontal_sum(_mm256_add_ps(a1, b1));
+        gradient[t + 2] = horizontal_sum(_mm256_add_ps(a2, b2));
+        gradient[t + 3] = horizontal_sum(_mm256_add_ps(a3, b3));
+    }
+    for (; t < taps; t++) {
+        __m256 a0 = _mm256_setzero_ps(), b0 = a0;
+        const int64_t o0 = offset[t];
+        for (int32_t p = 0; p < positions; p++) {
+            const float *d = dy + (int64_t)dyBase[p] * np;
+            const float *s0 = x + ((int64_t)xBase[p] + o0) * np;
+            int32_t l = 0;
+            for (; l + 16 <= np; l += 16) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(d + l), _mm256_loadu_ps(s0 + l), a0);
+                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(d + l + 8), _mm256_loadu_ps(s0 + l + 8), b0);
+            }
+            for (; l < np; l += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(d + l), _mm256_loadu_ps(s0 + l), a0);
+        }
+        gradient[t] = horizontal_sum(_mm256_add_ps(a0, b0));
+    }
+}
+
+static int avx2_state = -1;
+
+static int has_avx2(void) {
+    if (avx2_state < 0) {
+        __builtin_cpu_init();
+        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return avx2_state;
+}
+#else
+static int has_avx2(void) { return 0; }
+#endif
+
+int32_t csparse_uses_avx2(void) { return has_avx2(); }
+
+void csparse_gather(float *out, const float *src, const int32_t *outBase, const int32_t *srcBase, int32_t positions,
+                    const int32_t *offset, const float *w, int32_t taps, int32_t np) {
+#ifdef CSPARSE_X86
+    if (has_avx2()) {
+        gather_avx2(out, src, outBase, srcBase, positions, offset, w, taps, np);
+        return;
+    }
+#endif
+    gather_portable(out, src, outBase, srcBase, positions, offset, w, taps, np);
+}
+
+void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
+                 int32_t positions, const int32_t *offset, int32_t taps, int32_t np) {
+#ifdef CSPARSE_X86
+    if (has_avx2()) {
+        dot_avx2(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
+        return;
+    }
+#endif
+    dot_portable(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
+}
+
+void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                            int32_t height, int32_t width, int32_t halo, int32_t np) {
+    const int64_t paddedWidth = width + 2 * halo, paddedHeight = height + 2 * halo;
+    const int64_t area = (int64_t)height * width, rowFloats = paddedWidth * np;
+    for (int32_t c = first; c < last; c++) {
+        float *d = dst + (int64_t)c * paddedHeight * rowFloats;
+        const float *s = src + (int64_t)c * imageStride * area;
+        memset(d, 0, sizeof(float) * halo * rowFloats);
+        memset(d + (halo + height) * rowFloats, 0, sizeof(float) * halo * rowFloats);
+        for (int32_t y = 0; y < height; y++) {
+            float *row = d + (y + halo) * rowFloats;
+            memset(row, 0, sizeof(float) * halo * np);
+            memset(row + (halo + width) * np, 0, sizeof(float) * halo * np);
+            for (int32_t x = 0; x < width; x++) {
+                float *q = row + (int64_t)(x + halo) * np;
+                const float *column = s + (int64_t)y * width + x;
+                int32_t i = 0;
+                for (; i < n; i++) q[i] = column[i * area];
+                for (; i < np; i++) q[i] = 0;
+            }
+        }
+    }
+}
+
+void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                              int32_t height, int32_t width, int32_t np, int32_t accumulate) {
+    const int64_t area = (int64_t)height * width;
+    for (int32_t c = first; c < last; c++) {
+        float *d = dst + (int64_t)c * imageStride * area;
+        const float *s = src + (int64_t)c * area * np;
+        for (int32_t block = 0; block < n; block += 8) {
+            const int32_t lanes = n - block < 8 ? n - block : 8;
+            for (int64_t position = 0; position < area; position++) {
+                const float *q = s + position * np + block;
+                float *out = d + (int64_t)block * area + position;
+                if (accumulate) {
+                    for (int32_t i = 0; i < lanes; i++) out[i * area] += q[i];
+                } else {
+                    for (int32_t i = 0; i < lanes; i++) out[i * area] = q[i];
+                }
+            }
+        }
+    }
+}

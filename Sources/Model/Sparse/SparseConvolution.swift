@@ -1,0 +1,229 @@
+import CSparse
+
+/// The sparse path of one masked convolution: direct convolution over the kept weights only
+/// (no column matrix), in the batch-inner layout of `SparsePattern`. A `Conv2d` whose
+/// `sparse` is set runs its forward and backward passes here.
+///
+/// - forward: the input is copied into the padded batch-inner layout, each output channel
+///   gathers its kept taps, and the result is copied back to channel-major;
+/// - backward: the weight gradient is computed at kept weights only (pruned ones get exactly
+///   zero), then the input gradient as a gather over the transposed taps.
+///
+/// Every output element is summed by one thread in the pattern's order, so results do not
+/// depend on the thread count. Scratch memory comes from the network's shared column
+/// workspace (one layer works at a time): the padded input, then the input gradient, in one
+/// region; the output or padded output gradient in the other.
+public final class SparseConvolution {
+    /// The convolution's weight (values read every step, gradient written).
+    public let weight: Parameter
+    /// The mask the pattern was built from; a different one makes the layout stale.
+    private let mask: Tensor
+    private let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    private var pattern: SparsePattern?
+    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = [], blockGradient: [Float] = []
+    private var savedInput: FeatureMap?
+
+    /// The sparse path of `convolution`, which must carry a mask.
+    public init(_ convolution: Conv2d) throws(ModelError) {
+        guard let mask = convolution.weight.mask else {
+            throw .invalidConfiguration("\(convolution.weight.name) has no mask; only masked convolutions run sparse")
+        }
+        weight = convolution.weight
+        self.mask = mask
+        inChannels = convolution.inChannels
+        outChannels = convolution.outChannels
+        kernel = convolution.kernel
+        stride = convolution.stride
+        padding = convolution.padding
+    }
+
+    /// Weights the mask keeps.
+    public var kept: Int { weight.keptCount }
+
+    private func layout(height: Int, width: Int) -> SparsePattern {
+        precondition(weight.mask === mask, "\(weight.name): its mask changed after the sparse path was chosen; choose again")
+        if let pattern, pattern.height == height, pattern.width == width { return pattern }
+        let built = SparsePattern(mask: mask.pointer, inChannels: inChannels, outChannels: outChannels, kernel: kernel,
+                                  stride: stride, padding: padding, height: height, width: width)
+        forwardValues = [Float](repeating: 0, count: built.kept)
+        backwardValues = forwardValues
+        keptGradient = forwardValues
+        blockGradient = forwardValues
+        pattern = built
+        return built
+    }
+
+    /// The two scratch regions for one lane block: (padded input / input gradient, output / output gradient).
+    private func scratch(_ pattern: SparsePattern, in workspace: Workspace) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let lanes = Self.blockLanes
+        let first = Swift.max(pattern.paddedInputPositions, inChannels * pattern.height * pattern.width) * lanes
+        let second = Swift.max(pattern.paddedGradientPositions, outChannels * pattern.outputHeight * pattern.outputWidth) * lanes
+        let base = workspace.reserve(first + second)
+        return (base, base + first)
+    }
+
+    /// Images per block: the batch is worked through 16 images (two vectors) at a time, so
+    /// that one block's whole input (e.g. 256 channels of 10×10 positions, 1.6 MB) stays in
+    /// the L2 cache while every output channel gathers from it. The blocks' order is fixed.
+    static let blockLanes = 16
+
+    /// The lane blocks of a batch: first image and count.
+    private static func blocks(_ batch: Int) -> [(first: Int, count: Int)] {
+        Swift.stride(from: 0, to: batch, by: blockLanes).map { ($0, Swift.min(blockLanes, batch - $0)) }
+    }
+
+    /// Convolves `x` (kept for `backward`) into `output`, using `workspace` as scratch.
+    public func forward(_ x: FeatureMap, output: Workspace, workspace: Workspace) -> FeatureMap {
+        savedInput = x
+        let pattern = layout(height: x.height, width: x.width)
+        let lanes = Self.blockLanes
+        let (input, result) = scratch(pattern, in: workspace)
+        gatherValues(pattern.rows.weightIndices, into: &forwardValues)
+        let area = pattern.outputHeight * pattern.outputWidth
+        let y = FeatureMap(data: output.reserve(outChannels * x.batch * area), channels: outChannels, batch: x.batch,
+                           height: pattern.outputHeight, width: pattern.outputWidth)
+        for block in Self.blocks(x.batch) {
+            Self.toBatchInner(x, images: block, into: input, halo: padding)
+            forwardValues.withUnsafeBufferPointer { values in
+                Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: area) { o, taps in
+                    pattern.outputPositions.outBase.withUnsafeBufferPointer { outBase in
+                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { sourceBase in
+                            csparse_gather(result + o * area * lanes, input, outBase.baseAddress, sourceBase.baseAddress, Int32(area),
+                                           taps.offsets, values.baseAddress! + taps.first, Int32(taps.count), Int32(lanes))
+                        }
+                    }
+                }
+            }
+            Self.fromBatchInner(result, into: y, images: block, accumulate: false)
+        }
+        return y
+    }
+
+    /// Writes `∂L/∂W` (zero at pruned weights) into `weight.gradient` and, when `dx` is given,
+    /// writes or (when `accumulate`) adds `∂L/∂x` into it.
+    public func backward(_ dy: FeatureMap, dx: FeatureMap?, accumulate: Bool, workspace: Workspace) {
+        guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
+        let pattern = layout(height: x.height, width: x.width)
+        let lanes = Self.blockLanes
+        let (input, gradient) = scratch(pattern, in: workspace)
+        let outputArea = pattern.outputHeight * pattern.outputWidth
+        let gradientPlane = (pattern.outputHeight + 2 * pattern.gradientHalo) * (pattern.outputWidth + 2 * pattern.gradientHalo)
+        let area = pattern.height * pattern.width, classes = stride * stride
+        if dx != nil { gatherValues(pattern.columns.weightIndices, into: &backwardValues) }
+        for (index, block) in Self.blocks(x.batch).enumerated() {
+            Self.toBatchInner(x, images: block, into: input, halo: padding)
+            Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
+            // Each block's sums go to `blockGradient`, then into `keptGradient` in block order.
+            keptGradient.withUnsafeMutableBufferPointer { kept in
+                blockGradient.withUnsafeMutableBufferPointer { partial in
+                    let keptBase = kept.baseAddress!, partialBase = partial.baseAddress!
+                    Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: outputArea) { o, taps in
+                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
+                            pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
+                                csparse_dot(partialBase + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
+                                            dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
+                            }
+                        }
+                        for t in taps.first..<(taps.first + taps.count) {
+                            keptBase[t] = index == 0 ? partialBase[t] : keptBase[t] + partialBase[t]
+                        }
+                    }
+                }
+            }
+            guard let dx else { continue }
+            // The padded input is dead now: the input gradient takes its place.
+            let inputGradient = input
+            backwardValues.withUnsafeBufferPointer { values in
+                Self.gather(pattern.columns, groups: 0..<(inChannels * classes), positionsPerGroup: area / classes,
+                            channelsOf: classes) { group, taps in
+                    let c = group / classes, positions = pattern.classes[group % classes]
+                    positions.outBase.withUnsafeBufferPointer { outBase in
+                        positions.sourceBase.withUnsafeBufferPointer { sourceBase in
+                            csparse_gather(inputGradient + c * area * lanes, gradient, outBase.baseAddress, sourceBase.baseAddress,
+                                           Int32(outBase.count), taps.offsets, values.baseAddress! + taps.first, Int32(taps.count),
+                                           Int32(lanes))
+                        }
+                    }
+                }
+            }
+            Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
+        }
+        weight.gradient.fill(0)
+        let target = weight.gradient.pointer
+        pattern.rows.weightIndices.withUnsafeBufferPointer { indices in
+            keptGradient.withUnsafeBufferPointer { kept in
+                for t in 0..<indices.count { target[Int(indices[t])] = kept[t] }
+            }
+        }
+    }
+
+    private func gatherValues(_ indices: [Int32], into values: inout [Float]) {
+        let w = weight.value.pointer
+        indices.withUnsafeBufferPointer { indices in
+            values.withUnsafeMutableBufferPointer { values in
+                for t in 0..<indices.count { values[t] = w[Int(indices[t])] }
+            }
+        }
+    }
+
+    /// One group's taps as the kernels take them.
+    struct GroupTaps {
+        var offsets: UnsafePointer<Int32>, first: Int, count: Int
+    }
+
+    /// Calls `body` for every group of `taps` in `groups`, the groups cut into one run per
+    /// thread of about equal work (taps + 1 per position). `channelsOf` groups form one
+    /// channel and are never split, so no two threads write the same plane.
+    static func gather(_ taps: SparsePattern.Taps, groups: Range<Int>, positionsPerGroup: Int, channelsOf: Int = 1,
+                       _ body: (Int, GroupTaps) -> Void) {
+        let channels = groups.count / channelsOf
+        var cost = [Int](repeating: 0, count: channels + 1)
+        for c in 0..<channels {
+            var work = 0
+            for g in (c * channelsOf)..<((c + 1) * channelsOf) { work += (taps.count(g) + 1) * positionsPerGroup }
+            cost[c + 1] = cost[c] + work
+        }
+        let parts = Swift.min(Parallel.threads, channels)
+        var cuts = [0]
+        for part in 1..<Swift.max(parts, 1) {
+            let goal = cost[channels] * part / parts
+            var c = cuts.last!
+            while c < channels && cost[c + 1] <= goal { c += 1 }
+            cuts.append(c)
+        }
+        cuts.append(channels)
+        taps.offsets.withUnsafeBufferPointer { offsets in
+            let base = offsets.baseAddress!
+            Parallel.forEachRange(cuts.count - 1) { range in
+                for part in range {
+                    for c in cuts[part]..<cuts[part + 1] {
+                        for g in (c * channelsOf)..<((c + 1) * channelsOf) {
+                            let first = taps.start[g]
+                            body(g, GroupTaps(offsets: base + first, first: first, count: taps.count(g)))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Images `images` of `x` (`[C][N][H][W]`) into `[C][H+2·halo][W+2·halo][blockLanes]`,
+    /// zero in the halo and spare lanes.
+    static func toBatchInner(_ x: FeatureMap, images: (first: Int, count: Int), into target: UnsafeMutablePointer<Float>, halo: Int) {
+        let source = x.data + images.first * x.height * x.width
+        Parallel.forEachRange(x.channels) { channels in
+            csparse_to_batch_inner(target, source, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(images.count),
+                                   Int32(x.batch), Int32(x.height), Int32(x.width), Int32(halo), Int32(blockLanes))
+        }
+    }
+
+    /// `[C][H][W][blockLanes]` back into images `images` of `y` (`[C][N][H][W]`), written or added.
+    static func fromBatchInner(_ source: UnsafeMutablePointer<Float>, into y: FeatureMap, images: (first: Int, count: Int),
+                               accumulate: Bool) {
+        let target = y.data + images.first * y.height * y.width
+        Parallel.forEachRange(y.channels) { channels in
+            csparse_from_batch_inner(target, source, Int32(channels.lowerBound), Int32(channels.upperBound), Int32(images.count),
+                                     Int32(y.batch), Int32(y.height), Int32(y.width), Int32(blockLanes), accumulate ? 1 : 0)
+        }
+    }
+}

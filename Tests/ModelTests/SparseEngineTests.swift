@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+@testable import Model
+
+/// The sparse engine computes the masked dense step: same logits and loss, the same gradient
+/// at every kept weight, exactly zero at pruned ones, whatever the thread count; and the
+/// per-layer choice keeps layers dense where sparse cannot win.
+@Suite(.serialized) struct SparseEngineTests {
+    /// Weight `i` of prunable tensor number `layer` is kept iff its hash falls below the
+    /// density: the rule `scripts/sparse_step_reference.py` applies, so a fixture stores 21
+    /// densities instead of 11M flags.
+    static func hashKeeps(layer: Int, index: Int, density: Double) -> Bool {
+        var z = UInt64(layer) << 32 | UInt64(index)
+        z = z &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return z >> 40 < UInt64(Int(density * 16_777_216))
+    }
+
+    static func applyHashMasks(_ network: ResNet18, density: (Int, Parameter) -> Double) throws {
+        for (layer, parameter) in network.prunableParameters.enumerated() {
+            let d = density(layer, parameter)
+            let values = (0..<parameter.value.count).map { hashKeeps(layer: layer, index: $0, density: d) ? Float(1) : 0 }
+            try parameter.setMask(Tensor(shape: parameter.shape, values: values))
+        }
+    }
+
+    /// ‖a − b‖ / ‖b‖ against a float64 reference.
+    static func relativeError64(_ a: [Double], _ b: [Double]) -> Double {
+        precondition(a.count == b.count, "\(a.count) vs \(b.count) elements")
+        var difference = 0.0, norm = 0.0
+        for (x, y) in zip(a, b) {
+            difference += (x - y) * (x - y)
+            norm += y * y
+        }
+        return norm == 0 ? difference.squareRoot() : (difference / norm).squareRoot()
+    }
+
+    struct Step {
+        var logits: [Float], loss: Double, gradients: [String: [Float]], weights: [String: [Float]]
+    }
+
+    /// Forward, loss, backward and one SGD step on `network`.
+    static func step(_ network: ResNet18, _ x: FeatureMap, labels: [Int32]) -> Step {
+        let loss = CrossEntropy()
+        let logits = network.forward(x, training: true)
+        let result = labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+        let logitValues = logits.nchwArray
+        network.backward(loss.backward(like: logits))
+        let gradients = Dictionary(uniqueKeysWithValues: network.parameters.map { ($0.name, $0.gradient.array) })
+        SGD().step(network.parameters, learningRate: 0.1, firstStep: true)
+        let weights = Dictionary(uniqueKeysWithValues: network.parameters.map { ($0.name, $0.value.array) })
+        return Step(logits: logitValues, loss: result.loss, gradients: gradients, weights: weights)
+    }
+
+    /// Sets every masked convolution sparse (or dense).
+    static func setSparse(_ network: ResNet18, _ sparse: Bool) throws {
+        for conv in network.convolutions { conv.sparse = sparse && conv.weight.mask != nil ? try SparseConvolution(conv) : nil }
+    }
+
+    /// Kept-weight gradients within `tolerance` relative, pruned ones exactly zero.
+    static func expectSameStep(_ sparse: Step, _ dense: Step, network: ResNet18, tolerance: Double) {
+        let logitError = relativeError(sparse.logits, dense.logits)
+        #expect(logitError < tolerance, "logits: relative error \(logitError)")
+        #expect(abs(sparse.loss - dense.loss) <= tolerance * abs(dense.loss), "loss \(sparse.loss) vs \(dense.loss)")
+        var worst = 0.0
+        for parameter in network.parameters {
+            let a = sparse.gradients[parameter.name]!, b = dense.gradients[parameter.name]!
+            if let mask = parameter.mask?.array, network.convolutions.contains(where: { $0.weight === parameter }) {
+                let kept = mask.indices.filter { mask[$0] != 0 }
+                let error = relativeError(kept.map { a[$0] }, kept.map { b[$0] })
+                worst = max(worst, error)
+                #expect(error < tolerance, "\(parameter.name): kept-weight gradient relative error \(error)")
+                #expect(mask.indices.allSatisfy { mask[$0] != 0 || a[$0] == 0 }, "\(parameter.name): a pruned weight has a gradient")
+                #expect(mask.indices.allSatisfy { mask[$0] != 0 || sparse.weights[parameter.name]![$0] == 0 },
+                        "\(parameter.name): a pruned weight moved")
+            } else {
+                let error = relativeError(a, b)
+                worst = max(worst, error)
+                #expect(error < tolerance, "\(parameter.name): gradient relative error \(error)")
+            }
+            let weightError = relativeError(sparse.weights[parameter.name]!, dense.weights[parameter.name]!)
+            #expect(weightError < tolerance, "\(parameter.name): weights after the step, relative error \(weightError)")
+        }
+        print("sparse vs dense: logits \(logitError), worst gradient \(worst)")
+    }
+
+    /// The width-8 PyTorch fixture's weights and images (batch 4: half of the 8 lanes are
+    /// padding), with masks of 30%, 10% and 3% per layer in turn.
+    @Test func width8MaskedStepEqualsDense() throws {
+        let fixture = Fixtures.training
+        let input = try fixture.tensor("input")
+        let labels = try fixture.integers("target").map(Int32.init)
+        let space = Workspace()
+        let x = FeatureMap.channelMajor(fromNCHW: input.pointer, batch: 4, channels: 3, height: 32, width: 32, into: space)
+        func run(sparse: Bool, threads: Int) throws -> (Step, ResNet18) {
+            let network = ResNet18(.init(width: 8, inputChannels: 3, classes: 10))
+            try network.loadState(from: fixture, prefix: "init.", source: "fixture")
+            try Self.applyHashMasks(network) { layer, _ in [0.3, 0.1, 0.03][layer % 3] }
+            try Self.setSparse(network, sparse)
+            let saved = Parallel.threads
+            Parallel.threads = threads
+            defer { Parallel.threads = saved }
+            return (Self.step(network, x, labels: labels), network)
+        }
+        let (dense, network) = try run(sparse: false, threads: 2)
+        let (sparse, _) = try run(sparse: true, threads: 2)
+        Self.expectSameStep(sparse, dense, network: network, tolerance: 1e-5)
+        let (oneThread, _) = try run(sparse: true, threads: 1)
+        #expect(oneThread.logits == sparse.logits && oneThread.gradients == sparse.gradients,
+                "the sparse step differs between 1 and 2 threads")
+    }
+
+    /// The paper's width-64 network (seed 0) with SynFlow's per-layer densities at 5% in all
+    /// (its 1×1 shortcuts pruned away entirely), batch 8, against PyTorch float64
+    /// (`scripts/sparse_step_reference.py`) and our dense engine.
+    ///
+    /// Found here: on this mask both of our engines lose float32 precision in the backward pass
+    /// from layer4.1 down (sampled kept-weight gradients ~1e-3 from float64 sparse, ~8e-3
+    /// dense, where PyTorch float32 stays at 3e-6; a few of layer4.1.conv2's gradients already
+    /// differ between the engines by 0.7% in norm), so each engine is held to float64 here — the
+    /// sparse one at least as close as the dense one — and the strict sparse = dense check is
+    /// the width-8 test's.
+    @Test(.timeLimit(.minutes(5))) func width64SynFlowStepMatchesPyTorchAndDense() throws {
+        let fixture = try Safetensors(contentsOf: Bundle.module.url(forResource: "resnet18_w64_sparse_step", withExtension: "safetensors",
+                                                                      subdirectory: "Fixtures")!)
+        let batch = 8
+        var random = RandomStream(seed: 0, stream: .synthetic)
+        let pixels = (0..<(batch * 3 * 32 * 32)).map { _ in random.nextSymmetric(1) }
+        try #require(abs(pixels.reduce(0.0) { $0 + Double($1) } - (try fixture.doubles("input.checksum")[0])) < 1e-6)
+        let labels = (0..<batch).map { Int32($0 % 10) }
+        let space = Workspace()
+        let x = pixels.withUnsafeBufferPointer {
+            FeatureMap.channelMajor(fromNCHW: $0.baseAddress!, batch: batch, channels: 3, height: 32, width: 32, into: space)
+        }
+        func run(sparse: Bool) throws -> (Step, ResNet18) {
+            let network = ResNet18(.init(width: 64, inputChannels: 3, classes: 10))
+            network.initialise(seed: 0)
+            try Self.applyHashMasks(network) { _, parameter in (try? fixture.doubles("density." + parameter.name)[0]) ?? 1 }
+            try Self.setSparse(network, sparse)
+            return (Self.step(network, x, labels: labels), network)
+        }
+        let (sparse, network) = try run(sparse: true)
+        let (dense, _) = try run(sparse: false)
+        let torchLogits = try fixture.doubles("torch_f32.logits")[0], torchWorst = try fixture.doubles("torch_f32.grad_worst")[0]
+        let logitError = Self.relativeError64(sparse.logits.map(Double.init), try fixture.doubles("logits"))
+        #expect(logitError <= Swift.max(2 * torchLogits, 1e-5), "logits against float64: \(logitError) (PyTorch float32 \(torchLogits))")
+        #expect(relativeError(sparse.logits, dense.logits) < 1e-5)
+        let loss = try fixture.doubles("loss")[0]
+        #expect(abs(sparse.loss - loss) < 1e-5 * loss, "loss \(sparse.loss) vs float64 \(loss)")
+        #expect(abs(sparse.loss - dense.loss) < 1e-5 * loss, "loss \(sparse.loss) vs dense \(dense.loss)")
+        var worst = (sparse: 0.0, dense: 0.0)
+        for parameter in network.prunableParameters {
+            let mask = parameter.mask!.array
+            let kept = mask.indices.filter { mask[$0] != 0 }
+            let reference = try fixture.doubles("grad_sample." + parameter.name)
+            func error(_ step: Step) -> Double {
+                let gradient = step.gradients[parameter.name]!
+                return Self.relativeError64(stride(from: 0, to: kept.count, by: max(1, kept.count / 256)).map { Double(gradient[kept[$0]]) },
+                                            reference)
+            }
+            let (sparseError, denseError) = (error(sparse), error(dense))
+            worst = (max(worst.sparse, sparseError), max(worst.dense, denseError))
+            #expect(sparseError <= Swift.max(denseError, 2 * torchWorst, 1e-5),
+                    "\(parameter.name): kept-weight gradient \(sparseError) from float64, the dense engine's \(denseError)")
+            let pruned = sparse.gradients[parameter.name]!
+            #expect(mask.indices.allSatisfy { mask[$0] != 0 || pruned[$0] == 0 || !network.convolutions.contains { $0.weight === parameter } },
+                    "\(parameter.name): a pruned weight has a gradient")
+        }
+        print("w64 SynFlow-like 5%, batch 8, against float64: logits \(logitError) (PyTorch float32 \(torchLogits)); worst sampled kept-weight gradient sparse \(worst.sparse), dense \(worst.dense), PyTorch float32 \(torchWorst)")
+    }
+
+    @Test func choiceNeedsTheThreshold() {
+        #expect(SparseSelection.prefersSparse(dense: 1.2, sparse: 1.0))
+        #expect(!SparseSelection.prefersSparse(dense: 1.19, sparse: 1.0))
+        #expect(!SparseSelection.prefersSparse(dense: 1.0, sparse: 2.0), "a layer where sparse is slower stays dense")
+    }
+
+    @Test func choiceFollowsModeAndResumedRuns() throws {
+        let network = ResNet18(.init(width: 4, inputChannels: 1, classes: 10))
+        network.initialise(seed: 0)
+        #expect(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .on) == nil,
+                "an unmasked network has nothing to choose")
+        try Self.applyHashMasks(network) { layer, _ in layer == 0 ? 1 : 0.05 }
+        let on = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .on))
+        #expect(on.sparseLayers.count == network.convolutions.count)
+        #expect(network.convolutions.allSatisfy { $0.sparse != nil })
+        let off = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .off))
+        #expect(off.sparseLayers.isEmpty && network.convolutions.allSatisfy { $0.sparse == nil })
+        let resumed = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto,
+                                                               fixed: ["layer1.0.conv2"]))
+        #expect(resumed.sparseLayers == ["layer1.0.conv2"])
+        #expect(network.convolutions.filter { $0.sparse != nil }.map(\.weight.name) == ["layer1.0.conv2.weight"])
+        let measured = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto))
+        #expect(measured.layers[0].density == 1 && !measured.layers[0].sparse && measured.layers[0].denseSeconds == nil,
+                "a layer that keeps every weight stays dense unmeasured")
+        #expect(measured.layers.dropFirst().allSatisfy { $0.denseSeconds != nil && $0.sparseSeconds != nil })
+        let installed = network.convolutions.filter { $0.sparse != nil }.map { String($0.weight.name.dropLast(".weight".count)) }
+        #expect(measured.sparseLayers == installed)
+        #expect(throws: ModelError.self) { try SparseSelection.Mode.fromEnvironment(["PRUNESWEEP_SPARSE": "fast"]) }
+        #expect(try SparseSelection.Mode.fromEnvironment([:]) == .auto)
+    }
+
+    @Test func denseAtFullDensity() throws {
+        let network = ResNet18(.init(width: 4, inputChannels: 1, classes: 10))
+        network.initialise(seed: 0)
+        try MaskSet(onesFor: network).apply(to: network)
+        let choice = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto))
+        #expect(choice.sparseLayers.isEmpty && network.convolutions.allSatisfy { $0.sparse == nil })
+    }
+}
