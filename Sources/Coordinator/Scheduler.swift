@@ -233,12 +233,14 @@ struct Scheduler {
     /// holding the fewest tasks (for a training, then the fastest); a task retries on a worker
     /// it has not failed on while there is one. With nothing ready, idle workers may get
     /// backups. Placed tasks hold their slot until `started` or `unplaced`.
-    mutating func place(_ ready: [Ready], at time: Double) -> [Decision] {
+    mutating func place(_ ready: some Sequence<Ready>, at time: Double) -> [Decision] {
         var decisions: [Decision] = []
         var free = Set(workers.values.filter(mayStart).map(\.name))
         // Every worker's outlook per workload, made once per call and kept as tasks are placed.
         var outlooks: [String: (workload: TrainingWorkload, byWorker: [String: WorkerOutlook])] = [:]
+        var anyReady = false
         for task in ready {
+            anyReady = true
             guard !free.isEmpty else { break }
             let tried = failedOn[task.id] ?? []
             let fresh = free.filter { !tried.contains($0) }
@@ -258,7 +260,7 @@ struct Scheduler {
             free = chosen.group.flatMap { hostCaps[$0] } == nil ? free.filter { $0 != chosen.name || workers[$0].map(mayStart) == true }
                 : free.filter { workers[$0].map(mayStart) ?? false }
         }
-        if ready.isEmpty { decisions += backups(at: time) }
+        if !anyReady { decisions += backups(at: time) }
         return decisions
     }
 

@@ -71,7 +71,7 @@ public struct SweepCoordinator {
             options.monitor = monitor
             try journal.timeCommits { monitor.journalCommitted(seconds: $0) }
         }
-        let server = try SweepServer(journal: journal, store: store, options: options, log: log)
+        let server = try SweepServer(journal: journal, store: store, options: options, log: log, interrupted: requeued)
         let reports = server.reports
         let security = try WireSecurity(cluster: cluster)
         let zap = try security.map { security in

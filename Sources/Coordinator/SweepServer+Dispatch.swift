@@ -32,7 +32,7 @@ extension SweepServer {
         }
         reports.flushDue(now: time)
         liveCount.with { $0 = sessions.count }
-        if scheduler.retryDue(at: time) { needsDispatch = true }
+        if scheduler.retryDue(at: time) || adoptionUntil.map({ time >= $0 }) == true { needsDispatch = true }
         if needsDispatch {
             needsDispatch = false
             do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
@@ -46,8 +46,7 @@ extension SweepServer {
     }
 
     private func dispatch() throws {
-        let runnable = board.runnable
-        if runnable.isEmpty && (board.counts[.running] ?? 0) == 0 {
+        if !board.hasRunnable && (board.counts[.running] ?? 0) == 0 {
             if !finished {
                 finished = true
                 for peer in sessions.peers { send(peer, .shutdown(Shutdown(reason: "the sweep is finished"))) }
@@ -55,7 +54,13 @@ extension SweepServer {
             }
             return
         }
-        for decision in scheduler.place(runnable.lazy.map { Scheduler.Ready(id: $0.row.id, workload: $0.workload) }, at: now()) {
+        let time = now()
+        if let until = adoptionUntil, time >= until { adoptionUntil = nil; awaitingAdoption = [] }
+        // After a restart, a task its worker may still run waits for that worker to rejoin and adopt it.
+        let awaiting = awaitingAdoption
+        let decisions = awaiting.isEmpty ? scheduler.place(board.runnable, at: time)
+            : scheduler.place(board.runnable.filter { !awaiting.contains($0.id) }, at: time)
+        for decision in decisions {
             switch decision {
             case .start(let task, let worker): try start(task, on: worker)
             case .backup(let choice, let worker): try startBackup(choice, on: worker)

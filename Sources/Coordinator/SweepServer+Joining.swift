@@ -50,6 +50,7 @@ extension SweepServer {
                                                                                 allowedMisses: options.missedHeartbeats, now: now())))
         scheduler.joined(hello.worker, host: hello.host, group: hello.group, slots: try slots(of: hello), running: carried)
         for task in hello.running where carried[task] == nil {
+            awaitingAdoption.remove(task)
             if let attempt = try journal.adopt(task, worker: hello.worker) {
                 try refresh(task)
                 scheduler.started(task, attempt: attempt, on: hello.worker, workload: board[task]?.workload, at: now())

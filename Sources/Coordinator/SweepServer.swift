@@ -81,6 +81,10 @@ public final class SweepServer: @unchecked Sendable {
     var trainingsThisRun = 0, trainingSecondsThisRun = 0.0
     let finishedSignal = DispatchSemaphore(value: 0)
     var finished = false
+    /// Tasks a restart put back in the queue, which their workers may still run: they go to
+    /// no other worker until `adoptionUntil` (two liveness windows after the start), so a
+    /// worker that rejoins early does not take the task of one that rejoins later.
+    var awaitingAdoption: Set<String>, adoptionUntil: Double?
     /// The task counts the monitor heard last.
     private var countsTold: [Journal.State: Int] = [:]
     /// Frames rejected as malformed, of an unknown version or type (read after `stop`).
@@ -91,8 +95,11 @@ public final class SweepServer: @unchecked Sendable {
     /// Per finished task: seconds from dispatch to result minus the worker's step time.
     public internal(set) var overheads: [Double] = []
 
-    /// A server over `journal` and `store`; attach it to a socket with `attach`.
-    public init(journal: Journal, store: ArtifactStore, options: Options, log: Logger) throws {
+    /// A server over `journal` and `store`; attach it to a socket with `attach`. `interrupted`
+    /// are the tasks this start put back in the queue (`Journal.requeueInterrupted`).
+    public init(journal: Journal, store: ArtifactStore, options: Options, log: Logger, interrupted: [String] = []) throws {
+        awaitingAdoption = Set(interrupted)
+        adoptionUntil = interrupted.isEmpty ? nil : Date().timeIntervalSince1970 + 2 * options.heartbeatSeconds * Double(options.missedHeartbeats)
         self.journal = journal
         self.store = store
         self.options = options

@@ -46,8 +46,15 @@ struct TaskBoard {
     /// All tasks.
     var total: Int { entries.count }
 
-    /// Queued tasks whose inputs are done, in plan order.
-    var runnable: [Entry] { ready.compactMap { entries[$0.id] } }
+    /// Queued tasks whose inputs are done, in plan order, as the scheduler sees them (read
+    /// lazily: a dispatch looks only as far as there are free workers).
+    var runnable: LazyMapSequence<[(position: Int, id: String)], Scheduler.Ready> {
+        let entries = entries
+        return ready.lazy.map { Scheduler.Ready(id: $0.id, workload: entries[$0.id]?.workload) }
+    }
+
+    /// Whether a queued task has all its inputs done.
+    var hasRunnable: Bool { !ready.isEmpty }
 
     /// Whether nothing is queued or running.
     var isSettled: Bool { (counts[.queued] ?? 0) + (counts[.running] ?? 0) == 0 }

@@ -5,7 +5,7 @@ import Testing
 
 /// A fleet of simulated workers against the real `coordinator` program (docs/cluster.md,
 /// "Fleet simulator"): 100 workers on loopback run a 2,000-task sweep to its end, and every
-/// task is accepted exactly once, from its only attempt.
+/// task is accepted exactly once, from its only attempt or, for a backed-up training, one of two.
 @Suite(.serialized) struct FleetSimulationTests {
     /// The smoke preset's dense run and one lottery round: four task shapes per seed.
     static func sweep(_ name: String, seeds: [Int]) -> String {
@@ -24,7 +24,7 @@ import Testing
         let perSeed = try Journal(directory: template).tasks().count
         let seeds = 2000 / perSeed
         let cluster = try harness.file("fleet-cluster.json", """
-            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 1, "missedHeartbeats": 10,
+            {"bind": "tcp://127.0.0.1:*", "heartbeatSeconds": 1, "missedHeartbeats": 60,
              "hosts": [{"name": "fleet", "launcher": "manual", "workers": 100}]}
             """)
         let output = harness.directory.appendingPathComponent("coordinator.log")
@@ -35,11 +35,13 @@ import Testing
         let endpointFile = harness.run.appendingPathComponent("coordinator.endpoint")
         #expect(SweepHarness.wait(seconds: 60) { FileManager.default.fileExists(atPath: endpointFile.path) })
         let endpoint = try String(contentsOf: endpointFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        // Two simulator threads of 50 workers, steps about a tenth of a second.
+        // Two simulator threads of 50 workers, steps about a tenth of a second. Liveness is
+        // loose (60 s): CI runs this beside every other end-to-end test on two cores, and a
+        // worker that gave the coordinator up would rightly run its task a second time.
         let results = Locked<[FleetStats]>([])
         let threads = (0..<2).map { index in
             Thread {
-                let options = FleetSimulator.Options(endpoint: endpoint, workers: 50, namePrefix: "t\(index)", heartbeatSeconds: 1, missedHeartbeats: 10,
+                let options = FleetSimulator.Options(endpoint: endpoint, workers: 50, namePrefix: "t\(index)", heartbeatSeconds: 1, missedHeartbeats: 60,
                                                      timeScale: 0.1, spread: 0.3)
                 let stats = (try? FleetSimulator(options: options, template: shapes).run()) ?? FleetStats()
                 results.with { $0.append(stats) }
@@ -54,9 +56,13 @@ import Testing
         let journal = try Journal(directory: harness.run)
         let tasks = try journal.tasks()
         #expect(tasks.count == seeds * perSeed)
-        #expect(tasks.allSatisfy { $0.state == .done && $0.attempts == 1 })
+        #expect(tasks.allSatisfy { $0.state == .done })
         #expect(try journal.eventCount("done") == tasks.count)
-        #expect(fleet.done == tasks.count && fleet.duplicates == 0 && fleet.startedTwice == 0 && fleet.unknownTasks == 0)
+        #expect(fleet.done == tasks.count && fleet.duplicates == 0 && fleet.unknownTasks == 0)
+        // A second attempt is only ever a backup copy of a training expected to finish last
+        // (the first result wins, the other copy is cancelled): no task ran again for a lost worker.
+        let backups = try journal.eventCount("backup")
+        #expect(tasks.allSatisfy { $0.attempts <= 2 } && tasks.filter { $0.attempts > 1 }.count == backups && fleet.startedTwice == backups)
         print("fleet of 100 simulated workers, \(tasks.count) tasks: \(fleet.summary)")
     }
 }
