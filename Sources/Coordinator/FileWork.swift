@@ -5,8 +5,9 @@ import Foundation
 /// outputs (weights and masks loaded for the task's architecture, 0.1–0.7 s at width 64).
 /// Each job's answer is handed back to the socket thread by `drain`, in order, so the state
 /// stays the socket thread's alone. One serial queue keeps the order that matters: an upload
-/// is stored before the result that names it is checked. What is queued is bounded by the
-/// workers' slots: a worker uploads and reports only the tasks it holds.
+/// is stored before the result that names it is checked. Results queued are bounded by the
+/// workers' slots (a worker reports only the tasks it holds); uploads are not bounded yet: a
+/// file thread that falls behind holds every epoch checkpoint that waits (docs/fleet-scale.md).
 final class FileWork: @unchecked Sendable {
     private let queue = DispatchQueue(label: "prunesweep-files")
     private let lock = NSLock()
