@@ -25,7 +25,7 @@ extension Journal {
     /// Starts a backup of `original`, a running attempt of `task`, on `worker`; returns the
     /// backup's attempt number. The task stays running (both copies are its attempts).
     public func startBackup(_ task: String, worker: String, of original: Int) throws -> Int {
-        try database.write { db in
+        try write { db in
             guard var row = try TaskRow.fetchOne(db, key: task), row.state == .running else {
                 throw SweepError.invalid("cannot back up task \(task.prefix(12)): it is not running (a backup copies a running attempt)")
             }
@@ -49,7 +49,7 @@ extension Journal {
     /// Ends `attempt` of `task` while another copy runs on: the task stays running and no
     /// failure counts against it (the other copy may still finish it).
     public func endCopy(_ task: String, attempt: Int, _ end: CopyEnd, message: String) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ? AND ended IS NULL",
                            arguments: [Self.now(), end.rawValue, task, attempt])
             let detail = String(decoding: try JSONEncoder().encode(["task": task, "attempt": String(attempt), "message": message]), as: UTF8.self)
@@ -59,7 +59,7 @@ extension Journal {
 
     /// Records a worker's learned speed on a workload (the latest estimate replaces the last).
     public func noteSpeed(worker: String, host: String, workload: String, imagesPerSecond: Double) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(sql: """
                 INSERT INTO speed (worker, host, workload, imagesPerSecond, updated) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (worker, workload) DO UPDATE SET host = excluded.host, imagesPerSecond = excluded.imagesPerSecond, updated = excluded.updated

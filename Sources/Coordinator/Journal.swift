@@ -44,6 +44,8 @@ public final class Journal: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        // The server keeps one transaction open per loop turn (`beginTurn`, `endTurn`).
+        configuration.allowsUnsafeTransactions = true
         database = try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -83,6 +85,12 @@ public final class Journal: Sendable {
             }
         }
         Self.registerCopies(&migrator)
+        // A fleet's journal holds tens of thousands of attempts and events: the per-result
+        // updates of a task's attempts, and the counts of an event kind, must not scan them all.
+        migrator.registerMigration("indexes") { db in
+            try db.create(index: "attempt_task", on: "attempt", columns: ["task", "number"], ifNotExists: true)
+            try db.create(index: "event_kind", on: "event", columns: ["kind"], ifNotExists: true)
+        }
         do {
             try migrator.migrate(database)
         } catch {
@@ -93,6 +101,36 @@ public final class Journal: Sendable {
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// Runs `updates` in a transaction of its own, or, inside a turn (`beginTurn`), in a
+    /// savepoint of the turn's transaction, committed with the turn.
+    func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        try database.writeWithoutTransaction { db in
+            var result: T?
+            try db.inSavepoint {
+                result = try updates(db)
+                return .commit
+            }
+            guard let result else { throw SweepError.invalid("a journal write returned nothing") }
+            return result
+        }
+    }
+
+    /// Opens a transaction that the writes until `endTurn` join: the server's loop turn
+    /// commits its changes once, not once per message. Nothing the turn answers goes out
+    /// before `endTurn` (the socket loop sends queued frames at its next turn).
+    public func beginTurn() throws {
+        try database.writeWithoutTransaction { db in
+            if !db.isInsideTransaction { try db.beginTransaction(.immediate) }
+        }
+    }
+
+    /// Commits the turn's transaction, if one is open.
+    public func endTurn() throws {
+        try database.writeWithoutTransaction { db in
+            if db.isInsideTransaction { try db.commit() }
+        }
+    }
 
     static func event(_ db: Database, _ kind: String, _ detail: String) throws {
         try db.execute(sql: "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", arguments: [now(), kind, detail])
@@ -106,7 +144,7 @@ public final class Journal: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let specJSON = String(decoding: try encoder.encode(sweep), as: UTF8.self)
-        return try database.write { db in
+        return try write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") {
                 if existing != specJSON && !extend && !Self.plansAlike(existing, plan) {
                     throw SweepError.invalid("this run directory holds a different sweep; rerun with the same sweep, pass --extend to add the new tasks, or use a fresh --run-dir")
@@ -148,6 +186,17 @@ public final class Journal: Sendable {
         try database.read { db in try TaskRow.order(Column("position")).fetchAll(db) }
     }
 
+    /// The number of tasks in each state.
+    public func stateCounts() throws -> [State: Int] {
+        try database.read { db in
+            var counts: [State: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM task GROUP BY state") {
+                if let state = State(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
     /// Queued tasks whose inputs are all done, in plan order.
     public func runnable() throws -> [TaskRow] {
         let all = try tasks()
@@ -161,10 +210,17 @@ public final class Journal: Sendable {
     /// The artifact hashes a task reads, by role: a `mask` input is its producer's mask, any
     /// other input its producer's weights; plus the task's last checkpoint, if it has one.
     public func inputArtifacts(of row: TaskRow, spec: TaskSpec) throws -> [String: String] {
+        var rows: [String: TaskRow] = [:]
+        for producer in spec.inputs.values { rows[producer] = try task(producer) }
+        return Self.inputArtifacts(of: row, spec: spec) { rows[$0]?.outputs }
+    }
+
+    /// `inputArtifacts` with each producer's outputs (JSON, nil until done) from `outputsOf`.
+    static func inputArtifacts(of row: TaskRow, spec: TaskSpec, outputsOf: (String) -> String?) -> [String: String] {
         var inputs: [String: String] = [:]
         for (role, producer) in spec.inputs {
-            guard let json = try task(producer)?.outputs else { continue }
-            let outputs = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+            guard let json = outputsOf(producer),
+                  let outputs = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8)) else { continue }
             inputs[role] = outputs[role == "mask" ? "mask" : "weights"]
         }
         if let checkpoint = row.checkpoint { inputs["checkpoint"] = checkpoint }
@@ -173,7 +229,7 @@ public final class Journal: Sendable {
 
     /// Marks `task` running on `worker` and returns the attempt number.
     public func start(_ task: String, worker: String) throws -> Int {
-        try database.write { db in
+        try write { db in
             guard var row = try TaskRow.fetchOne(db, key: task) else { throw SweepError.invalid("unknown task \(task)") }
             row.state = .running
             row.attempts += 1
@@ -194,7 +250,7 @@ public final class Journal: Sendable {
     /// loss) put back in the queue: mark it running on `worker` again, under its last attempt,
     /// instead of starting it twice. Returns the attempt, or nil when the task is not queued.
     public func adopt(_ task: String, worker: String) throws -> Int? {
-        try database.write { db in
+        try write { db in
             guard var row = try TaskRow.fetchOne(db, key: task), row.state == .queued, row.attempts > 0 else { return nil }
             row.state = .running
             try row.update(db)
@@ -212,7 +268,7 @@ public final class Journal: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(detail), as: UTF8.self)
-        try database.write { db in try Self.event(db, kind, json) }
+        try write { db in try Self.event(db, kind, json) }
     }
 
     /// One attempt: its task, worker and times (seconds since 1970; `ended` nil while it runs).
@@ -241,7 +297,7 @@ public final class Journal: Sendable {
 
     /// Remembers the latest epoch checkpoint of a running task.
     public func checkpoint(_ task: String, artifact: String) throws {
-        try database.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE task SET checkpoint = ? WHERE id = ?", arguments: [artifact, task])
             try Self.event(db, "checkpoint", "{\"task\":\"\(task)\",\"artifact\":\"\(artifact)\"}")
         }
@@ -249,7 +305,7 @@ public final class Journal: Sendable {
 
     /// Accepts a result once per task: returns false (and changes nothing) for a duplicate.
     public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String) throws -> Bool {
-        try database.write { db in
+        try write { db in
             guard var row = try TaskRow.fetchOne(db, key: task), row.state != .done else {
                 try Self.event(db, "duplicate-result", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
                 return false
@@ -273,7 +329,7 @@ public final class Journal: Sendable {
     /// Ends a running attempt without a result. A lost worker re-queues the task without
     /// counting a failure; an error counts, and past `retryLimit` failures the task fails.
     public func abandon(_ task: String, attempt: Int, lostWorker: Bool, message: String, retryLimit: Int) throws {
-        try database.write { db in
+        try write { db in
             guard var row = try TaskRow.fetchOne(db, key: task), row.state == .running else { return }
             if !lostWorker { row.failures += 1 }
             row.state = row.failures > retryLimit ? .failed : .queued
@@ -289,7 +345,7 @@ public final class Journal: Sendable {
     /// (its worker may reconnect and report, and the result is then accepted once); returns them.
     @discardableResult
     public func requeueInterrupted() throws -> [String] {
-        try database.write { db in
+        try write { db in
             let running = try String.fetchAll(db, sql: "SELECT id FROM task WHERE state = 'running'")
             try db.execute(sql: "UPDATE task SET state = 'queued' WHERE state = 'running'")
             try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'interrupted' WHERE ended IS NULL", arguments: [Self.now()])

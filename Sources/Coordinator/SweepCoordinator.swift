@@ -71,7 +71,7 @@ public struct SweepCoordinator {
             options.monitor = monitor
             try journal.timeCommits { monitor.journalCommitted(seconds: $0) }
         }
-        let server = SweepServer(journal: journal, store: store, options: options, log: log)
+        let server = try SweepServer(journal: journal, store: store, options: options, log: log, interrupted: requeued)
         let reports = server.reports
         let security = try WireSecurity(cluster: cluster)
         let zap = try security.map { security in
@@ -103,7 +103,7 @@ public struct SweepCoordinator {
         } catch {
             throw SweepError.invalid("cannot listen on \(bind) (cluster.json field bind): \(error); is another coordinator running? Use another port, or * for any free one")
         }
-        server.attach(loop.send)
+        server.attach(loop.send, wake: { loop.wake() })
         try? Data((loop.endpoint + "\n").utf8).write(to: runDirectory.appendingPathComponent("coordinator.endpoint"))
         if let security {
             log.info("listening on \(loop.endpoint) (CURVE: encrypted and authenticated; coordinator key \(security.coordinator.publicKey), \(security.authorized.count) authorised worker key(s))")
@@ -117,7 +117,7 @@ public struct SweepCoordinator {
             loop.stop()
             throw error
         }
-        var written = (done: try journal.eventCount("done"), at: Date())
+        var written = (done: try journal.eventCount("done"), at: Date(), took: 0.0)
         while !server.waitUntilFinished(seconds: 0.25) {
             if let reason = stopRequested() {
                 log.notice("\(reason): stopping the sweep and the workers this coordinator started; finished tasks are kept, rerun the same command to resume")
@@ -129,12 +129,15 @@ public struct SweepCoordinator {
                                stoppedBy: reason)
             }
             launcher.maintain()
-            // The report follows the results (at most every 5 s), so a long sweep can be read while it runs.
-            if Date().timeIntervalSince(written.at) >= 5, let done = try? journal.eventCount("done"), done != written.done {
-                written = (done, Date())
+            // The report follows the results (at most every 5 s, and at most a tenth of the
+            // time: a fleet's report of 20,000 results takes seconds of a core to write), so a
+            // long sweep can be read while it runs.
+            if Date().timeIntervalSince(written.at) >= max(5, 10 * written.took), let done = try? journal.eventCount("done"), done != written.done {
+                let clock = Date()
                 do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
                     log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
                 }
+                written = (done, Date(), Date().timeIntervalSince(clock))
             }
             if launcher.allFailed && server.liveWorkers == 0 {
                 launcher.stop(grace: 0)

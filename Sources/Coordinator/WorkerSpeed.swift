@@ -16,13 +16,17 @@ struct WorkerSpeed: Sendable, Equatable {
     typealias Estimate = Journal.Speed
 
     private var estimates: [String: [String: Estimate]] = [:]
+    /// Sums of the estimates per workload and host, and per workload: a worker without an
+    /// estimate of its own borrows a mean, asked for per candidate of every dispatch.
+    private struct Total: Equatable { var sum = 0.0, count = 0 }
+    private var hostTotals: [String: [String: Total]] = [:], totals: [String: Total] = [:]
 
     /// No speeds learned yet.
     init() {}
 
     /// Speeds learned before (a restarted coordinator reads them from its journal).
     init(_ learned: [Estimate]) {
-        for estimate in learned { estimates[estimate.workload, default: [:]][estimate.worker] = estimate }
+        for estimate in learned { set(estimate) }
     }
 
     /// Folds one epoch into `worker`'s speed on `workload`: `images` trained in `seconds`.
@@ -35,8 +39,22 @@ struct WorkerSpeed: Sendable, Equatable {
         var estimate = estimates[workload]?[worker] ?? Estimate(worker: worker, host: host, workload: workload, imagesPerSecond: sample)
         estimate.imagesPerSecond += Self.smoothing * (sample - estimate.imagesPerSecond)
         estimate.host = host
-        estimates[workload, default: [:]][worker] = estimate
+        set(estimate)
         return estimate
+    }
+
+    private mutating func set(_ estimate: Estimate) {
+        if let old = estimates[estimate.workload]?[estimate.worker] {
+            hostTotals[old.workload, default: [:]][old.host, default: Total()].sum -= old.imagesPerSecond
+            hostTotals[old.workload, default: [:]][old.host, default: Total()].count -= 1
+            totals[old.workload, default: Total()].sum -= old.imagesPerSecond
+            totals[old.workload, default: Total()].count -= 1
+        }
+        estimates[estimate.workload, default: [:]][estimate.worker] = estimate
+        hostTotals[estimate.workload, default: [:]][estimate.host, default: Total()].sum += estimate.imagesPerSecond
+        hostTotals[estimate.workload, default: [:]][estimate.host, default: Total()].count += 1
+        totals[estimate.workload, default: Total()].sum += estimate.imagesPerSecond
+        totals[estimate.workload, default: Total()].count += 1
     }
 
     /// `worker`'s expected images per second on `workload`: its own estimate, else its host's
@@ -44,8 +62,8 @@ struct WorkerSpeed: Sendable, Equatable {
     func imagesPerSecond(worker: String, host: String, workload: String) -> Double? {
         guard let known = estimates[workload], !known.isEmpty else { return nil }
         if let own = known[worker] { return own.imagesPerSecond }
-        let sameHost = known.values.filter { $0.host == host }
-        return Self.mean(sameHost.isEmpty ? Array(known.values) : sameHost)
+        if let sameHost = hostTotals[workload]?[host], sameHost.count > 0 { return sameHost.sum / Double(sameHost.count) }
+        return totals[workload].map { $0.sum / Double(max(1, $0.count)) }
     }
 
     /// Every learned estimate, by worker then workload (for the status line).
@@ -53,7 +71,4 @@ struct WorkerSpeed: Sendable, Equatable {
         estimates.values.flatMap(\.values).sorted { ($0.worker, $0.workload) < ($1.worker, $1.workload) }
     }
 
-    private static func mean(_ estimates: [Estimate]) -> Double {
-        estimates.reduce(0) { $0 + $1.imagesPerSecond } / Double(estimates.count)
-    }
 }

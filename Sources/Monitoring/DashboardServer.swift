@@ -25,7 +25,7 @@ public final class DashboardServer: Sendable {
                 live: LiveSweepState, metrics: SweepMetrics, logger: Logger) throws(DashboardError) {
         let token = address.isLoopback ? nil : DashboardAccess<BasicRequestContext>.makeToken()
         let started = Date()
-        let doneAtStart = (try? journal.tasks().filter { $0.state == .done }.count) ?? 0
+        let doneAtStart = (try? journal.stateCounts()[.done]) ?? 0
         let report = ReportFragment(journal: journal, sweep: sweep, runDirectory: runDirectory)
         let router = Router()
         router.add(middleware: DashboardAccess(token: token))

@@ -2,7 +2,7 @@ import Coordinator
 import Foundation
 
 /// The dashboard's JSON (`/api/state`): the sweep's progress with its task counts read from
-/// the journal, each worker, and the recent failures.
+/// the journal by the server, each worker, and the recent failures.
 public struct DashboardSnapshot: Codable, Equatable, Sendable {
     /// Tasks by state, as the journal holds them.
     public struct TaskCounts: Codable, Equatable, Sendable {
@@ -26,12 +26,12 @@ public struct DashboardSnapshot: Codable, Equatable, Sendable {
     /// The time of the snapshot (seconds since 1970), against which `lastHeard` reads.
     public var time: Double
 
-    /// The snapshot now: counts from `journal`, workers and failures from `live`; the pace
+    /// The snapshot now: counts as the server last told `live` (from `journal` before it
+    /// did), workers and failures from `live`; the pace
     /// counts results since `started`, when `doneAtStart` were done.
     static func now(journal: Journal, sweep: SweepSpec, runDirectory: URL, live: LiveSweepState, started: Date, doneAtStart: Int) throws -> Self {
-        let rows = try journal.tasks()
-        let counts = rows.reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
-        let tasks = TaskCounts(total: rows.count, queued: counts[.queued] ?? 0, running: counts[.running] ?? 0,
+        let counts = try live.counts ?? journal.stateCounts()
+        let tasks = TaskCounts(total: counts.values.reduce(0, +), queued: counts[.queued] ?? 0, running: counts[.running] ?? 0,
                                done: counts[.done] ?? 0, failed: counts[.failed] ?? 0)
         let elapsed = Date().timeIntervalSince(started)
         var progress = "\(tasks.done)/\(tasks.total) done, \(tasks.running) running, \(tasks.queued) queued, \(tasks.failed) failed"

@@ -34,12 +34,15 @@ public final class LiveSweepState: SweepMonitor {
     public static let failuresKept = 50
 
     private let state = Mutex<(workers: [String: Worker], failures: [Failure])>(([:], []))
+    private let taskCounts = Mutex<[Journal.State: Int]?>(nil)
 
     /// An empty state.
     public init() {}
 
     /// The workers by name.
     public var workers: [Worker] { state.withLock { $0.workers.values.sorted { $0.name < $1.name } } }
+    /// The tasks by state as the server last counted them (nil before it did).
+    public var counts: [Journal.State: Int]? { taskCounts.withLock { $0 } }
     /// The recent failures, newest first.
     public var failures: [Failure] { state.withLock { Array($0.failures.reversed()) } }
 
@@ -96,6 +99,7 @@ public final class LiveSweepState: SweepMonitor {
     public func frameRejected(reason: String) {}
     public func artifactBytes(_ count: Int, sent: Bool) {}
     public func journalCommitted(seconds: Double) {}
+    public func tasksCounted(_ counts: [Journal.State: Int]) { taskCounts.withLock { $0 = counts } }
 
     private func idle(_ worker: String) {
         state.withLock { s in

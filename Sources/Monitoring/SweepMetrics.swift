@@ -7,7 +7,7 @@ import Protocol
 import Synchronization
 
 /// The sweep's metrics through swift-metrics, exposed in Prometheus' text format at `/metrics`:
-/// tasks by state (read from the journal at each scrape, so they equal its counts), results,
+/// tasks by state (as the server counts them after each turn that changed them), results,
 /// retries, lost workers, rejected frames, per-worker images/s and epoch seconds, artifact
 /// bytes moved, and the journal's commit latency. The counters count from the coordinator's
 /// start, as Prometheus counters do; its own registry keeps them apart from anything else.
@@ -17,6 +17,7 @@ public final class SweepMetrics: SweepMonitor {
     private let results, retries, lostWorkers, rejectedFrames, bytesSent, bytesReceived: CoreMetrics.Counter
     private let commitLatency: CoreMetrics.Timer
     private let tasks: [(Journal.State, CoreMetrics.Gauge)]
+    private let taskCounts = Mutex<[Journal.State: Int]?>(nil)
     private let perWorker = Mutex<[String: (imagesPerSecond: CoreMetrics.Gauge, epochSeconds: CoreMetrics.Gauge)]>([:])
 
     /// Metrics in a registry of their own.
@@ -39,10 +40,10 @@ public final class SweepMetrics: SweepMonitor {
         }
     }
 
-    /// The metrics in Prometheus' text exposition format, with the task gauges read from
-    /// `journal` now.
+    /// The metrics in Prometheus' text exposition format, with the task gauges as the server
+    /// last counted them (read from `journal` before it did).
     public func exposition(journal: Journal) throws -> String {
-        let counts = try journal.tasks().reduce(into: [Journal.State: Int]()) { $0[$1.state, default: 0] += 1 }
+        let counts = try taskCounts.withLock { $0 } ?? journal.stateCounts()
         for (state, gauge) in tasks { gauge.record(counts[state] ?? 0) }
         return registry.emitToString()
     }
@@ -77,5 +78,6 @@ public final class SweepMetrics: SweepMonitor {
         (sent ? bytesSent : bytesReceived).increment(by: count)
     }
 
+    public func tasksCounted(_ counts: [Journal.State: Int]) { taskCounts.withLock { $0 = counts } }
     public func journalCommitted(seconds: Double) { commitLatency.recordNanoseconds(Int64(seconds * 1e9)) }
 }

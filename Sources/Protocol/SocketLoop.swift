@@ -106,6 +106,9 @@ public final class SocketLoop: Sendable {
         shared.wake()
     }
 
+    /// Makes the loop run a turn soon (its tick included); callable from any thread.
+    public func wake() { shared.wake() }
+
     /// Stops the loop (after sending what is queued), closes the socket and waits for the thread.
     public func stop() {
         guard !shared.stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }

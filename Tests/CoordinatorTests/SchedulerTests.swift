@@ -1,0 +1,160 @@
+import Testing
+@testable import Coordinator
+
+/// The scheduler's rules on the pure value, without sockets: credit and slots, held
+/// trainings, backup copies, quarantine and stall requeue (docs/protocol.md, "The coordinator").
+@Suite struct SchedulerTests {
+    /// Quick-preset trainings: 6,000 images per epoch, 2 epochs.
+    static let workload = TrainingWorkload(Preset.quick.training)
+
+    static func starts(_ decisions: [Scheduler.Decision]) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: decisions.compactMap { decision -> (String, String)? in
+            if case .start(let task, let worker) = decision { (task, worker) } else { nil }
+        })
+    }
+
+    static func ready(_ count: Int, training: Bool = false) -> [Scheduler.Ready] {
+        (0..<count).map { Scheduler.Ready(id: "t\($0)", workload: training ? workload : nil) }
+    }
+
+    /// A scheduler whose workers have started and reported one epoch of a training each, at `speeds` images/s.
+    static func learned(_ speeds: [String: Double], slots: Int = 1) -> Scheduler {
+        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: [:])
+        for (name, speed) in speeds.sorted(by: { $0.key < $1.key }) {
+            scheduler.joined(name, host: "h-\(name)", group: nil, slots: slots, running: [:])
+            scheduler.started("warm-\(name)", attempt: 1, on: name, workload: workload, at: 0)
+            _ = scheduler.progressed("warm-\(name)", attempt: 1, epoch: 1, seconds: 6000 / speed, at: 6000 / speed)
+            _ = scheduler.finished("warm-\(name)", attempt: 1, on: name, at: 1000)
+        }
+        return scheduler
+    }
+
+    @Test func aWorkerNeverGetsMoreThanItsSlotsWhateverCreditItAsksFor() {
+        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: [:])
+        scheduler.joined("a", host: "h", group: nil, slots: 2, running: [:])
+        scheduler.granted("a", credit: 5)
+        let first = scheduler.place(Self.ready(5), at: 0)
+        #expect(Self.starts(first).count == 2)
+        for (task, worker) in Self.starts(first) { scheduler.started(task, attempt: 1, on: worker, workload: nil, at: 0) }
+        // Credit beyond the free slots gives nothing more.
+        scheduler.granted("a", credit: 5)
+        let outcome1 = scheduler.place(Self.ready(5).filter { Self.starts(first)[$0.id] == nil }, at: 0)
+        #expect(Self.starts(outcome1).isEmpty)
+        // A worker with no credit gets nothing.
+        scheduler.joined("b", host: "h", group: nil, slots: 4, running: [:])
+        let outcome2 = scheduler.place([Scheduler.Ready(id: "x", workload: nil)], at: 0)
+        #expect(Self.starts(outcome2).isEmpty)
+        // A finished task frees its slot once the worker asks again.
+        _ = scheduler.finished("t0", attempt: 1, on: "a", at: 1)
+        scheduler.granted("a", credit: 1)
+        let outcome3 = scheduler.place([Scheduler.Ready(id: "y", workload: nil)], at: 1)
+        #expect(Self.starts(outcome3) == ["y": "a"])
+    }
+
+    @Test func aHostCapLimitsItsWorkersTogether() {
+        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: ["box": 1])
+        for name in ["a", "b"] {
+            scheduler.joined(name, host: "box", group: "box", slots: 1, running: [:])
+            scheduler.granted(name, credit: 1)
+        }
+        let outcome4 = scheduler.place(Self.ready(2), at: 0)
+        #expect(Self.starts(outcome4).count == 1)
+    }
+
+    @Test func aTrainingWaitsForAMuchFasterWorkerAboutToBeFree() {
+        // "slow" trains 100 images/s (120 s for the task), "fast" 1,000 (12 s) and has just finished.
+        var scheduler = Self.learned(["fast": 1000, "slow": 100])
+        scheduler.granted("slow", credit: 1)
+        let decisions = scheduler.place([Scheduler.Ready(id: "train", workload: Self.workload)], at: 1001)
+        guard case .hold(let task, let worker, let faster, let firstTime, _, _, _) = decisions.first else {
+            Issue.record("expected a hold, got \(decisions)")
+            return
+        }
+        #expect((task, worker, faster, firstTime) == ("train", "slow", "fast", true))
+        #expect(scheduler.retryAt == 1002)
+        // Noted once per task and worker.
+        guard case .hold(_, _, _, let again, _, _, _) = scheduler.place([Scheduler.Ready(id: "train", workload: Self.workload)], at: 1001).first else {
+            Issue.record("expected a second hold")
+            return
+        }
+        #expect(!again)
+        // A merely somewhat slower worker takes it at once; so does any worker for an init or prune step.
+        var close = Self.learned(["fast": 1000, "slow": 700])
+        close.granted("slow", credit: 1)
+        let outcome5 = close.place([Scheduler.Ready(id: "train", workload: Self.workload)], at: 1001)
+        #expect(Self.starts(outcome5) == ["train": "slow"])
+        let outcome6 = scheduler.place([Scheduler.Ready(id: "prune", workload: nil)], at: 1001)
+        #expect(Self.starts(outcome6) == ["prune": "slow"])
+    }
+
+    @Test func anIdleFastWorkerBacksUpTheTrainingExpectedToFinishLast() {
+        var scheduler = Self.learned(["fast": 1000, "slow": 100])
+        scheduler.granted("slow", credit: 1)
+        scheduler.started("long", attempt: 1, on: "slow", workload: Self.workload, at: 1000)
+        scheduler.granted("fast", credit: 1)
+        // Ready tasks first: no backup while there is work to start.
+        let outcome7 = scheduler.place(Self.ready(1), at: 1001)
+        #expect(Self.starts(outcome7) == ["t0": "fast"])
+        _ = scheduler.finished("t0", attempt: 1, on: "fast", at: 1002)
+        scheduler.granted("fast", credit: 1)
+        let decisions = scheduler.place([], at: 1002)
+        guard case .backup(let choice, let worker) = decisions.first else {
+            Issue.record("expected a backup, got \(decisions)")
+            return
+        }
+        #expect(worker == "fast" && choice.task == "long" && choice.original == 1)
+        scheduler.started("long", attempt: 2, on: "fast", workload: Self.workload, at: 1002, backupOf: 1)
+        // The first copy to finish wins; the other lost the race.
+        let losers = scheduler.finished("long", attempt: 2, on: "fast", at: 1020)
+        #expect(losers.map(\.worker) == ["slow"] && losers.map(\.attempt) == [1])
+        #expect(scheduler.copies.isSuperseded("long", attempt: 1, on: "slow"))
+        #expect(!scheduler.copyRuns("long"))
+        // At most one backup per task.
+        scheduler.granted("fast", credit: 1)
+        let outcome8 = scheduler.place([], at: 1021)
+        #expect(outcome8.isEmpty)
+    }
+
+    @Test func failuresInARowQuarantineAWorkerAndTheTaskRetriesElsewhere() {
+        var scheduler = Scheduler(quarantineAfter: 2, hostCaps: [:])
+        for name in ["a", "b"] { scheduler.joined(name, host: "h", group: nil, slots: 1, running: [:]) }
+        scheduler.granted("a", credit: 1)
+        let outcome9 = scheduler.place(Self.ready(1), at: 0)
+        #expect(Self.starts(outcome9) == ["t0": "a"])
+        scheduler.started("t0", attempt: 1, on: "a", workload: nil, at: 0)
+        let outcome10 = scheduler.failed("t0", attempt: 1, on: "a")
+        #expect(!outcome10)
+        let outcome11 = scheduler.strike("a")
+        #expect(outcome11 == nil)
+        // The task does not go back to "a" while "b" has not tried it: it waits for "b".
+        scheduler.granted("a", credit: 1)
+        let outcome12 = scheduler.place(Self.ready(1), at: 1)
+        #expect(Self.starts(outcome12).isEmpty)
+        scheduler.granted("b", credit: 1)
+        let outcome13 = scheduler.place(Self.ready(1), at: 1)
+        #expect(Self.starts(outcome13) == ["t0": "b"])
+        // A second failure in a row quarantines "a": it gets nothing more.
+        let outcome14 = scheduler.strike("a")
+        #expect(outcome14 == 2)
+        #expect(scheduler.workers["a"]?.quarantined == true)
+        let outcome15 = scheduler.place([Scheduler.Ready(id: "other", workload: nil)], at: 2)
+        #expect(Self.starts(outcome15).isEmpty)
+    }
+
+    @Test func aTaskWithoutProgressPastTheStallLimitIsTakenFromItsWorker() {
+        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: [:], stallSeconds: 30)
+        scheduler.joined("a", host: "h", group: nil, slots: 1, running: [:])
+        scheduler.started("t0", attempt: 1, on: "a", workload: Self.workload, at: 0)
+        _ = scheduler.progressed("t0", attempt: 1, epoch: 1, seconds: 20, at: 20)
+        let outcome16 = scheduler.stalled(at: 45)
+        #expect(outcome16.isEmpty)
+        let stalls = scheduler.stalled(at: 51)
+        #expect(stalls.map(\.task) == ["t0"] && stalls.map(\.worker) == ["a"] && stalls.map(\.attempt) == [1])
+        // Requeued: no copy runs, and it counts against the worker (it retries elsewhere first).
+        let outcome17 = scheduler.lost("t0", attempt: 1, on: "a")
+        #expect(!outcome17)
+        #expect(scheduler.failedOn["t0"] == ["a"])
+        let outcome18 = scheduler.stalled(at: 100)
+        #expect(outcome18.isEmpty)
+    }
+}
