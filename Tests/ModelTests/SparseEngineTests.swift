@@ -199,7 +199,7 @@ import Testing
         let installed = network.convolutions.filter { $0.sparse != nil }.map { String($0.weight.name.dropLast(".weight".count)) }
         #expect(measured.sparseLayers == installed)
         #expect(throws: ModelError.self) { try SparseSelection.Mode.fromEnvironment(["PRUNESWEEP_SPARSE": "fast"]) }
-        #expect(try SparseSelection.Mode.fromEnvironment([:]) == .auto)
+        #expect(try SparseSelection.Mode.fromEnvironment([:]) == .off)
     }
 
     @Test func denseAtFullDensity() throws {

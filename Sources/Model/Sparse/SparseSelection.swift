@@ -4,18 +4,21 @@ import Foundation
 /// starts by timing each layer's dense and sparse passes (forward + backward) on its real
 /// mask and shape; a layer goes sparse only where that is at least `threshold` times faster.
 ///
-/// `PRUNESWEEP_SPARSE` overrides the measurement: `off` keeps every layer dense, `on` makes
-/// every masked layer sparse, `auto` (the default) measures.
+/// `PRUNESWEEP_SPARSE` selects it: `off` (the default) keeps every layer dense, `on` makes
+/// every masked layer sparse, `auto` measures. The default is off because the measured choice
+/// depends on timing noise, and sparse and dense layers round differently: two runs of one
+/// task could then give different bits (CI saw a worker's and an in-process run's aggregates
+/// differ), which content-addressed results must not.
 public enum SparseSelection {
     /// How the layers are chosen.
     public enum Mode: String, Codable, Sendable, CaseIterable {
         case off, on, auto
 
-        /// `PRUNESWEEP_SPARSE`, or `auto` when unset.
+        /// `PRUNESWEEP_SPARSE`, or `off` when unset.
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ModelError) -> Mode {
-            guard let text = environment["PRUNESWEEP_SPARSE"], !text.isEmpty else { return .auto }
+            guard let text = environment["PRUNESWEEP_SPARSE"], !text.isEmpty else { return .off }
             guard let mode = Mode(rawValue: text.lowercased()) else {
-                throw .invalidConfiguration("PRUNESWEEP_SPARSE=\(text) is not one of off, on, auto; unset it to measure (auto)")
+                throw .invalidConfiguration("PRUNESWEEP_SPARSE=\(text) is not one of off, on, auto; unset it to keep every layer dense")
             }
             return mode
         }
