@@ -71,42 +71,39 @@ public enum SparseBenchmark {
         log("width \(options.width): " + choice.summary)
         let sparseLayers = network.convolutions.map(\.sparse)
 
-        let batch = options.batchSize, size = options.imageSize
-        var random = RandomStream(seed: 1, stream: .synthetic)
-        let input = Tensor(shape: [batch, 3, size, size])
-        for i in 0..<input.count { input[i] = random.nextSymmetric(1) }
-        let labels = (0..<batch).map { Int32($0 % 10) }
-        let space = Workspace()
-        let x = FeatureMap.channelMajor(fromNCHW: input.pointer, batch: batch, channels: 3, height: size, width: size, into: space)
-        let loss = CrossEntropy()
-        let sgd = SGD()
-        func trainStep() {
-            let logits = network.forward(x, training: true)
-            _ = labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
-            network.backward(loss.backward(like: logits))
-            sgd.step(network.parameters, learningRate: 0.01, firstStep: false)
-        }
+        // The dense benchmark's synthetic data and training step (batch assembly included).
+        let batch = options.batchSize
+        let splits = try Benchmark.syntheticSplits(images: batch * options.steps, side: options.imageSize)
+        let engine = CPUEngine(network: network, data: splits, config: TrainingConfig(batchSize: batch))
+        let plans = Benchmark.syntheticPlans(splits.train, batchSize: batch)
+        let learningRates = [Float](repeating: 0.01, count: plans.count)
         func use(sparse: Bool) {
             for (conv, path) in zip(network.convolutions, sparseLayers) { conv.sparse = sparse ? path : nil }
         }
-        func rate(_ body: () -> Void) -> Double {
+        func rate(_ body: () throws(ModelError) -> Void) throws(ModelError) -> Double {
             let start = Date()
-            for _ in 0..<options.steps { body() }
-            return Double(options.steps * batch) / Date().timeIntervalSince(start)
+            try body()
+            return Double(plans.count * batch) / Date().timeIntervalSince(start)
         }
         for sparse in [false, true] {
             use(sparse: sparse)
-            trainStep()
+            _ = try engine.trainEpoch([plans[0]], learningRates: [0.01], momentumInitialized: false)
         }
         var rates: [[Double]] = [[], [], [], []]
         for round in 1...options.rounds {
+            var thisRound: [Double] = []
             for sparse in [false, true] {
                 use(sparse: sparse)
-                rates[sparse ? 1 : 0].append(rate(trainStep))
-                rates[sparse ? 3 : 2].append(rate { _ = network.forward(x, training: false) })
+                let training = try rate { () throws(ModelError) in
+                    _ = try engine.trainEpoch(plans, learningRates: learningRates, momentumInitialized: true)
+                }
+                let evaluation = try rate { () throws(ModelError) in _ = try engine.evaluate(.test) }
+                rates[sparse ? 1 : 0].append(training)
+                rates[sparse ? 3 : 2].append(evaluation)
+                thisRound += [training, evaluation]
             }
             log(String(format: "width %d round %d: training %.1f → %.1f images/s, evaluation %.1f → %.1f images/s", options.width,
-                       round, rates[0].last!, rates[1].last!, rates[2].last!, rates[3].last!))
+                       round, thisRound[0], thisRound[2], thisRound[1], thisRound[3]))
         }
         use(sparse: true)
         func median(_ values: [Double]) -> Double {
