@@ -104,7 +104,13 @@ public struct SweepCoordinator {
             throw SweepError.invalid("cannot listen on \(bind) (cluster.json field bind): \(error); is another coordinator running? Use another port, or * for any free one")
         }
         server.attach(loop.send, wake: { loop.wake() })
-        try? Data((loop.endpoint + "\n").utf8).write(to: runDirectory.appendingPathComponent("coordinator.endpoint"))
+        // Atomic, because scripts (and the tests) poll for the file and read it at once.
+        let endpointFile = runDirectory.appendingPathComponent("coordinator.endpoint")
+        do {
+            try Data((loop.endpoint + "\n").utf8).write(to: endpointFile, options: .atomic)
+        } catch {
+            log.warning("could not write \(endpointFile.path) (\(error)); workers started by hand need the endpoint \(loop.endpoint)")
+        }
         if let security {
             log.info("listening on \(loop.endpoint) (CURVE: encrypted and authenticated; coordinator key \(security.coordinator.publicKey), \(security.authorized.count) authorised worker key(s))")
         } else {

@@ -12,7 +12,7 @@ import Testing
         #"{"name": "\#(name)", "preset": "smoke", "seeds": \#(seeds), "dense": true, "lotteryRounds": 1}"#
     }
 
-    @Test(.timeLimit(.minutes(5))) func aHundredWorkersRunTwoThousandTasksEachExactlyOnce() throws {
+    @Test(.timeLimit(.minutes(10))) func aHundredWorkersRunTwoThousandTasksEachExactlyOnce() throws {
         let harness = try SweepHarness()
         defer { harness.remove() }
         // The template: one seed run by real workers, whose outputs the simulated tasks return.

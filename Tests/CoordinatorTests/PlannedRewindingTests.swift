@@ -7,7 +7,7 @@ import TaskRuntime
 /// Late rewinding as a sweep plans it and a worker's step runner runs it: the round trains from
 /// the dense recipe's θK, starting where an uninterrupted run stands after epoch K.
 @Suite struct PlannedRewindingTests {
-    @Test(.timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(10)))
     func aRoundStartsFromThetaKWhereTheUninterruptedRunStands() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rewinding-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -10,7 +10,7 @@ import Testing
 @Suite struct Float64ReferenceTests {
     let fixture = Fixtures.batchNormGradients
 
-    @Test(.timeLimit(.minutes(5)), arguments: [64])
+    @Test(.timeLimit(.minutes(10)), arguments: [64])
     func batchNormGradientsAsCloseToFloat64AsPyTorch(batch: Int) throws {
         let network = ResNet18(.init(width: 64, inputChannels: 3, classes: 10))
         network.initialise(seed: 0)

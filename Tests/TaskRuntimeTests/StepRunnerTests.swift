@@ -7,7 +7,7 @@ import Testing
 @Suite struct StepRunnerTests {
     /// The coordinator can die after a training's last epoch was checkpointed but before its
     /// result arrived; the next attempt starts from that checkpoint with nothing left to train.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func aTrainingResumedFromItsLastEpochReturnsTheUninterruptedResult() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("step-runner-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
