@@ -12,6 +12,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+// The epilogue rounds each multiply and add apart, as the Swift BatchNorm it stands in for.
+#pragma STDC FP_CONTRACT OFF
+
 int direct_convolution_level(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return 2;
@@ -21,6 +24,8 @@ int direct_convolution_level(void) {
 
 // The last vector of a row may read up to one vector past the row's end.
 static const size_t slack = 64;
+// Output channels per vector in the pixel kernels.
+enum { lanes_per_block = 16 };
 
 size_t direct_convolution_scratch_floats(int channels, int height, int width) {
     return (size_t)channels * (size_t)(height + 2) * (size_t)(width + 2) + slack;
@@ -48,9 +53,29 @@ static void pad_image(const float *x, float *pad, int channels, int batch, int n
     memset(pad + channels * plane, 0, sizeof(float) * slack);
 }
 
-// Writes (or adds) the `width` valid values of one output row from `out`.
-static inline void emit(const float *out, float *target, int width, int accumulate) {
-    if (accumulate) {
+// Writes (or adds) the `width` valid values of one output row of channel `o` from `out`, or
+// stores `max(out·scale + shift (+ residual), 0)` when an epilogue is given (the residual row
+// lies at `offset` in its map, as the output row in `y`).
+static inline void emit(const float *out, float *target, int width, int accumulate, const direct_convolution_epilogue *epilogue,
+                        int o, size_t offset) {
+    if (epilogue) {
+        const float scale = epilogue->scale[o], shift = epilogue->shift[o];
+        if (epilogue->residual) {
+            const float *add = epilogue->residual + offset;
+            for (int x = 0; x < width; x++) {
+                float v = out[x] * scale;
+                v = v + shift;
+                v = v + add[x];
+                target[x] = 0 >= v ? 0 : v;  // Swift.max(v, 0): NaN passes, −0 becomes +0
+            }
+        } else {
+            for (int x = 0; x < width; x++) {
+                float v = out[x] * scale;
+                v = v + shift;
+                target[x] = epilogue->relu && 0 >= v ? 0 : v;
+            }
+        }
+    } else if (accumulate) {
         for (int x = 0; x < width; x++) target[x] += out[x];
     } else {
         memcpy(target, out, sizeof(float) * width);
@@ -62,7 +87,7 @@ static inline void emit(const float *out, float *target, int width, int accumula
 #define ROW_KERNEL(NAME, TARGET, VEC, LANES, ZERO, LOAD, BROADCAST, FMA, STORE, MAX_OB, MAX_XV)                          \
     __attribute__((target(TARGET), always_inline)) static inline void NAME(                                            \
         const float *pad, const float *w, float *y, int in_channels, int batch, int n, int height, int width, int row,  \
-        int o0, int accumulate, const int OB, const int XV) {                                                          \
+        int o0, int accumulate, const direct_convolution_epilogue *epilogue, const int OB, const int XV) {             \
         const int pw = width + 2, plane = (height + 2) * pw;                                                           \
         VEC acc[MAX_OB][MAX_XV];                                                                                       \
         for (int o = 0; o < OB; o++)                                                                                   \
@@ -84,7 +109,8 @@ static inline void emit(const float *out, float *target, int width, int accumula
         for (int o = 0; o < OB; o++) {                                                                                 \
             float out[MAX_XV * LANES];                                                                                 \
             for (int v = 0; v < XV; v++) STORE(out + LANES * v, acc[o][v]);                                            \
-            emit(out, y + (((size_t)(o0 + o) * batch + n) * height + row) * width, width, accumulate);                \
+            const size_t offset = (((size_t)(o0 + o) * batch + n) * height + row) * width;                            \
+            emit(out, y + offset, width, accumulate, epilogue, o0 + o, offset);                                        \
         }                                                                                                              \
     }
 
@@ -95,15 +121,16 @@ ROW_KERNEL(row_avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, 
 
 // Every output channel of one row: the widest block of channels the registers hold, then
 // blocks of 4 and single channels for the rest (any channel count works).
-#define ROW(KERNEL, OB, XV) KERNEL(pad, w, y, in_channels, batch, n, height, width, row, o0, accumulate, OB, XV)
+#define ROW(KERNEL, OB, XV) KERNEL(pad, w, y, in_channels, batch, n, height, width, row, o0, accumulate, epilogue, OB, XV)
 #define CHANNEL_BLOCKS(KERNEL, WIDE, XV)                                      \
-    for (o0 = 0; o0 + (WIDE) <= out_channels; o0 += (WIDE)) ROW(KERNEL, WIDE, XV); \
+    for (o0 = first_output; o0 + (WIDE) <= out_channels; o0 += (WIDE)) ROW(KERNEL, WIDE, XV); \
     for (; o0 + 4 <= out_channels; o0 += 4) ROW(KERNEL, 4, XV);             \
     for (; o0 < out_channels; o0++) ROW(KERNEL, 1, XV);
 
 __attribute__((target("avx512f"))) static void image_avx512(const float *pad, const float *w, float *y, int in_channels,
                                                              int out_channels, int batch, int n, int height, int width,
-                                                             int accumulate) {
+                                                             int accumulate, const direct_convolution_epilogue *epilogue,
+                                                             int first_output) {
     for (int row = 0; row < height; row++) {
         int o0;
         if (width <= 16) {
@@ -116,7 +143,8 @@ __attribute__((target("avx512f"))) static void image_avx512(const float *pad, co
 
 __attribute__((target("avx2,fma"))) static void image_avx2(const float *pad, const float *w, float *y, int in_channels,
                                                             int out_channels, int batch, int n, int height, int width,
-                                                            int accumulate) {
+                                                            int accumulate, const direct_convolution_epilogue *epilogue) {
+    const int first_output = 0;
     for (int row = 0; row < height; row++) {
         int o0;
         if (width <= 8) {
@@ -131,15 +159,125 @@ __attribute__((target("avx2,fma"))) static void image_avx2(const float *pad, con
     }
 }
 
-void direct_convolution_3x3(const float *x, const float *w, float *y, int in_channels, int out_channels, int batch,
-                            int height, int width, int first_image, int end_image, float *scratch, int accumulate,
-                            int level) {
+// ---- Sixteen output channels per vector (AVX-512), for maps of 4, 7 or 8 columns ----------------
+//
+// The row kernel above puts a row's columns in the vector lanes: on maps of 8 columns or fewer
+// half the lanes or more idle. Here the lanes are 16 output channels and the registers hold
+// `ROWS` whole output rows of one image (`WIDTH` pixels each, a constant, so every input
+// value's address is a constant offset) for `V` blocks of 16 channels: per input channel and
+// tap, `V` weight vectors and `ROWS × WIDTH` broadcast input values make `V × ROWS × WIDTH`
+// fused multiply-adds. Each output is still summed over (input channel, kernel row, kernel
+// column) from zero, one fused multiply-add each, exactly as the row kernel sums it: the two
+// give the same bits.
+
+size_t direct_convolution_packed_floats(int in_channels, int out_channels) {
+    return (size_t)(out_channels / lanes_per_block) * lanes_per_block * in_channels * 9;
+}
+
+void direct_convolution_pack(const float *w, float *packed, int in_channels, int out_channels) {
+    const int blocks = out_channels / lanes_per_block;
+    for (int b = 0; b < blocks; b++)
+        for (int c = 0; c < in_channels; c++)
+            for (int t = 0; t < 9; t++)
+                for (int l = 0; l < lanes_per_block; l++) {
+                    const int o = b * lanes_per_block + l;
+                    packed[(((size_t)b * in_channels + c) * 9 + t) * lanes_per_block + l] = w[((size_t)o * in_channels + c) * 9 + t];
+                }
+}
+
+#define PIXEL_KERNEL(WIDTH, ROWS, V)                                                                                    \
+    __attribute__((target("avx512f"))) static void pixels_##WIDTH##_##ROWS##_##V(                                      \
+        const float *pad, const float *packed, float *y, int in_channels, int batch, int n, int height, int block,      \
+        int row, int accumulate, const direct_convolution_epilogue *epilogue) {                                        \
+        enum { P = WIDTH * ROWS, pw = WIDTH + 2 };                                                                     \
+        const int plane = (height + 2) * pw, area = height * WIDTH;                                                    \
+        __m512 acc[V][P];                                                                                              \
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                                 \
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) acc[v][p] = _mm512_setzero_ps();            \
+        for (int c = 0; c < in_channels; c++) {                                                                        \
+            const float *image = pad + (size_t)c * plane + (size_t)row * pw;                                           \
+            const float *weights_c = packed + ((size_t)block * in_channels + c) * 9 * lanes_per_block;                 \
+            _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) {                                           \
+                const float *tap = image + (t / 3) * pw + t % 3;                                                       \
+                __m512 weights[V];                                                                                     \
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                         \
+                    weights[v] = _mm512_loadu_ps(weights_c + ((size_t)v * in_channels * 9 + t) * lanes_per_block);     \
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) {                                       \
+                    const __m512 input = _mm512_set1_ps(tap[(p / WIDTH) * pw + p % WIDTH]);                            \
+                    _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                     \
+                        acc[v][p] = _mm512_fmadd_ps(weights[v], input, acc[v][p]);                                     \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int v = 0; v < V; v++) {                                                                                  \
+            float sums[P][lanes_per_block], values[P];                                                                 \
+            for (int p = 0; p < P; p++) _mm512_storeu_ps(sums[p], acc[v][p]);                                          \
+            for (int l = 0; l < lanes_per_block; l++) {                                                                \
+                const int o = (block + v) * lanes_per_block + l;                                                       \
+                for (int p = 0; p < P; p++) values[p] = sums[p][l];                                                    \
+                const size_t at = ((size_t)o * batch + n) * area + (size_t)row * WIDTH;                                \
+                emit(values, y + at, P, accumulate, epilogue, o, at);                                                  \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+
+// Pairs of 16-channel blocks over tiles of `ROWS2` rows, then a last single block over tiles
+// of `ROWS1` rows; single rows for what the tiles leave.
+#define PIXEL_IMAGE(WIDTH, ROWS2, ROWS1)                                                                                \
+    static void image_pixels_##WIDTH(const float *pad, const float *packed, float *y, int in_channels, int out_channels, \
+                                     int batch, int n, int height, int accumulate,                                      \
+                                     const direct_convolution_epilogue *epilogue) {                                     \
+        const int blocks = out_channels / lanes_per_block;                                                             \
+        int block = 0;                                                                                                 \
+        for (; block + 2 <= blocks; block += 2) {                                                                      \
+            int row = 0;                                                                                               \
+            for (; row + ROWS2 <= height; row += ROWS2)                                                                \
+                pixels_##WIDTH##_##ROWS2##_2(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue); \
+            for (; row < height; row++)                                                                                \
+                pixels_##WIDTH##_1_2(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue);  \
+        }                                                                                                              \
+        if (block < blocks) {                                                                                          \
+            int row = 0;                                                                                               \
+            for (; row + ROWS1 <= height; row += ROWS1)                                                                \
+                pixels_##WIDTH##_##ROWS1##_1(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue); \
+            for (; row < height; row++)                                                                                \
+                pixels_##WIDTH##_1_1(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue);  \
+        }                                                                                                              \
+    }
+
+PIXEL_KERNEL(8, 1, 2)
+PIXEL_KERNEL(8, 2, 1)
+PIXEL_KERNEL(8, 1, 1)
+PIXEL_IMAGE(8, 1, 2)
+PIXEL_KERNEL(7, 1, 2)
+PIXEL_KERNEL(7, 2, 1)
+PIXEL_KERNEL(7, 1, 1)
+PIXEL_IMAGE(7, 1, 2)
+PIXEL_KERNEL(4, 2, 2)
+PIXEL_KERNEL(4, 1, 2)
+PIXEL_KERNEL(4, 4, 1)
+PIXEL_KERNEL(4, 1, 1)
+PIXEL_IMAGE(4, 2, 4)
+
+int direct_convolution_packs(int width) { return width == 8 || width == 7 || width == 4; }
+
+void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
+                            int out_channels, int batch, int height, int width, int first_image, int end_image,
+                            float *scratch, int accumulate, const direct_convolution_epilogue *epilogue, int level) {
     for (int n = first_image; n < end_image; n++) {
         pad_image(x, scratch, in_channels, batch, n, height, width);
         if (level >= 2) {
-            image_avx512(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate);
+            // Full blocks of 16 channels on the pixel kernels, the rest on the row kernel.
+            const int blocked = packed && direct_convolution_packs(width) ? out_channels / lanes_per_block * lanes_per_block : 0;
+            if (blocked > 0) {
+                if (width == 8) image_pixels_8(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
+                else if (width == 7) image_pixels_7(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
+                else image_pixels_4(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
+            }
+            if (blocked < out_channels)
+                image_avx512(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate, epilogue, blocked);
         } else {
-            image_avx2(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate);
+            image_avx2(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate, epilogue);
         }
     }
 }
@@ -257,4 +395,111 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
             dw[o * (size_t)in_channels * 9 + weight] = sum;
         }
     }
+}
+
+// ---- Weight gradient with 16 output channels per vector (AVX-512), maps of 4, 7 or 8 columns --
+//
+// For width 16's stages 3 and 4, where the row-vectorised weight gradient above would idle
+// lanes: `∂L/∂Y` is first transposed to `[n][pixel][o]`, so one vector load brings 16 output
+// channels' gradients at a pixel; each input channel's nine taps are broadcast from the bordered
+// image at constant offsets, and `9 × V` accumulators (one per tap and 16-channel block) sum
+// over the pixels of a block of images before they are added to the weights' partial sums.
+// Each weight is summed by one thread, over image blocks, images, rows and columns in that
+// order, so the bits do not depend on how the blocks are shared out.
+
+size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height,
+                                                          int width) {
+    return (size_t)in_channels * batch * (height + 2) * (width + 2) + slack + (size_t)out_channels * batch * height * width +
+           (size_t)out_channels * in_channels * 9;
+}
+
+void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels, int out_channels, int batch,
+                                           int height, int width, int first_image, int end_image) {
+    const size_t area = (size_t)height * width;
+    float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
+    for (int n = first_image; n < end_image; n++)
+        for (int o = 0; o < out_channels; o++) {
+            const float *source = dy + ((size_t)o * batch + n) * area;
+            float *target = transposed + (size_t)n * area * out_channels + o;
+            for (size_t p = 0; p < area; p++) target[p * out_channels] = source[p];
+        }
+}
+
+#define CHANNEL_GRADIENT_KERNEL(WIDTH, V)                                                                               \
+    __attribute__((target("avx512f"))) static void channel_gradient_##WIDTH##_##V(                                     \
+        const float *bordered, const float *transposed, float *partials, int in_channels, int out_channels, int batch,  \
+        int height, int c, int block, int first_image, int end_image) {                                                \
+        enum { pw = WIDTH + 2 };                                                                                       \
+        const int plane = (height + 2) * pw, area = height * WIDTH;                                                    \
+        {                                                                                                              \
+            __m512 acc[9][V];                                                                                          \
+            _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++)                                             \
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();        \
+            for (int n = first_image; n < end_image; n++) {                                                            \
+                const float *image = bordered + ((size_t)c * batch + n) * plane;                                       \
+                const float *gradient = transposed + (size_t)n * area * out_channels + (size_t)block * lanes_per_block; \
+                for (int row = 0; row < height; row++) {                                                               \
+                    const float *line = image + (size_t)row * pw;                                                      \
+                    const float *g = gradient + (size_t)row * WIDTH * out_channels;                                    \
+                    _Pragma("clang loop unroll(full)") for (int col = 0; col < WIDTH; col++) {                         \
+                        __m512 d[V];                                                                                   \
+                        _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                 \
+                            d[v] = _mm512_loadu_ps(g + (size_t)col * out_channels + v * lanes_per_block);              \
+                        _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) {                               \
+                            const __m512 input = _mm512_set1_ps(line[(t / 3) * pw + col + t % 3]);                     \
+                            _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                             \
+                                acc[t][v] = _mm512_fmadd_ps(d[v], input, acc[t][v]);                                   \
+                        }                                                                                              \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int v = 0; v < V; v++)                                                                                \
+                for (int t = 0; t < 9; t++) {                                                                          \
+                    float *partial = partials + (((size_t)(block + v) * in_channels + c) * 9 + t) * lanes_per_block;   \
+                    _mm512_storeu_ps(partial, _mm512_add_ps(_mm512_loadu_ps(partial), acc[t][v]));                     \
+                }                                                                                                      \
+        }                                                                                                              \
+    }
+
+CHANNEL_GRADIENT_KERNEL(8, 2)
+CHANNEL_GRADIENT_KERNEL(8, 1)
+CHANNEL_GRADIENT_KERNEL(7, 2)
+CHANNEL_GRADIENT_KERNEL(7, 1)
+CHANNEL_GRADIENT_KERNEL(4, 2)
+CHANNEL_GRADIENT_KERNEL(4, 1)
+
+void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
+                                                    int width, int first_block, int end_block, float *scratch) {
+    const float *bordered = scratch;
+    const float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
+    float *partials = (float *)transposed + (size_t)out_channels * batch * height * width;
+    const size_t per_block = (size_t)in_channels * 9 * lanes_per_block;
+    memset(partials + first_block * per_block, 0, sizeof(float) * (end_block - first_block) * per_block);
+    // Image blocks outermost: one block's transposed gradients stay in cache while every input
+    // channel passes over them.
+    for (int first_image = 0; first_image < batch; first_image += images_per_block) {
+        const int end_image = first_image + images_per_block < batch ? first_image + images_per_block : batch;
+        for (int block = first_block; block < end_block;) {
+            const int pair = block + 2 <= end_block;
+            for (int c = 0; c < in_channels; c++) {
+#define CHANNEL_GRADIENT(WIDTH)                                                                                    \
+    if (pair) channel_gradient_##WIDTH##_2(bordered, transposed, partials, in_channels, out_channels, batch, height, c, block, \
+                                           first_image, end_image);                                                \
+    else channel_gradient_##WIDTH##_1(bordered, transposed, partials, in_channels, out_channels, batch, height, c, block, \
+                                      first_image, end_image);
+                if (width == 8) { CHANNEL_GRADIENT(8) }
+                else if (width == 7) { CHANNEL_GRADIENT(7) }
+                else { CHANNEL_GRADIENT(4) }
+#undef CHANNEL_GRADIENT
+            }
+            block += pair ? 2 : 1;
+        }
+    }
+    for (int block = first_block; block < end_block; block++)
+        for (int c = 0; c < in_channels; c++)
+            for (int t = 0; t < 9; t++)
+                for (int l = 0; l < lanes_per_block; l++) {
+                    const int o = block * lanes_per_block + l;
+                    dw[((size_t)o * in_channels + c) * 9 + t] = partials[(((size_t)block * in_channels + c) * 9 + t) * lanes_per_block + l];
+                }
 }

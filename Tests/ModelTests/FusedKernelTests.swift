@@ -25,6 +25,48 @@ import Testing
         }
     }
 
+    /// In evaluation a direct convolution applies the BatchNorm after it (its ReLU, or the
+    /// residual sum and ReLU) as each output row leaves the registers: bit for bit the two
+    /// steps apart, on every vector level this CPU has, with NaN kept and −0 made +0 as the
+    /// separate ReLU does. Arguments (residual, in, out, side): the row kernel on 14 columns,
+    /// and with AVX-512 the pixel kernels on 8 (two 16-channel blocks and a remainder of 4 on
+    /// the row kernel).
+    @Test(arguments: [(false, 5, 6, 14), (true, 5, 6, 14), (false, 24, 36, 8), (true, 24, 36, 8)])
+    func evaluationConvolutionWithBatchNormEqualsTheTwoStepsApart(_ shape: (Bool, Int, Int, Int)) throws {
+        let (residual, c, o, side) = shape
+        try #require(Conv2d.availableDirectLevel > 0, "no AVX2 on this CPU: the fused pass never runs")
+        let x = GradientCheckTests.Map(c, 3, side, side, seed: 41, scale: 2), skip = GradientCheckTests.Map(o, 3, side, side, seed: 42)
+        x.tensor[17] = .nan
+        func layers() -> (Conv2d, BatchNorm2d) {
+            let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: 1, padding: 1)
+            GradientCheckTests.randomise(conv.weight, seed: 43)
+            let bn = BatchNorm2d(name: "bn", channels: o, appliesReLU: !residual)
+            GradientCheckTests.randomise(bn.weight, seed: 44)
+            GradientCheckTests.randomise(bn.bias, seed: 45)
+            for channel in 0..<o {
+                bn.runningMean[channel] = Float(channel % 7) / 8 - 0.3
+                bn.runningVar[channel] = 0.5 + Float(channel % 5) / 4
+            }
+            bn.weight.value[o - 1] = 0  // a channel of exact zeros: bias − mean·0 may give −0 before the ReLU
+            bn.bias.value[o - 1] = -0.0
+            bn.runningMean[o - 1] = 0
+            return (conv, bn)
+        }
+        for level in 1...Conv2d.availableDirectLevel {
+            let (fusedConv, fusedBN) = layers(), (plainConv, plainBN) = layers()
+            fusedConv.directLevel = level
+            plainConv.directLevel = level
+            guard fusedConv.runsDirect(width: side) else { continue }  // with AVX2, 8 columns stay on GEMM
+            let fused = fusedConv.forward(x.map, normalisedBy: fusedBN, training: false, residual: residual ? skip.map : nil)
+            let plain = plainBN.forward(plainConv.forward(x.map), training: false, residual: residual ? skip.map : nil)
+            defer { withExtendedLifetime((fusedConv, fusedBN, plainConv, plainBN)) {} }
+            var differing = 0
+            for i in 0..<plain.count where fused.data[i].bitPattern != plain.data[i].bitPattern { differing += 1 }
+            #expect(differing == 0, "level \(level): \(differing) of \(plain.count) outputs differ")
+            #expect((0..<plain.count).contains { plain.data[$0].isNaN }, "the NaN input reaches the output")
+        }
+    }
+
     @Test func residualGradientEqualsTheScalarLoop() {
         let count = 1_000
         let dy = GradientCheckTests.Map(1, 1, 1, count, seed: 31), output = GradientCheckTests.Map(1, 1, 1, count, seed: 32)

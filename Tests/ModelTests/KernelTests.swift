@@ -49,6 +49,35 @@ import Testing
         #expect(!GEMMEngineSelection.contradicts(cached: 0, achieved: 130, flopsPerCall: large))
     }
 
+    /// A training's routing is measured on its network's own products, weighted by their share
+    /// of the step: at width 16 the direct layers bring none, the chunked ones one per chunk.
+    /// The smoke preset's networks are too small to time and keep the start-up routing.
+    @Test func trainingsAreRoutedOnTheirOwnProducts() throws {
+        try #require(Conv2d.availableDirectLevel > 0, "no AVX2: every layer builds columns, nothing is left out")
+        let narrow = ResNet18(.init(width: 16))
+        let products = narrow.gemmShapes(batch: 128, side: 32)
+        // Stage 1's 16×16 layers: no forward or input-gradient product (their weight gradients
+        // stay on GEMM with AVX2 only).
+        #expect(!products.contains { $0.m == 16 && $0.k == 144 && $0.kind == .nn })
+        #expect(!products.contains { $0.kind == .tt })
+        // Stage 4 (128 channels, 4×4 maps): with AVX-512 its stride-1 layers run direct, with
+        // AVX2 on GEMM, all 128 images in one chunk; its downsampling conv is a product on both.
+        let stage4 = products.filter { $0.m == 128 && $0.k == 1152 && $0.kind == .nn }
+        if Conv2d.availableDirectLevel == 2 {
+            #expect(stage4.isEmpty)
+        } else {
+            #expect(!stage4.isEmpty && stage4.allSatisfy { $0.n == 128 * 16 && $0.calls == 1 })
+        }
+        #expect(products.contains { $0.m == 128 && $0.k == 576 && $0.n == 128 * 16 && $0.kind == .nn && $0.calls == 1 })
+        // A chunked product counts once per chunk.
+        let chunked = try #require(products.first { $0.calls > 1 })
+        #expect(chunked.stepFlops == chunked.flops * Double(chunked.calls))
+
+        let smoke = ResNet18(.init(width: 4))
+        #expect(smoke.gemmShapes(batch: 32, side: 16).reduce(0) { $0 + $1.stepFlops } < GEMMEngineSelection.smallestRoutedStep)
+        #expect(products.reduce(0) { $0 + $1.stepFlops } > GEMMEngineSelection.smallestRoutedStep)
+    }
+
     /// How old a cached measurement is and how busy the machine was, as `worker engines` says it.
     @Test func cachedMeasurementDescribesItsConditions() {
         let now = Date(timeIntervalSinceReferenceDate: 1_000_000)

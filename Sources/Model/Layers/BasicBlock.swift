@@ -39,9 +39,9 @@ public final class BasicBlock {
 
     /// Runs the block on `x`.
     public func forward(_ x: FeatureMap, training: Bool) -> FeatureMap {
-        let a = bn1.forward(conv1.forward(x), training: training)
-        let skip = shortcut.map { $0.bn.forward($0.conv.forward(x), training: training) } ?? x
-        let y = bn2.forward(conv2.forward(a), training: training, residual: skip)
+        let a = conv1.forward(x, normalisedBy: bn1, training: training)
+        let skip = shortcut.map { $0.conv.forward(x, normalisedBy: $0.bn, training: training) } ?? x
+        let y = conv2.forward(a, normalisedBy: bn2, training: training, residual: skip)
         savedOutput = y
         return y
     }

@@ -82,9 +82,9 @@ public final class BatchNorm2d {
                         variance[c] = (1 - mom) * variance[c] + mom * Float(unbiased)
                     } else {
                         mu = mean[c]
-                        istd = 1 / (variance[c] + eps).squareRoot()
+                        istd = Self.inverseStd(variance: variance[c], epsilon: eps)
                     }
-                    let scale = gamma[c] * istd, shift = beta[c] - mu * gamma[c] * istd
+                    let (scale, shift) = Self.affine(gamma: gamma[c], beta: beta[c], mean: mu, inverseStd: istd)
                     if let skip {
                         let add = skip + c * m
                         for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift + add[i], 0) }
@@ -101,6 +101,26 @@ public final class BatchNorm2d {
 
     /// Floats held by this layer between steps: its output.
     var outputElements: Int { output.capacity }
+
+    /// `y = x·scale + shift` for one channel: the normalisation and γ, β in one multiply-add.
+    @inline(__always)
+    static func affine(gamma: Float, beta: Float, mean: Float, inverseStd: Float) -> (scale: Float, shift: Float) {
+        (gamma * inverseStd, beta - mean * gamma * inverseStd)
+    }
+
+    @inline(__always)
+    static func inverseStd(variance: Float, epsilon: Float) -> Float { 1 / (variance + epsilon).squareRoot() }
+
+    /// The evaluation-mode map of every channel from the running statistics, the very values
+    /// `forward(_:training: false)` computes, written to `scale` and `shift` (a convolution
+    /// applies them as its output leaves the registers: `Conv2d.forward(_:normalisedBy:…)`).
+    func evaluationAffine(scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
+        let gamma = weight.value.pointer, beta = bias.value.pointer, mean = runningMean.pointer, variance = runningVar.pointer
+        for c in 0..<channels {
+            (scale[c], shift[c]) = Self.affine(gamma: gamma[c], beta: beta[c], mean: mean[c],
+                                               inverseStd: Self.inverseStd(variance: variance[c], epsilon: epsilon))
+        }
+    }
 
     /// Given `∂L/∂y` of the last training forward, writes `∂L/∂γ`, `∂L/∂β` and returns `∂L/∂x`,
     /// stored in `gradient`.

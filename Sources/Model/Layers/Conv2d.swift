@@ -45,6 +45,11 @@ public final class Conv2d {
     public var sparse: SparseConvolution?
     private let output = Workspace()
     private let flippedWeight = Workspace()
+    /// The following BatchNorm's per-channel scale and shift, for the fused evaluation pass.
+    private let evaluationAffine = Workspace()
+    /// The kernel (or the flipped one) in blocks of 16 output channels, for `DirectConvolution`'s
+    /// AVX-512 pixel kernels.
+    private let packedKernel = Workspace()
     private let columns: Workspace
     private var savedInput: FeatureMap?
 
@@ -85,26 +90,41 @@ public final class Conv2d {
     }
 
     /// Whether the forward pass (and the transposed convolution of the input gradient) on maps
-    /// `width` wide run on `DirectConvolution`: from 9 columns up (14 to 32 in ResNet18 on
-    /// CIFAR and Fashion-MNIST), on layers of at most `directChannelLimit` channels each way.
-    /// On 8-wide maps and less, half the vector lanes or more would idle and GEMM with im2col
-    /// was as fast or faster (docs/model.md).
+    /// `width` wide run on `DirectConvolution`: 3×3 stride-1 layers of at most
+    /// `directChannelLimit` channels each way on maps 9 to 32 columns wide (14 to 32 in ResNet18
+    /// on CIFAR and Fashion-MNIST), and with AVX-512 also layers of up to
+    /// `directNarrowMapChannelLimit` channels on maps of at most 8 columns (width 16's stages 3
+    /// and 4), whose 16-channel blocks run on the pixel kernels. With AVX2 only, maps of 8
+    /// columns and less would idle half the lanes of the row kernel or more, and GEMM with
+    /// im2col was as fast or faster there (docs/model.md).
     public func runsDirect(width: Int) -> Bool {
-        kernel == 3 && stride == 1 && padding == 1 && width > 8 && width <= 32 && directLevel > 0
-            && inChannels <= Self.directChannelLimit && outChannels <= Self.directChannelLimit
+        guard kernel == 3 && stride == 1 && padding == 1 && width <= 32 && directLevel > 0 else { return false }
+        if width > 8 { return inChannels <= Self.directChannelLimit && outChannels <= Self.directChannelLimit }
+        return directLevel == 2 && inChannels <= Self.directNarrowMapChannelLimit && outChannels <= Self.directNarrowMapChannelLimit
     }
 
-    /// The widest layer that runs direct. Width 64's first stage ran faster direct too, but its
-    /// first step moved from 1.3e-3 to 4.4e-3 of float64 (PyTorch float32: 2.0e-3) by other
-    /// ReLU boundary flips, past `Float64ReferenceTests`' bound; the paper network keeps the
-    /// products that bound was measured on, and the quick preset's (width 16) run direct.
+    /// The widest layer that runs direct on maps wider than 8 columns. Width 64's first stage
+    /// ran faster direct too, but its first step moved from 1.3e-3 to 4.4e-3 of float64
+    /// (PyTorch float32: 2.0e-3) by other ReLU boundary flips, past `Float64ReferenceTests`'
+    /// bound; the paper network keeps the products that bound was measured on, and the quick
+    /// preset's (width 16) run direct.
     public static let directChannelLimit = 32
+    /// The widest layer that runs direct on maps of at most 8 columns (AVX-512 only): width 16's
+    /// 64- and 128-channel stages, not width 64's (256 and 512 channels, the float64 bound's).
+    public static let directNarrowMapChannelLimit = 128
 
     /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: with
-    /// AVX-512 on the first stage only (24 columns or more), where it beat im2col + GEMM; at 16
-    /// columns they tied, and with AVX2 it lost.
+    /// AVX-512 only, on the first stage (24 columns or more), where it beat im2col + GEMM (at
+    /// 16 columns they tied, and with AVX2 it lost), and, 16 output channels per vector, on
+    /// the maps of 8, 7 and 4 columns the pixel kernels take (1.6–2.4× im2col + GEMM).
     public func runsDirectWeightGradient(width: Int) -> Bool {
-        runsDirect(width: width) && width >= 24 && directLevel == 2
+        runsDirect(width: width) && directLevel == 2 && (width >= 24 || runsChannelWeightGradient(width: width))
+    }
+
+    /// The weight gradient with 16 output channels per vector: maps of 8, 7 or 4 columns and
+    /// whole blocks of 16 output channels.
+    private func runsChannelWeightGradient(width: Int) -> Bool {
+        width <= 8 && direct_convolution_packs(Int32(width)) != 0 && outChannels % 16 == 0
     }
 
     /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
@@ -122,6 +142,16 @@ public final class Conv2d {
         public var m: Int, n: Int, k: Int
         /// Whether A and B are used transposed.
         public var transposeA: Bool, transposeB: Bool
+        /// How many such products the step performs (one per chunk; a smaller last chunk
+        /// counts as a full one).
+        public var calls = 1
+
+        /// Floating-point operations of one such product.
+        public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+        /// Floating-point operations of all `calls` of them.
+        public var stepFlops: Double { flops * Double(calls) }
+        /// The product's kind, by its operands' transposes.
+        public var kind: BLAS.Kind { BLAS.Kind(transposeA ? .transpose : .none, transposeB ? .transpose : .none) }
     }
 
     /// The chunks a product over `batch` images is cut into when each image brings `rows`
@@ -135,17 +165,20 @@ public final class Conv2d {
     /// Products that `DirectConvolution` computes instead are left out.
     public func gemmShapes(batch: Int, inputSide: Int, inputGradientNeeded: Bool = true) -> [GEMMShape] {
         let area = outputExtent(inputSide) * outputExtent(inputSide)
-        let forward = chunks(batch: batch, rows: columnRows, area: area).largest * area
-        let weightGradient = GEMMShape(m: outChannels, n: columnRows, k: forward, transposeA: false, transposeB: true)
+        let columnChunks = chunks(batch: batch, rows: columnRows, area: area)
+        let forward = columnChunks.largest * area
+        let weightGradient = GEMMShape(m: outChannels, n: columnRows, k: forward, transposeA: false, transposeB: true, calls: columnChunks.count)
         if runsDirect(width: inputSide) { return runsDirectWeightGradient(width: inputSide) ? [] : [weightGradient] }
-        var shapes = [GEMMShape(m: outChannels, n: forward, k: columnRows, transposeA: false, transposeB: false), weightGradient]
+        var shapes = [GEMMShape(m: outChannels, n: forward, k: columnRows, transposeA: false, transposeB: false, calls: columnChunks.count),
+                      weightGradient]
         if inputGradientNeeded {
             if usesTransposedConvolution {
                 let rows = outChannels * kernel * kernel
-                let n = chunks(batch: batch, rows: rows, area: area).largest * area
-                shapes.append(GEMMShape(m: inChannels, n: n, k: rows, transposeA: false, transposeB: false))
+                let gradientChunks = chunks(batch: batch, rows: rows, area: area)
+                shapes.append(GEMMShape(m: inChannels, n: gradientChunks.largest * area, k: rows, transposeA: false, transposeB: false,
+                                        calls: gradientChunks.count))
             } else {
-                shapes.append(GEMMShape(m: columnRows, n: forward, k: outChannels, transposeA: true, transposeB: false))
+                shapes.append(GEMMShape(m: columnRows, n: forward, k: outChannels, transposeA: true, transposeB: false, calls: columnChunks.count))
             }
         }
         return shapes
@@ -190,6 +223,33 @@ public final class Conv2d {
             StepProfile.measure(.convolutionForward) {
                 BLAS.gemm(.none, .none, m: outChannels, n: n, k: columnRows, a: weight.value.pointer, lda: columnRows,
                           b: col, ldb: n, c: y.data + images.lowerBound * area, ldc: y.plane)
+            }
+        }
+        return y
+    }
+
+    /// `bn(self(x))`, or with `residual` `max(bn(self(x)) + residual, 0)`, as the network's
+    /// forward pass needs it. In evaluation, on layers that run on `DirectConvolution`, the
+    /// BatchNorm (its running statistics, its ReLU, the residual sum) is applied to each output
+    /// row as it leaves the vector registers: one pass over the output instead of two, with
+    /// every value rounded as the two steps round it (`FusedKernelTests`).
+    public func forward(_ x: FeatureMap, normalisedBy bn: BatchNorm2d, training: Bool, residual: FeatureMap? = nil) -> FeatureMap {
+        guard !training, sparse == nil, runsDirect(width: x.width), bn.appliesReLU || residual != nil else {
+            return bn.forward(forward(x), training: training, residual: residual)
+        }
+        precondition(x.channels == inChannels && bn.channels == outChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
+        savedInput = nil
+        let y = FeatureMap(data: output.reserve(outChannels * x.batch * x.height * x.width),
+                           channels: outChannels, batch: x.batch, height: x.height, width: x.width)
+        precondition(residual.map { $0.channels == outChannels && $0.plane == y.plane } ?? true, "\(weight.name): residual has the wrong shape")
+        let affine = evaluationAffine.reserve(2 * outChannels)
+        bn.evaluationAffine(scale: affine, shift: affine + outChannels)
+        var epilogue = direct_convolution_epilogue(scale: affine, shift: affine + outChannels,
+                                                   residual: residual.map { UnsafePointer($0.data) }, relu: 1)
+        StepProfile.measure(.convolutionForward) {
+            withUnsafePointer(to: &epilogue) { epilogue in
+                direct(x, kernel: weight.value.pointer, inChannels: inChannels, outChannels: outChannels, into: y, accumulate: false,
+                       epilogue: epilogue)
             }
         }
         return y
@@ -300,14 +360,20 @@ public final class Conv2d {
     /// over the threads, each with its own bordered copy in the column workspace. Each output
     /// is summed by one thread in a fixed order, so the bits do not depend on the thread count.
     private func direct(_ x: FeatureMap, kernel: UnsafePointer<Float>, inChannels: Int, outChannels: Int, into y: FeatureMap,
-                        accumulate: Bool) {
+                        accumulate: Bool, epilogue: UnsafePointer<direct_convolution_epilogue>? = nil) {
         let perThread = direct_convolution_scratch_floats(Int32(inChannels), Int32(x.height), Int32(x.width))
         let scratch = columns.reserve(perThread * Parallel.threads)
         let level = Int32(directLevel)
+        var packed: UnsafeMutablePointer<Float>?
+        if level == 2 && outChannels >= 16 && direct_convolution_packs(Int32(x.width)) != 0 {
+            let kernelPacked = packedKernel.reserve(direct_convolution_packed_floats(Int32(inChannels), Int32(outChannels)))
+            direct_convolution_pack(kernel, kernelPacked, Int32(inChannels), Int32(outChannels))
+            packed = kernelPacked
+        }
         Parallel.forEachPart(x.batch) { part, images in
-            direct_convolution_3x3(x.data, kernel, y.data, Int32(inChannels), Int32(outChannels), Int32(x.batch),
+            direct_convolution_3x3(x.data, kernel, packed, y.data, Int32(inChannels), Int32(outChannels), Int32(x.batch),
                                    Int32(x.height), Int32(x.width), Int32(images.lowerBound), Int32(images.upperBound),
-                                   scratch + part * perThread, accumulate ? 1 : 0, level)
+                                   scratch + part * perThread, accumulate ? 1 : 0, epilogue, level)
         }
     }
 
@@ -316,6 +382,22 @@ public final class Conv2d {
     /// order fixed by the shapes, so the bits do not depend on the thread count.
     private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
         let (c, o, n, h, w) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width))
+        if runsChannelWeightGradient(width: x.width) {
+            let scratch = columns.reserve(direct_convolution_channel_gradient_scratch_floats(c, o, n, h, w))
+            StepProfile.measure(.im2col) {
+                Parallel.forEachRange(x.batch) { images in
+                    direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
+                    direct_convolution_transpose_gradient(dy.data, scratch, c, o, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
+                }
+            }
+            StepProfile.measure(.convolutionWeightGradient) {
+                Parallel.forEachRange(outChannels / 16) { blocks in
+                    direct_convolution_3x3_channel_weight_gradient(gradient, c, o, n, h, w, Int32(blocks.lowerBound), Int32(blocks.upperBound),
+                                                                   scratch)
+                }
+            }
+            return
+        }
         let scratch = columns.reserve(direct_convolution_weight_gradient_scratch_floats(c, o, n, h, w))
         StepProfile.measure(.im2col) {
             Parallel.forEachRange(x.batch) { images in

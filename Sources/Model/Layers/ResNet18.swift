@@ -117,7 +117,7 @@ public final class ResNet18 {
 
     /// The logits `[classes, N, 1, 1]` of a batch of images in channel-major layout.
     public func forward(_ input: FeatureMap, training: Bool) -> FeatureMap {
-        var x = bn1.forward(conv1.forward(input), training: training)
+        var x = conv1.forward(input, normalisedBy: bn1, training: training)
         for block in blocks { x = block.forward(x, training: training) }
         let features = x
         return StepProfile.measure(.poolAndClassifier) { linear.forward(pool.forward(features)) }
@@ -163,6 +163,22 @@ public final class ResNet18 {
 
     /// The number of parameters (weights, biases, BN γ/β; not running buffers).
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// The matrix products of one training step on `batch` images of `side`² pixels: each
+    /// convolution's forward, weight-gradient and input-gradient products (the stem's input
+    /// gradient is never formed), one entry per product at its largest chunk's shape; products
+    /// that `DirectConvolution` computes are left out.
+    public func gemmShapes(batch: Int, side: Int) -> [Conv2d.GEMMShape] {
+        var shapes = conv1.gemmShapes(batch: batch, inputSide: side, inputGradientNeeded: false)
+        var side = side
+        for block in blocks {
+            shapes += block.conv1.gemmShapes(batch: batch, inputSide: side)
+            shapes += block.shortcut?.conv.gemmShapes(batch: batch, inputSide: side) ?? []
+            side = block.conv1.outputExtent(side)
+            shapes += block.conv2.gemmShapes(batch: batch, inputSide: side)
+        }
+        return shapes
+    }
 
     /// Forward multiply-adds per image of `height`×`width` pixels (convolutions and linear).
     public func multiplyAddsPerImage(height: Int, width: Int) -> Int {

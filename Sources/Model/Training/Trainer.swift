@@ -84,6 +84,9 @@ public final class Trainer {
         }
         try engine.synchronizeDevice()
         if engine is CPUEngine {
+            if let line = GEMMEngineSelection.choose(for: network, batch: config.batchSize, side: data.train.height, threads: BLAS.threads) {
+                log(line)
+            }
             sparseChoice = try SparseSelection.install(on: network, batchSize: config.batchSize, height: data.train.height,
                                                        width: data.train.width, mode: try SparseSelection.Mode.fromEnvironment(),
                                                        fixed: progress.sparseLayers)

@@ -50,7 +50,7 @@ struct BenchCommand: ParsableCommand {
             options.steps = steps ?? 3
             options.directLevel = directLevel
             if let columnChunkMib { options.columnChunkElements = Int(columnChunkMib * Double(1 << 20)) / MemoryLayout<Float>.stride }
-            let result = try failing { () throws(ModelError) in try Benchmark.run(options, progress: show) }
+            let result = try failing { () throws(ModelError) in try Benchmark.run(options, progress: show, note: say) }
             figures = result.lines
             convolutions = result.convolutions
             profile = result.profile

@@ -69,8 +69,9 @@ public struct Benchmark {
         public var millisecondsPerStep: Double, share: Double
     }
 
-    /// Runs every measurement; `progress` receives each line as it is measured.
-    public static func run(_ options: Options, progress: (Line) -> Void) throws(ModelError) -> Benchmark {
+    /// Runs every measurement; `progress` receives each line as it is measured, `note` what
+    /// else a training would log (the GEMM routing measured for this network).
+    public static func run(_ options: Options, progress: (Line) -> Void, note: (String) -> Void = { _ in }) throws(ModelError) -> Benchmark {
         var result = Benchmark()
         func record(_ name: String, _ value: Double, _ unit: String) {
             let line = Line(name: name, value: value, unit: unit)
@@ -84,6 +85,9 @@ public struct Benchmark {
         for conv in network.convolutions {
             if let budget = options.columnChunkElements { conv.columnChunkElements = budget }
             conv.directLevel = options.directLevel
+        }
+        if let line = GEMMEngineSelection.choose(for: network, batch: options.batchSize, side: options.imageSize, threads: BLAS.threads) {
+            note(line)
         }
         result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)
         let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
@@ -233,22 +237,13 @@ public struct Benchmark {
     static func networkShapeRate(_ network: ResNet18, batch: Int, size: Int) -> Double {
         var totalFlops = 0.0, totalSeconds = 0.0
         var rates: [Conv2d.GEMMShape: Double] = [:]
-        var shapes = network.conv1.gemmShapes(batch: batch, inputSide: size, inputGradientNeeded: false)
-        var side = size
-        for block in network.blocks {
-            shapes += block.conv1.gemmShapes(batch: batch, inputSide: side)
-            shapes += block.shortcut?.conv.gemmShapes(batch: batch, inputSide: side) ?? []
-            side = block.conv1.outputExtent(side)
-            shapes += block.conv2.gemmShapes(batch: batch, inputSide: side)
-        }
-        for shape in shapes {
+        for shape in network.gemmShapes(batch: batch, side: size) {
             let rate = rates[shape] ?? gemmRate(m: shape.m, n: shape.n, k: shape.k,
                                                 transA: shape.transposeA ? .transpose : .none,
                                                 transB: shape.transposeB ? .transpose : .none)
             rates[shape] = rate
-            let flops = 2 * Double(shape.m) * Double(shape.n) * Double(shape.k)
-            totalFlops += flops
-            totalSeconds += flops / (rate * 1e9)
+            totalFlops += shape.stepFlops
+            totalSeconds += shape.stepFlops / (rate * 1e9)
         }
         return totalFlops / totalSeconds / 1e9
     }

@@ -62,6 +62,13 @@ public enum GEMMEngineSelection {
             return "measured \(when) on \(idle) (other processes used \(Int((100 * othersBusyShare).rounded()))% of the CPUs)"
         }
 
+        /// "A·B oneDNN (38 vs 57), …": each kind's engine and both rates, OpenBLAS first.
+        var table: String {
+            measurements.map {
+                "\($0.kind) \($0.chosen == .oneDNN ? "oneDNN" : "OpenBLAS") (\(Int($0.openBLAS.rounded())) vs \(Int($0.oneDNN.rounded())))"
+            }.joined(separator: ", ")
+        }
+
         static func duration(_ seconds: Double) -> String {
             if seconds < 3600 { return "\(Int(seconds / 60)) min" }
             if seconds < 2 * 86_400 { return "\(Int(seconds / 3600)) h" }
@@ -88,12 +95,15 @@ public enum GEMMEngineSelection {
 
     /// The routing in force and the cache it came from; nil when no measurement routed it.
     private static let active = Mutex<(record: Record, url: URL)?>(nil)
+    /// The start-up measurement's routing, which networks too small to measure keep.
+    private static let startUp = Mutex<(record: Record, url: URL)?>(nil)
 
     /// Routes every kind of product and returns the log line that says where each goes and why;
     /// `remeasure` ignores a cached measurement.
     public static func choose(threads: Int, remeasure: Bool = false) -> String {
         let request = ProcessInfo.processInfo.environment[variable]?.lowercased() ?? "auto"
         active.withLock { $0 = nil }
+        startUp.withLock { $0 = nil }
         guard let oneDNN = OneDNN.shared else {
             for kind in BLAS.Kind.allCases { BLAS.route(kind, to: .openBLAS) }
             let why = request == BLAS.Engine.openBLAS.rawValue ? "\(variable)=openblas" : "oneDNN is not installed (libdnnl.so.2 or .so.3)"
@@ -117,11 +127,45 @@ public enum GEMMEngineSelection {
         }) ?? measure()
         for measurement in record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
         active.withLock { $0 = (record, url) }
-        let table = record.measurements.map {
-            "\($0.kind) \($0.chosen == .oneDNN ? "oneDNN" : "OpenBLAS") (\(Int($0.openBLAS.rounded())) vs \(Int($0.oneDNN.rounded())))"
-        }.joined(separator: ", ")
+        startUp.withLock { $0 = (record, url) }
         let kept = record.repetitionsAgreed ? "" : "; not cached: repeated timings disagreed by more than \(Int(100 * agreement))%, so the next start measures again"
-        return "GEMM: \(table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes, \(record.describe()); oneDNN where ≥ \(requiredMargin)× faster\(kept)\(unknown)"
+        return "GEMM: \(record.table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes, \(record.describe()); oneDNN where ≥ \(requiredMargin)× faster\(kept)\(unknown)"
+    }
+
+    /// Below this many floating-point operations in products per training step, a network
+    /// keeps the routing measured at start-up: the smoke preset's width-4 networks on 16-pixel
+    /// images (a few MFLOP) are too small to time the engines apart, and decide nothing.
+    public static let smallestRoutedStep = 1e9
+
+    /// Routes the products of a training of `network` on `batch` images of `side`² pixels to the
+    /// engine measured faster on that network's own products, each weighted by its share of the
+    /// step: the start-up measurement (`choose(threads:)`) times width-64 shapes, and a width-16
+    /// network's products (16 rows, 144-deep, in 2 MiB chunks) rank the engines differently.
+    /// Cached like the start-up answer, keyed also by width, batch and image size, and under the
+    /// same lock, so the slots of a host route one network alike. Returns the log line, or nil
+    /// (routing unchanged) when the start-up choice was not a measurement (an override, no
+    /// oneDNN, or oneDNN wrong) or the step's products are below `smallestRoutedStep`; such a
+    /// network gets the start-up routing back, so that what a process trained before never
+    /// changes a run's bits.
+    public static func choose(for network: ResNet18, batch: Int, side: Int, threads: Int) -> String? {
+        guard let initial = startUp.withLock({ $0 }), let oneDNN = OneDNN.shared else { return nil }
+        let products = network.gemmShapes(batch: batch, side: side)
+        let kinds = Set(products.map(\.kind))
+        guard products.reduce(0, { $0 + $1.stepFlops }) >= smallestRoutedStep else {
+            for measurement in initial.record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
+            active.withLock { $0 = initial }
+            return nil
+        }
+        let name = "width \(network.architecture.width), batch \(batch), \(side)² images"
+        let url = cacheURL(oneDNN: oneDNN, threads: threads, products: name)
+        let record = (try? FileLock.withLock(url.appendingPathExtension("lock")) {
+            cached(at: url, kinds: kinds) ?? measure(products: products, saveTo: url)
+        }) ?? measure(products: products)
+        // Kinds the network does not perform keep the start-up routing.
+        for measurement in initial.record.measurements + record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
+        active.withLock { $0 = (record, url) }
+        let kept = record.repetitionsAgreed ? "" : "; not cached: repeated timings disagreed by more than \(Int(100 * agreement))%"
+        return "GEMM for \(name): \(record.table) GFLOP/s OpenBLAS vs oneDNN on its own products, \(record.describe())\(kept)"
     }
 
     /// Compares a stretch of training's own GEMM rates (`usage`, the difference of two
@@ -151,49 +195,59 @@ public enum GEMMEngineSelection {
     /// Times every measured kind on both engines, in rounds (each round times every pair once,
     /// so a change of load hits both engines alike), until each pair's two fastest timings
     /// agree within `agreement` or `maximumRepetitions` rounds are done (4–10 seconds).
-    public static func measure() -> Record {
+    public static func measure(products: [Conv2d.GEMMShape]? = nil) -> Record {
         // Pair 2i is kind i on OpenBLAS, 2i + 1 the same kind on oneDNN.
-        let pairs = measuredKinds.flatMap { kind in [(kind, BLAS.Engine.openBLAS), (kind, .oneDNN)] }
+        let kinds = products.map { products in measuredKinds.filter { kind in products.contains { $0.kind == kind } } } ?? measuredKinds
+        let pairs = kinds.flatMap { kind in [(kind, BLAS.Engine.openBLAS), (kind, .oneDNN)] }
         var timings = [[Double]](repeating: [], count: pairs.count)
         let before = CPUShare.reading()
         for _ in 0..<maximumRepetitions {
             for (index, (kind, engine)) in pairs.enumerated() where timings[index].count < 2 || agreedRate(timings[index]) == nil {
-                timings[index].append(rate(kind, on: engine))
+                timings[index].append(rate(kind, on: engine, products: products))
             }
             if timings.allSatisfy({ agreedRate($0) != nil }) { break }
         }
         let othersBusy = CPUShare.reading().othersBusyShare(since: before)
         let best = timings.map { agreedRate($0) ?? $0.max() ?? 0 }
-        let measurements = measuredKinds.enumerated().map { index, kind in
+        let measurements = kinds.enumerated().map { index, kind in
             Measurement(kind: kind, openBLAS: best[2 * index], oneDNN: best[2 * index + 1])
         }
         return Record(measurements: measurements, measuredAt: Date(), othersBusyShare: othersBusy,
                       repetitionsAgreed: timings.allSatisfy { agreedRate($0) != nil })
     }
 
-    /// GFLOP/s of `kind` on `engine` over the convolution shapes of ResNet18's four stages,
-    /// each product laid out as the convolution lays it out.
-    static func rate(_ kind: BLAS.Kind, on engine: BLAS.Engine) -> Double {
+    /// GFLOP/s of `kind` on `engine` over `products` (each product weighted by its share of
+    /// the step's operations): by default the convolution shapes of ResNet18's four stages,
+    /// each laid out as the convolution lays it out.
+    static func rate(_ kind: BLAS.Kind, on engine: BLAS.Engine, products: [Conv2d.GEMMShape]? = nil) -> Double {
         var flops = 0.0, seconds = 0.0
-        for (outChannels, positions, rows) in BLASCoreSelection.probeShapes {
+        for product in products ?? probeProducts(kind) where product.kind == kind {
+            let (transA, transB) = kind.transposes
+            let rate = Benchmark.gemmRate(m: product.m, n: product.n, k: product.k, transA: transA, transB: transB, engine: engine,
+                                          minimumSeconds: products == nil ? 0.1 : 0.03)
+            flops += product.stepFlops
+            seconds += product.stepFlops / rate
+        }
+        return seconds > 0 ? flops / seconds : 0
+    }
+
+    /// `BLASCoreSelection.probeShapes` as products of `kind`.
+    static func probeProducts(_ kind: BLAS.Kind) -> [Conv2d.GEMMShape] {
+        BLASCoreSelection.probeShapes.map { outChannels, positions, rows in
+            let (transA, transB) = kind.transposes
             let (m, n, k): (Int, Int, Int)
             switch kind {
             case .nn: (m, n, k) = (outChannels, positions, rows)
             case .tn: (m, n, k) = (rows, positions, outChannels)
             case .nt, .tt: (m, n, k) = (outChannels, rows, positions)
             }
-            let (transA, transB) = kind.transposes
-            let rate = Benchmark.gemmRate(m: m, n: n, k: k, transA: transA, transB: transB, engine: engine, minimumSeconds: 0.1)
-            let product = 2 * Double(m) * Double(n) * Double(k)
-            flops += product
-            seconds += product / rate
+            return Conv2d.GEMMShape(m: m, n: n, k: k, transposeA: transA == .transpose, transposeB: transB == .transpose)
         }
-        return flops / seconds
     }
 
     /// Measures and keeps the answer when its timings agreed.
-    private static func measure(saveTo url: URL) -> Record {
-        let record = measure()
+    private static func measure(products: [Conv2d.GEMMShape]? = nil, saveTo url: URL) -> Record {
+        let record = measure(products: products)
         if record.repetitionsAgreed {
             try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try? JSONEncoder().encode(record).write(to: url, options: .atomic)
@@ -203,17 +257,18 @@ public enum GEMMEngineSelection {
 
     /// The cached record; nil when missing, unreadable, or written before the cache recorded
     /// its conditions (such a file may hold a measurement taken under load).
-    private static func cached(at url: URL) -> Record? {
+    private static func cached(at url: URL, kinds: Set<BLAS.Kind> = Set(measuredKinds)) -> Record? {
         guard let data = try? Data(contentsOf: url),
               let record = try? JSONDecoder().decode(Record.self, from: data),
-              Set(record.measurements.map(\.kind)) == Set(measuredKinds) else { return nil }
+              Set(record.measurements.map(\.kind)) == kinds else { return nil }
         return record
     }
 
     /// Keyed by everything a measurement holds only while it holds: the CPU model, OpenBLAS's
     /// build (version and options) and kernel family, oneDNN's version and file, the threads.
-    private static func cacheURL(oneDNN: OneDNN, threads: Int) -> URL {
-        UserCache.file("gemm-engines", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName, oneDNN.description, String(threads)])
+    private static func cacheURL(oneDNN: OneDNN, threads: Int, products: String? = nil) -> URL {
+        UserCache.file("gemm-engines", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName, oneDNN.description, String(threads)]
+                       + (products.map { [$0] } ?? []))
     }
 }
 
