@@ -397,10 +397,10 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
     }
 }
 
-// ---- Weight gradient with 16 output channels per vector (AVX-512), maps of 4, 7 or 8 columns --
+// ---- Weight gradient with 16 output channels per vector (AVX-512), maps of 4–16 columns -------
 //
-// For width 16's stages 3 and 4, where the row-vectorised weight gradient above would idle
-// lanes: `∂L/∂Y` is first transposed to `[n][pixel][o]`, so one vector load brings 16 output
+// For width 16's stages 2 to 4, where the row-vectorised weight gradient above would idle
+// lanes or lose to GEMM: `∂L/∂Y` is first transposed to `[n][pixel][o]`, so one vector load brings 16 output
 // channels' gradients at a pixel; each input channel's nine taps are broadcast from the bordered
 // image at constant offsets, and `9 × V` accumulators (one per tap and 16-channel block) sum
 // over the pixels of a block of images before they are added to the weights' partial sums.
@@ -467,6 +467,14 @@ CHANNEL_GRADIENT_KERNEL(7, 2)
 CHANNEL_GRADIENT_KERNEL(7, 1)
 CHANNEL_GRADIENT_KERNEL(4, 2)
 CHANNEL_GRADIENT_KERNEL(4, 1)
+CHANNEL_GRADIENT_KERNEL(16, 2)
+CHANNEL_GRADIENT_KERNEL(16, 1)
+CHANNEL_GRADIENT_KERNEL(14, 2)
+CHANNEL_GRADIENT_KERNEL(14, 1)
+
+int direct_convolution_channel_gradient_covers(int width) {
+    return width == 4 || width == 7 || width == 8 || width == 14 || width == 16;
+}
 
 void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
                                                     int width, int first_block, int end_block, float *scratch) {
@@ -487,9 +495,13 @@ void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, 
                                            first_image, end_image);                                                \
     else channel_gradient_##WIDTH##_1(bordered, transposed, partials, in_channels, out_channels, batch, height, c, block, \
                                       first_image, end_image);
-                if (width == 8) { CHANNEL_GRADIENT(8) }
-                else if (width == 7) { CHANNEL_GRADIENT(7) }
-                else { CHANNEL_GRADIENT(4) }
+                switch (width) {
+                case 16: CHANNEL_GRADIENT(16) break;
+                case 14: CHANNEL_GRADIENT(14) break;
+                case 8: CHANNEL_GRADIENT(8) break;
+                case 7: CHANNEL_GRADIENT(7) break;
+                default: CHANNEL_GRADIENT(4) break;
+                }
 #undef CHANNEL_GRADIENT
             }
             block += pair ? 2 : 1;

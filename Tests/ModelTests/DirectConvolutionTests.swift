@@ -51,7 +51,7 @@ struct DirectConvolutionTests {
     /// on the forward pass and the input gradient.
     @Test func theBitsDependNeitherOnThreadsNorOnTheVectorLevel() {
         let level = Conv2d.availableDirectLevel
-        for (c, o, side, batch) in [(16, 16, 32, 3), (5, 7, 28, 3), (64, 64, 8, 3), (32, 48, 4, 9)] {
+        for (c, o, side, batch) in [(16, 16, 32, 3), (5, 7, 28, 3), (64, 64, 8, 3), (32, 48, 4, 9), (16, 32, 14, 3)] {
             let one = Self.pass(c, o, side: side, batch: batch, level: level, threads: 1)
             let two = Self.pass(c, o, side: side, batch: batch, level: level, threads: 2)
             #expect(one.output == two.output && one.weightGradient == two.weightGradient && one.inputGradient == two.inputGradient)
@@ -97,6 +97,8 @@ struct DirectConvolutionTests {
         #expect(!paper4.runsDirect(width: 4) && !stage4.runsDirect(width: 16))
         #expect(same.runsDirectWeightGradient(width: 32) == (Conv2d.availableDirectLevel == 2))
         #expect(same.runsDirectWeightGradient(width: 28) == (Conv2d.availableDirectLevel == 2) && !same.runsDirectWeightGradient(width: 16))
+        let stage2 = Conv2d(name: "g.weight", inChannels: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1)
+        #expect(stage2.runsDirectWeightGradient(width: 16) == (Conv2d.availableDirectLevel == 2) && !stage2.runsDirectWeightGradient(width: 12))
         let strided = Conv2d(name: "b.weight", inChannels: 4, outChannels: 8, kernel: 3, stride: 2, padding: 1)
         let pointwise = Conv2d(name: "c.weight", inChannels: 4, outChannels: 8, kernel: 1, stride: 2)
         let wide = Conv2d(name: "d.weight", inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)

@@ -69,8 +69,11 @@ size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int o
 /// Writes `dy[o][n][pixel]` of the images `first_image..<end_image` transposed into the scratch.
 void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels, int out_channels, int batch,
                                            int height, int width, int first_image, int end_image);
+/// Whether the channel-vectorised weight gradient has kernels for maps `width` columns wide:
+/// 4, 7, 8, 14 and 16 (stages 2 to 4 of ResNet18 on 32- and 28-pixel images).
+int direct_convolution_channel_gradient_covers(int width);
 /// `∂L/∂w` of the 16-channel output blocks `first_block..<end_block` of a 3×3, stride-1,
-/// padding-1 convolution on maps where `direct_convolution_packs(width)`, from the scratch
+/// padding-1 convolution on maps where `direct_convolution_channel_gradient_covers(width)`, from the scratch
 /// after `direct_convolution_border_images` and `direct_convolution_transpose_gradient` for
 /// every image. `out_channels` must be a multiple of 16. Needs AVX-512F (level 2).
 void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,

@@ -114,17 +114,17 @@ public final class Conv2d {
     public static let directNarrowMapChannelLimit = 128
 
     /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: with
-    /// AVX-512 only, on the first stage (24 columns or more), where it beat im2col + GEMM (at
-    /// 16 columns they tied, and with AVX2 it lost), and, 16 output channels per vector, on
-    /// the maps of 8, 7 and 4 columns the pixel kernels take (1.6–2.4× im2col + GEMM).
+    /// AVX-512 only, row-vectorised on the first stage (24 columns or more), where it beat
+    /// im2col + GEMM (at 16 columns they tied, and with AVX2 it lost), and 16 output channels
+    /// per vector on maps of 16, 14, 8, 7 and 4 columns (stages 2–4; 1.6–3× im2col + GEMM).
     public func runsDirectWeightGradient(width: Int) -> Bool {
         runsDirect(width: width) && directLevel == 2 && (width >= 24 || runsChannelWeightGradient(width: width))
     }
 
-    /// The weight gradient with 16 output channels per vector: maps of 8, 7 or 4 columns and
-    /// whole blocks of 16 output channels.
+    /// The weight gradient with 16 output channels per vector: maps it has kernels for, whole
+    /// blocks of 16 output channels.
     private func runsChannelWeightGradient(width: Int) -> Bool {
-        width <= 8 && direct_convolution_packs(Int32(width)) != 0 && outChannels % 16 == 0
+        width < 24 && direct_convolution_channel_gradient_covers(Int32(width)) != 0 && outChannels % 16 == 0
     }
 
     /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
