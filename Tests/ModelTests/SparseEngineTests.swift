@@ -248,7 +248,10 @@ import Testing
         encoder.dateEncodingStrategy = .iso8601
         let measured = try decoder.decode(SparseSelection.VerdictFile.self, from: Data(contentsOf: cache))
         let masked = SparseSelection.inputSizes(network, height: 8, width: 8).dropFirst()
-        #expect(Set(masked.map { SparseSelection.layerKey($0.conv, height: $0.height, width: $0.width, batch: 8, density: 0.05) })
+        #expect(Set(masked.map {
+            SparseSelection.layerKey($0.conv, height: $0.height, width: $0.width, batch: 8,
+                                     density: Double($0.conv.weight.keptCount) / Double($0.conv.weight.value.count))
+        })
                 == Set(measured.layers.keys), "one verdict per shape, extent, batch and density bucket")
         let again = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache))
         #expect(again == first, "a second start reads the same verdicts, seconds included")
