@@ -43,6 +43,9 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     public var commit: String? = nil, dirty: Bool? = nil
     /// Mean wall seconds per epoch (training and evaluation) over the run's history.
     public var secondsPerEpoch: Double? = nil
+    /// The convolutions the CPU's sparse engine ran (`metrics.json`'s `sparse` adds the mode,
+    /// each layer's density and timings); nil for unmasked or GPU runs and older records.
+    public var sparseLayers: [String]? = nil
 
     /// Records the build that trained it, from the worker's `hello.build`.
     public mutating func stamp(build identifier: String?) {

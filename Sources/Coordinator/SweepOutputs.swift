@@ -79,6 +79,7 @@ public enum SweepOutputs {
         record.precision = summary.precision
         record.cudaGraphs = summary.cudaGraphs
         record.secondsPerEpoch = summary.history.isEmpty ? nil : summary.history.map(\.seconds).reduce(0, +) / Double(summary.history.count)
+        record.sparseLayers = summary.sparse?.sparseLayers
         return record
     }
 }

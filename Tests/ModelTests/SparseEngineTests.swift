@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Model
 
@@ -177,36 +178,113 @@ import Testing
         #expect(!SparseSelection.prefersSparse(dense: 1.0, sparse: 2.0), "a layer where sparse is slower stays dense")
     }
 
-    @Test func choiceFollowsModeAndResumedRuns() throws {
+    /// A fresh verdict file in a folder of its own (removed by `removeCache`).
+    static func freshCache() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-verdicts-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder.appendingPathComponent("verdicts.json")
+    }
+
+    static func removeCache(_ cache: URL) { try? FileManager.default.removeItem(at: cache.deletingLastPathComponent()) }
+
+    /// A width-4 network with the first convolution dense and every other kept at 5%.
+    static func maskedWidth4() throws -> ResNet18 {
         let network = ResNet18(.init(width: 4, inputChannels: 1, classes: 10))
         network.initialise(seed: 0)
-        #expect(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .on) == nil,
+        try applyHashMasks(network) { layer, _ in layer == 0 ? 1 : 0.05 }
+        return network
+    }
+
+    @Test func choiceFollowsModeAndResumedRuns() throws {
+        let cache = try Self.freshCache()
+        defer { Self.removeCache(cache) }
+        let unmasked = ResNet18(.init(width: 4, inputChannels: 1, classes: 10))
+        unmasked.initialise(seed: 0)
+        #expect(try SparseSelection.install(on: unmasked, batchSize: 8, height: 8, width: 8, mode: .on, cache: cache) == nil,
                 "an unmasked network has nothing to choose")
-        try Self.applyHashMasks(network) { layer, _ in layer == 0 ? 1 : 0.05 }
-        let on = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .on))
+        let network = try Self.maskedWidth4()
+        let on = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .on, cache: cache))
         #expect(on.sparseLayers.count == network.convolutions.count)
         #expect(network.convolutions.allSatisfy { $0.sparse != nil })
-        let off = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .off))
+        let off = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .off, cache: cache))
         #expect(off.sparseLayers.isEmpty && network.convolutions.allSatisfy { $0.sparse == nil })
         let resumed = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto,
-                                                               fixed: ["layer1.0.conv2"]))
+                                                               fixed: ["layer1.0.conv2"], cache: cache))
         #expect(resumed.sparseLayers == ["layer1.0.conv2"])
         #expect(network.convolutions.filter { $0.sparse != nil }.map(\.weight.name) == ["layer1.0.conv2.weight"])
-        let measured = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto))
+        #expect(!FileManager.default.fileExists(atPath: cache.path), "a resumed run measures nothing")
+        let measured = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache))
         #expect(measured.layers[0].density == 1 && !measured.layers[0].sparse && measured.layers[0].denseSeconds == nil,
                 "a layer that keeps every weight stays dense unmeasured")
         #expect(measured.layers.dropFirst().allSatisfy { $0.denseSeconds != nil && $0.sparseSeconds != nil })
         let installed = network.convolutions.filter { $0.sparse != nil }.map { String($0.weight.name.dropLast(".weight".count)) }
         #expect(measured.sparseLayers == installed)
         #expect(throws: ModelError.self) { try SparseSelection.Mode.fromEnvironment(["PRUNESWEEP_SPARSE": "fast"]) }
-        #expect(try SparseSelection.Mode.fromEnvironment([:]) == .off)
+        #expect(try SparseSelection.Mode.fromEnvironment([:]) == .auto)
+        #expect(try SparseSelection.Mode.fromEnvironment(["PRUNESWEEP_SPARSE": "OFF"]) == .off)
     }
 
     @Test func denseAtFullDensity() throws {
+        let cache = try Self.freshCache()
+        defer { Self.removeCache(cache) }
         let network = ResNet18(.init(width: 4, inputChannels: 1, classes: 10))
         network.initialise(seed: 0)
         try MaskSet(onesFor: network).apply(to: network)
-        let choice = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto))
+        let choice = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache))
         #expect(choice.sparseLayers.isEmpty && network.convolutions.allSatisfy { $0.sparse == nil })
+        #expect(choice.layers.allSatisfy { $0.denseSeconds == nil }, "nothing to measure at density 1")
+    }
+
+    /// The cached verdict decides, through the whole choice: rewritten so that sparse is slower
+    /// on every layer, every layer falls back to dense; so that it is faster, every masked
+    /// layer goes sparse. Nothing is measured again while the file holds the layers.
+    @Test func cachedVerdictDecidesAndSlowerSparseStaysDense() throws {
+        let cache = try Self.freshCache()
+        defer { Self.removeCache(cache) }
+        let network = try Self.maskedWidth4()
+        let first = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache))
+        let decoder = JSONDecoder(), encoder = JSONEncoder()
+        decoder.dateDecodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .iso8601
+        let measured = try decoder.decode(SparseSelection.VerdictFile.self, from: Data(contentsOf: cache))
+        let masked = SparseSelection.inputSizes(network, height: 8, width: 8).dropFirst()
+        #expect(Set(masked.map {
+            SparseSelection.layerKey($0.conv, height: $0.height, width: $0.width, batch: 8,
+                                     density: Double($0.conv.weight.keptCount) / Double($0.conv.weight.value.count))
+        })
+                == Set(measured.layers.keys), "one verdict per shape, extent, batch and density bucket")
+        let again = try #require(try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache))
+        #expect(again == first, "a second start reads the same verdicts, seconds included")
+
+        func rewrite(sparseOverDense factor: Double) throws -> SparseChoice? {
+            var file = measured
+            for (key, verdict) in measured.layers { file.layers[key]?.sparseSeconds = factor * verdict.denseSeconds }
+            try encoder.encode(file).write(to: cache)
+            return try SparseSelection.install(on: network, batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache)
+        }
+        let slower = try #require(try rewrite(sparseOverDense: 2))
+        #expect(slower.sparseLayers.isEmpty && network.convolutions.allSatisfy { $0.sparse == nil })
+        let barely = try #require(try rewrite(sparseOverDense: 1 / 1.1))
+        #expect(barely.sparseLayers.isEmpty, "1.1× faster is under the 1.2× threshold")
+        let faster = try #require(try rewrite(sparseOverDense: 0.5))
+        #expect(faster.sparseLayers == faster.layers.dropFirst().map(\.layer))
+        #expect(network.convolutions.dropFirst().allSatisfy { $0.sparse != nil } && network.conv1.sparse == nil)
+    }
+
+    /// Two trainings starting together on one machine get the same choice: one measures under
+    /// the cache's lock, the other waits and reads its verdicts (same seconds, not a second
+    /// measurement that could fall the other way).
+    @Test func simultaneousStartsShareOneMeasurement() throws {
+        let cache = try Self.freshCache()
+        defer { Self.removeCache(cache) }
+        // Each thread touches only its own network.
+        nonisolated(unsafe) let networks = try [Self.maskedWidth4(), Self.maskedWidth4()]
+        let choices = Mutex<[SparseChoice?]>([nil, nil])
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let choice = try? SparseSelection.install(on: networks[index], batchSize: 8, height: 8, width: 8, mode: .auto, cache: cache)
+            choices.withLock { $0[index] = choice }
+        }
+        let (a, b) = choices.withLock { ($0[0], $0[1]) }
+        #expect(a != nil && a == b)
     }
 }

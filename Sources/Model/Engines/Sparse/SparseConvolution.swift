@@ -89,7 +89,7 @@ public final class SparseConvolution {
                     pattern.outputPositions.outBase.withUnsafeBufferPointer { outBase in
                         pattern.outputPositions.sourceBase.withUnsafeBufferPointer { sourceBase in
                             csparse_gather(result + o * area * lanes, input, outBase.baseAddress, sourceBase.baseAddress, Int32(area),
-                                           taps.offsets, values.baseAddress! + taps.first, Int32(taps.count), Int32(lanes))
+                                           taps.offsets, values.baseAddress.map { $0 + taps.first }, Int32(taps.count), Int32(lanes))
                         }
                     }
                 }
@@ -116,7 +116,8 @@ public final class SparseConvolution {
             // Each block's sums go to `blockGradient`, then into `keptGradient` in block order.
             keptGradient.withUnsafeMutableBufferPointer { kept in
                 blockGradient.withUnsafeMutableBufferPointer { partial in
-                    let keptBase = kept.baseAddress!, partialBase = partial.baseAddress!
+                    // No kept weight: no weight gradient to sum.
+                    guard let keptBase = kept.baseAddress, let partialBase = partial.baseAddress else { return }
                     Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: outputArea) { o, taps in
                         pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
                             pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
@@ -140,7 +141,7 @@ public final class SparseConvolution {
                     positions.outBase.withUnsafeBufferPointer { outBase in
                         positions.sourceBase.withUnsafeBufferPointer { sourceBase in
                             csparse_gather(inputGradient + c * area * lanes, gradient, outBase.baseAddress, sourceBase.baseAddress,
-                                           Int32(outBase.count), taps.offsets, values.baseAddress! + taps.first, Int32(taps.count),
+                                           Int32(outBase.count), taps.offsets, values.baseAddress.map { $0 + taps.first }, Int32(taps.count),
                                            Int32(lanes))
                         }
                     }
@@ -168,7 +169,10 @@ public final class SparseConvolution {
 
     /// One group's taps as the kernels take them.
     struct GroupTaps {
-        var offsets: UnsafePointer<Int32>, first: Int, count: Int
+        /// nil only where the layer keeps no weight (then `count` is 0).
+        var offsets: UnsafePointer<Int32>?
+        var first: Int
+        var count: Int
     }
 
     /// Calls `body` for every group of `taps` in `groups`, the groups cut into one run per
@@ -184,22 +188,20 @@ public final class SparseConvolution {
             cost[c + 1] = cost[c] + work
         }
         let parts = Swift.min(Parallel.threads, channels)
-        var cuts = [0]
+        var cuts = [0], c = 0
         for part in 1..<Swift.max(parts, 1) {
             let goal = cost[channels] * part / parts
-            var c = cuts.last!
             while c < channels && cost[c + 1] <= goal { c += 1 }
             cuts.append(c)
         }
         cuts.append(channels)
         taps.offsets.withUnsafeBufferPointer { offsets in
-            let base = offsets.baseAddress!
             Parallel.forEachRange(cuts.count - 1) { range in
                 for part in range {
                     for c in cuts[part]..<cuts[part + 1] {
                         for g in (c * channelsOf)..<((c + 1) * channelsOf) {
                             let first = taps.start[g]
-                            body(g, GroupTaps(offsets: base + first, first: first, count: taps.count(g)))
+                            body(g, GroupTaps(offsets: offsets.baseAddress.map { $0 + first }, first: first, count: taps.count(g)))
                         }
                     }
                 }

@@ -1,24 +1,31 @@
+import CSparse
 import Foundation
 
-/// Which masked convolutions run on the sparse engine, chosen once when a masked training
-/// starts by timing each layer's dense and sparse passes (forward + backward) on its real
-/// mask and shape; a layer goes sparse only where that is at least `threshold` times faster.
+/// Which masked convolutions run on the sparse engine, chosen when a masked training starts by
+/// timing each layer's dense and sparse passes (forward + backward) on its real mask and shape;
+/// a layer goes sparse only where that is at least `threshold` times faster.
 ///
-/// `PRUNESWEEP_SPARSE` selects it: `off` (the default) keeps every layer dense, `on` makes
-/// every masked layer sparse, `auto` measures. The default is off because the measured choice
-/// depends on timing noise, and sparse and dense layers round differently: two runs of one
-/// task could then give different bits (CI saw a worker's and an in-process run's aggregates
-/// differ), which content-addressed results must not.
+/// Sparse and dense layers round differently, so the choice decides a run's bits, and two runs
+/// of one task must not differ (CI saw a worker's and an in-process run of one sweep differ when
+/// each process timed the layers itself). So each verdict is kept per machine in the user
+/// cache, keyed by the CPU model, BLAS build, thread counts, the layer's shape, input extent,
+/// batch and density bucket; it is measured under a file lock, so processes starting together
+/// wait for one measurement and read the same answer, and it is kept even when the timings
+/// never agreed (a choice that stays beats a choice that wavers). A resumed run keeps the
+/// layers its checkpoint recorded.
+///
+/// `PRUNESWEEP_SPARSE` selects it: `auto` (the default) measures or reads the cache, `on`
+/// makes every masked layer sparse, `off` keeps every layer dense.
 public enum SparseSelection {
     /// How the layers are chosen.
     public enum Mode: String, Codable, Sendable, CaseIterable {
         case off, on, auto
 
-        /// `PRUNESWEEP_SPARSE`, or `off` when unset.
+        /// `PRUNESWEEP_SPARSE`, or `auto` when unset.
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ModelError) -> Mode {
-            guard let text = environment["PRUNESWEEP_SPARSE"], !text.isEmpty else { return .off }
+            guard let text = environment["PRUNESWEEP_SPARSE"], !text.isEmpty else { return .auto }
             guard let mode = Mode(rawValue: text.lowercased()) else {
-                throw .invalidConfiguration("PRUNESWEEP_SPARSE=\(text) is not one of off, on, auto; unset it to keep every layer dense")
+                throw .invalidConfiguration("PRUNESWEEP_SPARSE=\(text) is not one of off, on, auto; unset it to let each layer's measured speed choose")
             }
             return mode
         }
@@ -26,20 +33,68 @@ public enum SparseSelection {
 
     /// A layer goes sparse only where its measured pass is at least this many times faster.
     public static let threshold = 1.2
+    /// How closely the two fastest timings of one path must agree before measuring stops.
+    public static let agreement = 0.1
+    /// Rounds (one dense and one sparse pass each) at most, when timings keep disagreeing.
+    static let maximumRounds = 5
 
     /// Whether a layer measured at `dense` and `sparse` seconds should run sparse.
     public static func prefersSparse(dense: Double, sparse: Double) -> Bool { dense >= threshold * sparse }
 
+    /// One kind of layer's measurement on this machine, as the cache keeps it.
+    public struct Verdict: Codable, Sendable, Equatable {
+        /// The fastest forward + backward pass, dense and sparse, in seconds.
+        public var denseSeconds: Double, sparseSeconds: Double
+        /// Whether each path's two fastest timings agreed within `agreement`.
+        public var agreed: Bool
+        /// When it was measured, and the share of the CPUs other processes used meanwhile (0…1).
+        public var measuredAt: Date, othersBusyShare: Double
+
+        /// Whether such a layer runs sparse.
+        public var sparse: Bool { prefersSparse(dense: denseSeconds, sparse: sparseSeconds) }
+    }
+
+    /// The cache file's content: verdicts by `layerKey`.
+    struct VerdictFile: Codable {
+        var layers: [String: Verdict] = [:]
+    }
+
+    /// The machine's verdict file: one per CPU model, BLAS build and kernel family, sparse
+    /// kernel family and thread counts (the things a timing holds only while they hold).
+    public static var cacheURL: URL {
+        UserCache.file("sparse-layers", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName,
+                                              csparse_uses_avx2() != 0 ? "avx2" : "scalar",
+                                              "threads \(BLAS.threads) \(Parallel.threads)", "verdicts 1"])
+    }
+
+    /// Density bucket: quarter steps of log2 (each about 19% wider than the last), so masks of
+    /// one method and level share a verdict while 1%, 5%, 10% and 20% each get their own.
+    static func densityBucket(_ density: Double) -> Int { Int((4 * log2(Swift.max(density, 1e-9))).rounded()) }
+
+    /// What a verdict holds for: the convolution's shape, its input extent, the batch and the
+    /// density bucket.
+    static func layerKey(_ conv: Conv2d, height: Int, width: Int, batch: Int, density: Double) -> String {
+        "\(conv.inChannels)>\(conv.outChannels) k\(conv.kernel) s\(conv.stride) p\(conv.padding) \(height)x\(width) batch \(batch) density 2^(\(densityBucket(density))/4)"
+    }
+
     /// Chooses and installs the sparse path on `network`'s masked convolutions, for batches of
     /// `batchSize` `height`×`width` images. `fixed` (the layers a resumed run chose before)
     /// replaces the measurement in `auto` mode, so a resumed run computes exactly what it did.
-    /// Returns nil, and changes nothing, when the network carries no mask.
+    /// `cache` keeps the verdicts (nil: measure in this process and keep nothing). Returns nil,
+    /// and changes nothing, when the network carries no mask.
     public static func install(on network: ResNet18, batchSize: Int, height: Int, width: Int, mode: Mode,
-                               fixed: [String]? = nil) throws(ModelError) -> SparseChoice? {
+                               fixed: [String]? = nil, cache: URL? = cacheURL) throws(ModelError) -> SparseChoice? {
         let layers = inputSizes(network, height: height, width: width).filter { $0.conv.weight.mask != nil }
         guard !layers.isEmpty else { return nil }
+        var verdicts: [String: Verdict] = [:]
+        if mode == .auto && fixed == nil {
+            let measured = layers.compactMap { conv, h, w -> Measured? in
+                let density = Double(conv.weight.keptCount) / Double(conv.weight.value.count)
+                return density < 1 ? Measured(conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batchSize, density: density)) : nil
+            }
+            verdicts = try self.verdicts(for: measured, batch: batchSize, cache: cache)
+        }
         var choices: [SparseChoice.Layer] = []
-        var denseTimes: [String: Double] = [:]
         for (conv, inputHeight, inputWidth) in layers {
             conv.sparse = nil
             let name = String(conv.weight.name.dropLast(".weight".count))
@@ -53,25 +108,57 @@ public enum SparseSelection {
             case .auto:
                 if let fixed {
                     layer.sparse = fixed.contains(name)
-                } else if density < 1 {
-                    let key = "\(conv.inChannels) \(conv.outChannels) \(conv.kernel) \(conv.stride) \(inputHeight) \(inputWidth)"
-                    var dense = denseTimes[key] ?? 0
-                    if dense == 0 {
-                        dense = try time(conv, batch: batchSize, height: inputHeight, width: inputWidth)
-                        denseTimes[key] = dense
-                    }
-                    conv.sparse = try SparseConvolution(conv)
-                    let sparse = try time(conv, batch: batchSize, height: inputHeight, width: inputWidth)
-                    conv.sparse = nil
-                    layer.denseSeconds = dense
-                    layer.sparseSeconds = sparse
-                    layer.sparse = prefersSparse(dense: dense, sparse: sparse)
+                } else if density < 1,
+                          let verdict = verdicts[layerKey(conv, height: inputHeight, width: inputWidth, batch: batchSize, density: density)] {
+                    layer.denseSeconds = verdict.denseSeconds
+                    layer.sparseSeconds = verdict.sparseSeconds
+                    layer.sparse = verdict.sparse
                 }
             }
             if layer.sparse { conv.sparse = try SparseConvolution(conv) }
             choices.append(layer)
         }
         return SparseChoice(mode: mode, layers: choices)
+    }
+
+    /// A layer to measure, with the input extent it sees and its verdict's key.
+    struct Measured {
+        var conv: Conv2d, height: Int, width: Int, key: String
+    }
+
+    /// The verdicts of `layers`: read from `cache`, and those missing measured (once per key,
+    /// on the first layer with that key) and added to it, all under the cache's lock so that
+    /// processes starting together measure once. Without a usable cache, measured here.
+    static func verdicts(for layers: [Measured], batch: Int, cache: URL?) throws(ModelError) -> [String: Verdict] {
+        func measureMissing(_ known: [String: Verdict]) throws(ModelError) -> [String: Verdict] {
+            var result = known
+            for layer in layers where result[layer.key] == nil {
+                result[layer.key] = try measure(layer.conv, batch: batch, height: layer.height, width: layer.width)
+            }
+            return result
+        }
+        guard let cache else { return try measureMissing([:]) }
+        var failure: ModelError?
+        let shared = try? FileLock.withLock(cache.appendingPathExtension("lock")) { () -> [String: Verdict]? in
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            var file = (try? Data(contentsOf: cache)).flatMap { try? decoder.decode(VerdictFile.self, from: $0) } ?? VerdictFile()
+            guard layers.contains(where: { file.layers[$0.key] == nil }) else { return file.layers }
+            do throws(ModelError) {
+                file.layers = try measureMissing(file.layers)
+            } catch {
+                failure = error
+                return nil
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            try? encoder.encode(file).write(to: cache, options: .atomic)
+            return file.layers
+        }
+        if let failure { throw failure }
+        if let shared = shared ?? nil { return shared }
+        return try measureMissing([:])
     }
 
     /// Every convolution with the input extents it sees, in `state_dict` order.
@@ -89,9 +176,11 @@ public enum SparseSelection {
         return result
     }
 
-    /// The fastest of a few forward + backward passes of `conv` on random data, in seconds,
-    /// after one warm-up pass (which also sizes every buffer).
-    static func time(_ conv: Conv2d, batch: Int, height: Int, width: Int) throws(ModelError) -> Double {
+    /// Times forward + backward passes of `conv` (which must carry a mask) dense and sparse on
+    /// random data, after one warm-up pass of each (which also sizes every buffer), in rounds of
+    /// one pass each, so a change of load hits both alike, until each path's two fastest
+    /// timings agree within `agreement` or `maximumRounds` are done; keeps the fastest.
+    static func measure(_ conv: Conv2d, batch: Int, height: Int, width: Int) throws(ModelError) -> Verdict {
         let inputSpace = Workspace(), gradientSpace = Workspace(), inputGradient = Workspace()
         let x = FeatureMap(data: inputSpace.reserve(conv.inChannels * batch * height * width), channels: conv.inChannels,
                            batch: batch, height: height, width: width)
@@ -100,18 +189,26 @@ public enum SparseSelection {
         var random = RandomStream(seed: 0, stream: .synthetic)
         for i in 0..<x.count { x.data[i] = random.nextSymmetric(1) }
         for i in 0..<dy.count { dy.data[i] = random.nextSymmetric(1) }
-        func pass() { _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient) }
-        pass()
-        var best = Double.infinity, spent = 0.0, repeats = 0
-        while repeats < 3 && (repeats == 0 || spent < 0.5) {
+        let sparsePath = try SparseConvolution(conv)
+        defer { conv.sparse = nil }
+        func pass(sparse: Bool) -> Double {
+            conv.sparse = sparse ? sparsePath : nil
             let start = Date()
-            pass()
-            let seconds = Date().timeIntervalSince(start)
-            best = Swift.min(best, seconds)
-            spent += seconds
-            repeats += 1
+            _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient)
+            return Date().timeIntervalSince(start)
         }
-        return best
+        _ = pass(sparse: false)
+        _ = pass(sparse: true)
+        func agreed(_ seconds: [Double]) -> Bool { GEMMEngineSelection.agreedRate(seconds.map { 1 / $0 }, tolerance: agreement) != nil }
+        var dense: [Double] = [], sparse: [Double] = []
+        let before = CPUShare.reading()
+        for _ in 0..<maximumRounds {
+            dense.append(pass(sparse: false))
+            sparse.append(pass(sparse: true))
+            if agreed(dense) && agreed(sparse) { break }
+        }
+        return Verdict(denseSeconds: dense.min() ?? 0, sparseSeconds: sparse.min() ?? 0, agreed: agreed(dense) && agreed(sparse),
+                       measuredAt: Date(), othersBusyShare: CPUShare.reading().othersBusyShare(since: before))
     }
 }
 
