@@ -61,7 +61,9 @@ public final class SweepServer: @unchecked Sendable {
     let log: Logger
     let started = Date()
     private var sender: (([Data]) -> Void)?
-    private let waker = Locked<(@Sendable () -> Void)?>(nil)
+    /// The socket loop's wake, boxed (a bare function in `Locked` grows a thunk per access).
+    private struct Wake: Sendable { let call: @Sendable () -> Void }
+    private let waker = Locked<Wake?>(nil)
     var sessions = WorkerSessions()
     var scheduler: Scheduler
     var board: TaskBoard
@@ -108,7 +110,7 @@ public final class SweepServer: @unchecked Sendable {
         scheduler = Scheduler(quarantineAfter: options.quarantineAfter, hostCaps: options.hostCaps,
                               speeds: WorkerSpeed((try? journal.speeds()) ?? []), stallSeconds: options.stallSeconds)
         let waker = self.waker
-        files = FileWork(wake: { waker.with { $0 }?() })
+        files = FileWork(wake: { waker.with { $0 }?.call() })
         artifacts = ArtifactService(store: store, files: files)
         reports = ReportThrottle(journal: journal, log: { line in log.warning("\(line)") })
         let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
@@ -120,7 +122,7 @@ public final class SweepServer: @unchecked Sendable {
     /// (messages that arrive earlier are answered with a request to rejoin).
     public func attach(_ send: @escaping ([Data]) -> Void, wake: @escaping @Sendable () -> Void = {}) {
         sender = send
-        waker.with { $0 = wake }
+        waker.with { $0 = Wake(call: wake) }
     }
 
     /// Workers connected now (read from another thread: a momentary count is enough).
