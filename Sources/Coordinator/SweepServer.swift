@@ -69,8 +69,11 @@ public final class SweepServer: @unchecked Sendable {
     var board: TaskBoard
     let files: FileWork
     let artifacts: ArtifactService
+    let intake: ResultIntake
     var dispatchedAt: [String: Date] = [:]
     var needsDispatch = true
+    /// Whether dispatch waits for stored uploads (`ArtifactService.isFull`).
+    var heldForUploads = false
     var lastStatus = Date()
     /// Workers whose copy lost a race (their uploads until their next `ready` are dropped quietly).
     var lostRace: Set<Data> = []
@@ -112,6 +115,7 @@ public final class SweepServer: @unchecked Sendable {
         let waker = self.waker
         files = FileWork(wake: { waker.with { $0 }?.call() })
         artifacts = ArtifactService(store: store, files: files)
+        intake = ResultIntake(store: store, files: files)
         reports = ReportThrottle(journal: journal, log: { line in log.warning("\(line)") })
         let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
         nameKeys = Dictionary(bound, uniquingKeysWith: { first, _ in first })
@@ -273,5 +277,12 @@ public final class SweepServer: @unchecked Sendable {
         logger.log(level: Logger.Level(rawValue: line.level) ?? .info, "\(line.message.prefix(WorkerLogLine.maximumLength))")
     }
 
-    static func seconds(_ value: Double) -> String { String(format: "%.0f", value) }
+    /// Seconds as whole and as tenths, for log lines (cheaper than `String(format:)`, which
+    /// the socket thread would pay per result).
+    static func seconds(_ value: Double) -> String { value.isFinite ? String(Int(value.rounded())) : "\(value)" }
+    static func tenths(_ value: Double) -> String {
+        guard value.isFinite else { return "\(value)" }
+        let tenths = Int((abs(value) * 10).rounded())
+        return "\(value < 0 ? "-" : "")\(tenths / 10).\(tenths % 10)"
+    }
 }

@@ -12,13 +12,16 @@ public struct MaskSet: Sendable, Equatable {
     public var shapes: [String: [Int]]
 
     /// All-ones masks for `network`'s prunable tensors.
-    public init(onesFor network: ResNet18) {
-        names = network.prunableParameters.map(\.name)
+    public init(onesFor network: ResNet18) { self.init(onesFor: ResNet18.Layout(network.architecture)) }
+
+    /// All-ones masks for the prunable tensors of a network laid out as `layout`.
+    public init(onesFor layout: ResNet18.Layout) {
+        names = layout.prunable.map(\.name)
         values = [:]
         shapes = [:]
-        for parameter in network.prunableParameters {
-            values[parameter.name] = [Float](repeating: 1, count: parameter.value.count)
-            shapes[parameter.name] = parameter.shape
+        for entry in layout.prunable {
+            values[entry.name] = [Float](repeating: 1, count: entry.shape.reduce(1, *))
+            shapes[entry.name] = entry.shape
         }
     }
 
@@ -31,7 +34,13 @@ public struct MaskSet: Sendable, Equatable {
     /// Reads masks stored as `mask.NAME` (the layout of weight files and checkpoints) or as
     /// plain `NAME` tensors, for every prunable tensor of `network`.
     public init(from file: Safetensors, for network: ResNet18, source: String) throws(ModelError) {
-        self.init(onesFor: network)
+        try self.init(from: file, layout: ResNet18.Layout(network.architecture), source: source)
+    }
+
+    /// Reads masks as `init(from:for:source:)` does, for a network laid out as `layout`
+    /// (without building it).
+    public init(from file: Safetensors, layout: ResNet18.Layout, source: String) throws(ModelError) {
+        self.init(onesFor: layout)
         for name in names {
             let key = file.entries["mask." + name] != nil ? "mask." + name : name
             guard file.entries[key] != nil else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
