@@ -140,7 +140,7 @@ public struct SweepCoordinator {
             // long sweep can be read while it runs.
             if Date().timeIntervalSince(written.at) >= max(5, 10 * written.took), let done = try? journal.eventCount("done"), done != written.done {
                 let clock = Date()
-                do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
+                do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory, plan: plan) } catch {
                     log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
                 }
                 written = (done, Date(), Date().timeIntervalSince(clock))
@@ -154,7 +154,7 @@ public struct SweepCoordinator {
         launcher.stop(grace: 10)
         loop.stop()
         reports.flushAll()
-        let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
+        let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory, plan: plan)
         let failed = try journal.tasks().filter { $0.state != .done }.count
         return Outcome(report: report, failed: failed, rejectedFrames: server.rejectedFrames,
                        refusedMessages: server.refusedMessages, overheads: server.overheads)

@@ -167,6 +167,6 @@ public struct Safetensors: Sendable {
             hasher.update(data: Data("\(name)|\(entry.dtype)|\(entry.shape)|".utf8))
             hasher.update(data: entry.bytes)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexDigits
     }
 }
