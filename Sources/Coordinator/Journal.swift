@@ -46,6 +46,10 @@ public final class Journal: Sendable {
         configuration.busyMode = .timeout(10)
         // The server keeps one transaction open per loop turn (`beginTurn`, `endTurn`).
         configuration.allowsUnsafeTransactions = true
+        // Write-ahead logging: a reader (`coordinator status`, the dashboard, the report) never
+        // holds up the server's commit of a turn, as it did with a rollback journal (where a
+        // commit waited for every reader to let go: seconds of a stalled socket thread).
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
         database = try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

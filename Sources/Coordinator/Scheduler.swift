@@ -232,36 +232,61 @@ struct Scheduler {
     /// Hands `ready` tasks (in plan order) to workers with capacity at `time`: the worker
     /// holding the fewest tasks (for a training, then the fastest); a task retries on a worker
     /// it has not failed on while there is one. With nothing ready, idle workers may get
-    /// backups. Placed tasks hold their slot until `started` or `unplaced`.
+    /// backups. Placed tasks hold their slot until `started` or `unplaced`. The free workers
+    /// are ordered once per call and workload (`CandidateOrder`), so each task looks at the
+    /// front of the order, not at every free worker.
     mutating func place(_ ready: some Sequence<Ready>, at time: Double) -> [Decision] {
         var decisions: [Decision] = []
         var free = Set(workers.values.filter(mayStart).map(\.name))
-        // Every worker's outlook per workload, made once per call and kept as tasks are placed.
-        var outlooks: [String: (workload: TrainingWorkload, byWorker: [String: WorkerOutlook])] = [:]
+        var orders: [String: CandidateOrder] = [:]
+        // The fastest speed learned per workload: no worker is faster, so a candidate at more
+        // than half of it is never held back, and the others are looked at only below that.
+        var fastest: [String: Double] = [:]
         var anyReady = false
         for task in ready {
             anyReady = true
             guard !free.isEmpty else { break }
+            let key = task.workload?.key ?? ""
+            if orders[key] == nil { orders[key] = CandidateOrder(task.workload, free.compactMap { candidate($0, for: task.workload) }) }
             let tried = failedOn[task.id] ?? []
-            let fresh = free.filter { !tried.contains($0) }
-            let untried = workers.values.contains { !$0.quarantined && !tried.contains($0.name) }
-            let pool = fresh.isEmpty ? (untried ? [] : free) : fresh
-            guard let chosen = pool.compactMap({ workers[$0] }).min(by: { preferred($0, over: $1, for: task.workload) }) else { continue }
-            if let workload = task.workload, let hold = holdsBack(task.id, workload, from: chosen, at: time, outlooks: &outlooks) {
-                decisions.append(hold)
-                continue
+            func current(_ candidate: CandidateOrder.Candidate) -> Bool {
+                free.contains(candidate.name) && workers[candidate.name]?.running.count == candidate.running
             }
-            reserve(task.id, on: chosen.name)
-            decisions.append(.start(task: task.id, worker: chosen.name))
-            if let placed = workers[chosen.name] {
-                for (key, entry) in outlooks { outlooks[key]?.byWorker[placed.name] = outlook(placed, for: entry.workload, at: time) }
+            var chosen = orders[key]?.first(current: current) { !tried.contains($0.name) }
+            if chosen == nil, !tried.isEmpty, !workers.values.contains(where: { !$0.quarantined && !tried.contains($0.name) }) {
+                // Every worker failed it: any free one may try again.
+                chosen = orders[key]?.first(current: current) { _ in true }
             }
-            // A host cap may close the chosen worker's neighbours too.
-            free = chosen.group.flatMap { hostCaps[$0] } == nil ? free.filter { $0 != chosen.name || workers[$0].map(mayStart) == true }
-                : free.filter { workers[$0].map(mayStart) ?? false }
+            guard let name = chosen?.name, let worker = workers[name] else { continue }
+            if let workload = task.workload {
+                if fastest[workload.key] == nil { fastest[workload.key] = speeds.fastest(workload: workload.key) ?? 0 }
+                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, at: time) {
+                    decisions.append(hold)
+                    continue
+                }
+            }
+            reserve(task.id, on: name)
+            decisions.append(.start(task: task.id, worker: name))
+            if worker.group.flatMap({ hostCaps[$0] }) != nil {
+                // A host cap may close the chosen worker's neighbours too.
+                free = free.filter { workers[$0].map(mayStart) ?? false }
+            } else if workers[name].map(mayStart) != true {
+                free.remove(name)
+            }
+            // A worker still free comes later in each order now (it holds one more task).
+            guard free.contains(name) else { continue }
+            for (key, order) in orders {
+                if let again = candidate(name, for: order.workload) { orders[key]?.insert(again) }
+            }
         }
         if !anyReady { decisions += backups(at: time) }
         return decisions
+    }
+
+    /// `name` as a candidate in an order for `workload`.
+    private func candidate(_ name: String, for workload: TrainingWorkload?) -> CandidateOrder.Candidate? {
+        guard let worker = workers[name] else { return nil }
+        return CandidateOrder.Candidate(running: worker.running.count, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
     }
 
     /// Whether `worker` may start a task now: not quarantined, with credit and a free slot,
@@ -276,29 +301,19 @@ struct Scheduler {
         speeds.imagesPerSecond(worker: worker.name, host: worker.host, workload: workload.key)
     }
 
-    /// The order of candidates for a task: fewest tasks held, then, for a training, fastest
-    /// (then by name, so equal workers are taken in a fixed order).
-    private func preferred(_ a: Worker, over b: Worker, for workload: TrainingWorkload?) -> Bool {
-        guard a.running.count == b.running.count else { return a.running.count < b.running.count }
-        if let workload {
-            let speedA = imagesPerSecond(a, workload) ?? 0, speedB = imagesPerSecond(b, workload) ?? 0
-            if speedA != speedB { return speedA > speedB }
-        }
-        return a.name < b.name
-    }
-
     /// The hold of a training that should wait for a faster worker instead of starting on
-    /// `chosen` (`TrainingPlacement`); nil to start it. A hold looks again in a second.
-    private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, at time: Double,
-                                    outlooks: inout [String: (workload: TrainingWorkload, byWorker: [String: WorkerOutlook])]) -> Decision? {
-        guard let slow = imagesPerSecond(chosen, workload) else { return nil }
+    /// `chosen` (`TrainingPlacement`); nil to start it. A hold looks again in a second. Only
+    /// workers more than `slowFactor` times faster than `chosen` can finish sooner by that
+    /// factor, so with `fastest` (no worker is faster) below that, nobody is looked at.
+    private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, fastest: Double, at time: Double) -> Decision? {
+        guard let slow = imagesPerSecond(chosen, workload), fastest > TrainingPlacement.slowFactor * slow else { return nil }
         let images = workload.imagesLeft(after: copies.checkpointEpoch(id))
         let tried = failedOn[id] ?? []
-        if outlooks[workload.key] == nil {
-            outlooks[workload.key] = (workload, Dictionary(uniqueKeysWithValues: workers.values.map { ($0.name, outlook($0, for: workload, at: time)) }))
+        let eligible = workers.values.compactMap { other -> WorkerOutlook? in
+            guard other.name != chosen.name, !other.quarantined, !tried.contains(other.name),
+                  let speed = imagesPerSecond(other, workload), speed > TrainingPlacement.slowFactor * slow else { return nil }
+            return outlook(other, for: workload, at: time)
         }
-        let others = (outlooks[workload.key]?.byWorker.values).map(Array.init) ?? []
-        let eligible = others.filter { $0.name != chosen.name && workers[$0.name]?.quarantined == false && !tried.contains($0.name) }
         let here = WorkerOutlook(name: chosen.name, imagesPerSecond: slow, freeIn: 0)
         guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: eligible),
               let fast = faster.imagesPerSecond else { return nil }

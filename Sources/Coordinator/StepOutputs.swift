@@ -12,7 +12,8 @@ extension TaskSpec.Step {
         }
     }
 
-    /// The network the step's weights and masks belong to.
+    /// The network the step's weights and masks belong to (checked against its `Layout`,
+    /// never built: a width-64 ResNet18 allocates three copies of 11 M parameters).
     var architecture: ResNet18.Architecture {
         switch self {
         case .initialise(let architecture, _): architecture
@@ -33,7 +34,7 @@ extension TaskSpec {
         guard roles == step.outputRoles else {
             throw .invalid("the outputs of \(summary) have roles \(roles.sorted()), the step produces \(step.outputRoles.sorted())")
         }
-        let network = ResNet18(step.architecture)
+        let layout = ResNet18.Layout(step.architecture)
         func read(_ role: String, of hashes: [String: String]) throws(SweepError) -> Data {
             let hash = hashes[role] ?? ""
             do { return try store.data(hash) } catch {
@@ -47,10 +48,10 @@ extension TaskSpec {
             }
         }
         func loadWeights() throws(SweepError) {
-            try load("weights", of: outputs) { try network.loadState(from: Safetensors(data: $0, source: "weights"), source: "weights") }
+            try load("weights", of: outputs) { try layout.check(Safetensors(data: $0, source: "weights"), source: "weights") }
         }
         func loadMask(_ hashes: [String: String]) throws(SweepError) -> MaskSet {
-            try load("mask", of: hashes) { try MaskSet(from: Safetensors(data: $0, source: "mask"), for: network, source: "mask") }
+            try load("mask", of: hashes) { try MaskSet(from: Safetensors(data: $0, source: "mask"), layout: layout, source: "mask") }
         }
         switch step {
         case .initialise:
@@ -59,10 +60,10 @@ extension TaskSpec {
             try loadWeights()
             let metrics = try load("metrics", of: outputs) { try JSONDecoder().decode(RunSummary.self, from: $0) }
             // A dense run keeps every weight; a masked one exactly what its input mask keeps.
-            var mask = MaskSet(onesFor: network)
-            if inputs["mask"] != nil { mask = try loadMask(inputs) }
-            guard metrics.remaining == mask.kept && metrics.prunable == mask.total else {
-                throw .invalid("the metrics of \(summary) report \(metrics.remaining) of \(metrics.prunable) prunable weights kept, the task's mask keeps \(mask.kept) of \(mask.total)")
+            let prunable = layout.prunable.reduce(0) { $0 + $1.shape.reduce(1, *) }
+            let kept = try inputs["mask"] != nil ? loadMask(inputs).kept : prunable
+            guard metrics.remaining == kept && metrics.prunable == prunable else {
+                throw .invalid("the metrics of \(summary) report \(metrics.remaining) of \(metrics.prunable) prunable weights kept, the task's mask keeps \(kept) of \(prunable)")
             }
         case .prune(let method, _):
             let mask = try loadMask(outputs)

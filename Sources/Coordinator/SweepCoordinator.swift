@@ -123,7 +123,10 @@ public struct SweepCoordinator {
             loop.stop()
             throw error
         }
-        var written = (done: try journal.eventCount("done"), at: Date(), took: 0.0)
+        // The report reads through a connection of its own, so its reads never wait for, nor
+        // hold up, the server's connection (the journal writes ahead: readers see the last commit).
+        let reader = try Journal(directory: runDirectory)
+        var written = (done: try reader.eventCount("done"), at: Date(), took: 0.0)
         while !server.waitUntilFinished(seconds: 0.25) {
             if let reason = stopRequested() {
                 log.notice("\(reason): stopping the sweep and the workers this coordinator started; finished tasks are kept, rerun the same command to resume")
@@ -138,9 +141,9 @@ public struct SweepCoordinator {
             // The report follows the results (at most every 5 s, and at most a tenth of the
             // time: a fleet's report of 20,000 results takes seconds of a core to write), so a
             // long sweep can be read while it runs.
-            if Date().timeIntervalSince(written.at) >= max(5, 10 * written.took), let done = try? journal.eventCount("done"), done != written.done {
+            if Date().timeIntervalSince(written.at) >= max(5, 10 * written.took), let done = try? reader.eventCount("done"), done != written.done {
                 let clock = Date()
-                do { try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory) } catch {
+                do { try SweepOutputs.write(journal: reader, sweep: sweep, runDirectory: runDirectory, plan: plan) } catch {
                     log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
                 }
                 written = (done, Date(), Date().timeIntervalSince(clock))
@@ -154,7 +157,7 @@ public struct SweepCoordinator {
         launcher.stop(grace: 10)
         loop.stop()
         reports.flushAll()
-        let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory)
+        let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory, plan: plan)
         let failed = try journal.tasks().filter { $0.state != .done }.count
         return Outcome(report: report, failed: failed, rejectedFrames: server.rejectedFrames,
                        refusedMessages: server.refusedMessages, overheads: server.overheads)

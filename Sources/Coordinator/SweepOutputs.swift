@@ -7,10 +7,11 @@ import TaskRuntime
 /// per figure (`ReportFigure`), and `report.md` and `report.html`.
 public enum SweepOutputs {
     /// Writes them all from the journal's accepted results and returns the report's path. The
-    /// coordinators call it whenever a result arrives and once at the end.
+    /// coordinators call it whenever a result arrives and once at the end, with the sweep's
+    /// `plan` when they hold it (planning a fleet's sweep again takes seconds of a core).
     @discardableResult
-    public static func write(journal: Journal, sweep: SweepSpec, runDirectory: URL) throws -> URL {
-        let plan = try SweepPlan(sweep)
+    public static func write(journal: Journal, sweep: SweepSpec, runDirectory: URL, plan planned: SweepPlan? = nil) throws -> URL {
+        let plan = try planned ?? SweepPlan(sweep)
         let records = try journal.results().compactMap { try? JSONDecoder().decode(ResultRecord.self, from: Data($0.utf8)) }
             .map { withTargetDensity($0, from: plan) }
         let rows = AggregateRow.aggregate(records, seeds: sweep.seeds)

@@ -25,14 +25,14 @@ extension SweepServer {
         }
         scheduler.active(session.name, at: now())
         let name = session.name
-        switch artifacts.receive(chunk, bytes, from: peer, stored: { [self] failure in
+        switch artifacts.receive(chunk, bytes, from: peer, lane: name, stored: { [self] failure in
             guard let failure else { return }
             log.warning("refused an upload from \(name): \(failure)")
             do { try journal.note("artifact-refused", ["hash": chunk.hash, "reason": "\(failure)"]) } catch { log.error("cannot journal a refused upload: \(error)") }
         }) {
         case .outOfOrder(let received):
             reject(peer, "artifact chunk out of order", "artifact \(chunk.hash.prefix(12)) chunk at \(chunk.offset) but \(received) bytes received")
-        case .partial, .complete:
+        case .partial, .complete, .known:
             options.monitor?.artifactBytes(bytes.count, sent: false)
         }
     }

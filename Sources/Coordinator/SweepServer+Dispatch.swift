@@ -14,6 +14,7 @@ extension SweepServer {
         let dead = sessions.all.filter { $0.liveness.isDead(at: time) }.sorted { $0.name < $1.name }
         for session in dead {
             sessions.remove(session.peer)
+            artifacts.dropAll(from: session.peer)
             let running = scheduler.left(session.name)
             let silence = String(format: "%.1f", time - session.liveness.lastHeard)
             try? journal.note("lost", ["worker": session.name, "silentSeconds": silence])
@@ -33,6 +34,10 @@ extension SweepServer {
         reports.flushDue(now: time)
         liveCount.with { $0 = sessions.count }
         if scheduler.retryDue(at: time) || adoptionUntil.map({ time >= $0 }) == true { needsDispatch = true }
+        if heldForUploads && !artifacts.isFull {
+            heldForUploads = false
+            needsDispatch = true
+        }
         if needsDispatch {
             needsDispatch = false
             do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
@@ -52,6 +57,12 @@ extension SweepServer {
                 for peer in sessions.peers { send(peer, .shutdown(Shutdown(reason: "the sweep is finished"))) }
                 finishedSignal.signal()
             }
+            return
+        }
+        if artifacts.isFull {
+            // Uploads wait in memory beyond the bound: no new task (and its uploads) until the lanes catch up.
+            if !heldForUploads { log.notice("holding new tasks: \(artifacts.waitingBytes >> 20) MiB of uploads wait to be stored (bound \(artifacts.waitingBound >> 20) MiB)") }
+            heldForUploads = true
             return
         }
         let time = now()

@@ -2,8 +2,8 @@ import Foundation
 import Protocol
 import TaskRuntime
 
-/// Result intake and the other outcomes of an attempt: progress, results (outputs checked on
-/// the `FileWork` thread, then accepted once here), failures, stalls and lost workers.
+/// The outcomes of an attempt: progress, results (checked by `ResultIntake` on a file lane,
+/// then accepted once here), failures, stalls and lost workers.
 extension SweepServer {
     func record(_ progress: Protocol.Progress, session: WorkerSession) throws {
         let time = now(), task = progress.taskID
@@ -14,7 +14,7 @@ extension SweepServer {
         }
         if let checkpoint = progress.checkpoint {
             // After the checkpoint's upload is stored (file work keeps the order).
-            artifacts.contains(checkpoint) { [self] present in
+            artifacts.contains(checkpoint, after: session.name) { [self] present in
                 guard present, scheduler.checkpointed(task, epoch: progress.epoch) else { return }
                 do {
                     try journal.checkpoint(task, artifact: checkpoint)
@@ -22,7 +22,7 @@ extension SweepServer {
                 } catch { log.error("cannot journal the checkpoint of \(board.summary(task)): \(error)") }
             }
         }
-        let accuracy = progress.metrics["testAccuracy"].map { String(format: " test %.1f%%", $0 * 100) } ?? ""
+        let accuracy = progress.metrics["testAccuracy"].map { " test \(Self.tenths($0 * 100))%" } ?? ""
         let summary = board.summary(task)
         options.monitor?.taskProgressed(progress, summary: summary, worker: session.name)
         sessions.setStatus(session.peer, "\(summary) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)")
@@ -32,9 +32,11 @@ extension SweepServer {
     /// Checks a result's outputs off the socket thread; `settle` takes the verdict.
     func check(_ result: TaskResult, session: WorkerSession) {
         guard let entry = board[result.taskID] else { return reject(session.peer, "result for an unknown task", "result for unknown task \(result.taskID.prefix(12))") }
-        let inputs = board.inputArtifacts(result.taskID), store = self.store, peer = session.peer, name = session.name
-        files.run({ ResultCheck(entry.spec, outputs: result.outputs, inputs: inputs, store: store) }) { [self] verdict in
-            do { try settle(result, verdict, peer: peer, worker: name) } catch {
+        let peer = session.peer, name = session.name
+        let attempt = ResultCheck.Attempt(worker: name, host: session.hello.host, gpu: session.hello.gpu, build: session.hello.build,
+                                          wallSeconds: dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) })
+        intake.check(result, of: entry.spec, inputs: board.inputArtifacts(result.taskID), attempt: attempt) { [self] verdict in
+            do { try settle(result, verdict, attempt: attempt, peer: peer) } catch {
                 log.error("error taking the result of \(board.summary(result.taskID)) from \(name): \(error)")
             }
         }
@@ -42,7 +44,8 @@ extension SweepServer {
 
     /// Accepts a checked result once, or fails the attempt whose outputs are missing,
     /// corrupt or not what the step makes (it retries elsewhere, never a silent accept).
-    private func settle(_ result: TaskResult, _ verdict: ResultCheck, peer: Data, worker: String) throws {
+    private func settle(_ result: TaskResult, _ verdict: ResultCheck, attempt: ResultCheck.Attempt, peer: Data) throws {
+        let worker = attempt.worker
         guard let session = sessions[peer], session.name == worker, scheduler.holds(worker, result.taskID, attempt: result.attempt) else {
             // The attempt ended while its outputs were checked (another copy won, or the worker was lost).
             if sessions[peer] != nil, board[result.taskID]?.row.state == .done {
@@ -54,27 +57,15 @@ extension SweepServer {
             return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: failure), session: session)
         }
         guard let task = board[result.taskID]?.spec else { return }
-        let time = now()
-        let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: time)
+        let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: now())
         sessions.setStatus(peer, "idle")
-        let step = (try? JSONDecoder().decode(StepTimes.self, from: Data(result.metrics.utf8))) ?? StepTimes(stepSeconds: 0)
-        let elapsed = dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) } ?? step.stepSeconds
-        var record = "{}"
-        if let summary = verdict.summary {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var line = SweepOutputs.record(for: task, summary: summary, wallSeconds: elapsed, worker: worker,
-                                           host: session.hello.host, codeVersion: CodeVersion.current)
-            line.gpu = session.hello.gpu
-            line.stamp(build: session.hello.build)
-            record = String(decoding: try encoder.encode(line), as: UTF8.self)
-        }
-        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: record)
+        let elapsed = attempt.wallSeconds ?? verdict.stepSeconds
+        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record)
         try refresh(result.taskID)
         send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
         guard accepted else { return log.notice("dropped a duplicate result of \(task.summary) from \(worker)") }
         options.monitor?.taskDone(result.taskID, summary: task.summary, worker: worker, seconds: elapsed)
-        if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - step.stepSeconds)) }
+        if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - verdict.stepSeconds)) }
         dispatchedAt[result.taskID] = nil
         if case .train = task.step {
             trainingsThisRun += 1
@@ -87,7 +78,7 @@ extension SweepServer {
             send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
             log.info("cancelled attempt \(loser.attempt) of \(task.summary) on \(loser.worker): attempt \(result.attempt) on \(worker) finished first")
         }
-        log.info("[\(board.counts[.done] ?? 0)/\(board.total)] done \(task.summary) on \(worker) in \(String(format: "%.1f", elapsed)) s")
+        log.info("[\(board.counts[.done] ?? 0)/\(board.total)] done \(task.summary) on \(worker) in \(Self.tenths(elapsed)) s")
         needsDispatch = true
     }
 

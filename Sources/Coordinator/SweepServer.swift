@@ -61,14 +61,19 @@ public final class SweepServer: @unchecked Sendable {
     let log: Logger
     let started = Date()
     private var sender: (([Data]) -> Void)?
-    private let waker = Locked<(@Sendable () -> Void)?>(nil)
+    /// The socket loop's wake, boxed (a bare function in `Locked` grows a thunk per access).
+    private struct Wake: Sendable { let call: @Sendable () -> Void }
+    private let waker = Locked<Wake?>(nil)
     var sessions = WorkerSessions()
     var scheduler: Scheduler
     var board: TaskBoard
     let files: FileWork
     let artifacts: ArtifactService
+    let intake: ResultIntake
     var dispatchedAt: [String: Date] = [:]
     var needsDispatch = true
+    /// Whether dispatch waits for stored uploads (`ArtifactService.isFull`).
+    var heldForUploads = false
     var lastStatus = Date()
     /// Workers whose copy lost a race (their uploads until their next `ready` are dropped quietly).
     var lostRace: Set<Data> = []
@@ -108,8 +113,9 @@ public final class SweepServer: @unchecked Sendable {
         scheduler = Scheduler(quarantineAfter: options.quarantineAfter, hostCaps: options.hostCaps,
                               speeds: WorkerSpeed((try? journal.speeds()) ?? []), stallSeconds: options.stallSeconds)
         let waker = self.waker
-        files = FileWork(wake: { waker.with { $0 }?() })
+        files = FileWork(wake: { waker.with { $0 }?.call() })
         artifacts = ArtifactService(store: store, files: files)
+        intake = ResultIntake(store: store, files: files)
         reports = ReportThrottle(journal: journal, log: { line in log.warning("\(line)") })
         let bound = ((try? journal.events("name-bound")) ?? []).compactMap { event in event["worker"].flatMap { name in event["key"].map { (name, $0) } } }
         nameKeys = Dictionary(bound, uniquingKeysWith: { first, _ in first })
@@ -120,7 +126,7 @@ public final class SweepServer: @unchecked Sendable {
     /// (messages that arrive earlier are answered with a request to rejoin).
     public func attach(_ send: @escaping ([Data]) -> Void, wake: @escaping @Sendable () -> Void = {}) {
         sender = send
-        waker.with { $0 = wake }
+        waker.with { $0 = Wake(call: wake) }
     }
 
     /// Workers connected now (read from another thread: a momentary count is enough).
@@ -271,5 +277,12 @@ public final class SweepServer: @unchecked Sendable {
         logger.log(level: Logger.Level(rawValue: line.level) ?? .info, "\(line.message.prefix(WorkerLogLine.maximumLength))")
     }
 
-    static func seconds(_ value: Double) -> String { String(format: "%.0f", value) }
+    /// Seconds as whole and as tenths, for log lines (cheaper than `String(format:)`, which
+    /// the socket thread would pay per result).
+    static func seconds(_ value: Double) -> String { value.isFinite ? String(Int(value.rounded())) : "\(value)" }
+    static func tenths(_ value: Double) -> String {
+        guard value.isFinite else { return "\(value)" }
+        let tenths = Int((abs(value) * 10).rounded())
+        return "\(value < 0 ? "-" : "")\(tenths / 10).\(tenths % 10)"
+    }
 }

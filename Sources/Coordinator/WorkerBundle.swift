@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Model
 import TaskRuntime
 
 /// A worker bundle (`make bundle`: a `.tar.xz` holding `prunesweep/worker`) and how it gets
@@ -31,7 +32,7 @@ struct WorkerBundle {
             hasher.update(data: chunk)
             count += chunk.count
         }
-        sha256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        sha256 = hasher.finalize().hexDigits
         bytes = count
     }
 

@@ -66,6 +66,10 @@ struct WorkerSpeed: Sendable, Equatable {
         return totals[workload].map { $0.sum / Double(max(1, $0.count)) }
     }
 
+    /// The fastest learned speed on `workload` (nil when nobody has trained it): no worker's
+    /// expected speed is higher, since a borrowed one is a mean of learned ones.
+    func fastest(workload: String) -> Double? { estimates[workload]?.values.map(\.imagesPerSecond).max() }
+
     /// Every learned estimate, by worker then workload (for the status line).
     var all: [Estimate] {
         estimates.values.flatMap(\.values).sorted { ($0.worker, $0.workload) < ($1.worker, $1.workload) }

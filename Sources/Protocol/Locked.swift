@@ -1,7 +1,10 @@
 import Synchronization
 
 /// A value shared between threads (a socket's, a task's, a supervisor's) behind a mutex; a
-/// class so that closures running on those threads can hold it.
+/// class so that closures running on those threads can hold it. Box a function before
+/// keeping it here (a struct with a function field): a bare function value passes the
+/// generic `inout` through two reabstraction thunks that stay wrapped around it, so every
+/// access makes the next call one thunk pair deeper (20,000 reads made one call take 0.6 ms).
 public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
 

@@ -24,6 +24,8 @@ public final class SocketLoop: Sendable {
     }
 
     private let shared: Shared
+    /// Messages handled per turn at most, before queued sends go out and the tick runs.
+    static let messagesPerTurn = 256
     /// The endpoint the socket bound or connected to (a bound `*` port resolved).
     public let endpoint: String
 
@@ -68,7 +70,14 @@ public final class SocketLoop: Sendable {
                     _ = try? socket.send(frames, dontWait: true)
                 }
                 if readable[0] {
-                    while let received = try? socket.receiveMessage() { onMessage(received.frames, received.userID) }
+                    // At most a turn's worth: peers that send faster than the loop handles must
+                    // not keep it from sending what it queued (answers, heartbeats) and from
+                    // its tick; what is left is still readable at the next poll.
+                    var handled = 0
+                    while handled < Self.messagesPerTurn, let received = try? socket.receiveMessage() {
+                        onMessage(received.frames, received.userID)
+                        handled += 1
+                    }
                 }
                 if let monitor, let onHandshake, readable[1] {
                     while let frames = try? monitor.receive() {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Model
 
 /// Content-addressed files (weights, masks, checkpoints, metrics) in the run directory:
 /// `artifacts/ab/abcdef…` named by the SHA-256 of their bytes. Writing is atomic and
@@ -20,7 +21,7 @@ public struct ArtifactStore: Sendable {
 
     /// The SHA-256 of `data` in hex.
     public static func hash(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: data).hexDigits
     }
 
     /// Where the artifact `hash` lives (whether or not it is there yet).

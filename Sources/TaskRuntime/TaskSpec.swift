@@ -92,6 +92,6 @@ public struct TaskSpec: Codable, Hashable, Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = (try? encoder.encode(step)) ?? Data()
         for (role, input) in inputs.sorted(by: { $0.key < $1.key }) { data.append(Data("|\(role)=\(input)".utf8)) }
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: data).hexDigits
     }
 }

@@ -157,4 +157,34 @@ import Testing
         let outcome18 = scheduler.stalled(at: 100)
         #expect(outcome18.isEmpty)
     }
+
+    @Test func freeWorkersAreTakenFewestTasksFirstThenFastestForATrainingThenByName() {
+        // Speeds 250, 200 and 150 images/s (none twice another: nothing is held back).
+        var scheduler = Self.learned(["a": 150, "b": 250, "c": 200], slots: 2)
+        for name in ["a", "b", "c"] { scheduler.granted(name, credit: 2) }
+        let trainings = (0..<6).map { Scheduler.Ready(id: "train\($0)", workload: Self.workload) }
+        let placed = scheduler.place(trainings, at: 1001).compactMap { decision -> String? in
+            if case .start(_, let worker) = decision { worker } else { nil }
+        }
+        // Each worker's second task comes only after every worker has one.
+        #expect(placed == ["b", "c", "a", "b", "c", "a"])
+        var fresh = Scheduler(quarantineAfter: 3, hostCaps: [:])
+        for name in ["z", "y", "x"] {
+            fresh.joined(name, host: "h", group: nil, slots: 1, running: [:])
+            fresh.granted(name, credit: 1)
+        }
+        #expect(Self.starts(fresh.place(Self.ready(2), at: 0)) == ["t0": "x", "t1": "y"])
+        // A task failed on x waits for y, which has not tried it, rather than go back to x.
+        var retry = Scheduler(quarantineAfter: 3, hostCaps: [:])
+        for name in ["x", "y"] {
+            retry.joined(name, host: "h", group: nil, slots: 1, running: [:])
+            retry.granted(name, credit: 1)
+        }
+        retry.started("t2", attempt: 1, on: "x", workload: nil, at: 0)
+        retry.started("busy", attempt: 1, on: "y", workload: nil, at: 0)
+        _ = retry.failed("t2", attempt: 1, on: "x")
+        #expect(Self.starts(retry.place([Scheduler.Ready(id: "t2", workload: nil)], at: 1)).isEmpty)
+        _ = retry.finished("busy", attempt: 1, on: "y", at: 2)
+        #expect(Self.starts(retry.place([Scheduler.Ready(id: "t2", workload: nil)], at: 2)) == ["t2": "y"])
+    }
 }

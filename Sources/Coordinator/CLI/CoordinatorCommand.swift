@@ -16,7 +16,7 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, figures, report.md and report.html.",
         version: "commit \(BuildInfo.current)",
-        subcommands: [RunSweep.self, PlanSweep.self, Status.self, WriteReport.self, Keygen.self, FleetSim.self],
+        subcommands: [RunSweep.self, PlanSweep.self, Status.self, WriteReport.self, Keygen.self, FleetSim.self, CheckCost.self],
         defaultSubcommand: RunSweep.self)
 
     /// SIGTERM and SIGINT stop the coordinator whatever its parent blocked (`StopSignals`).

@@ -4,16 +4,9 @@ extension ResNet18 {
     /// Copies every parameter and buffer from `file`, reading the tensor `prefix + name`.
     /// Every tensor must be present with the right shape; nothing is changed otherwise.
     public func loadState(from file: Safetensors, prefix: String = "", source: String) throws(ModelError) {
+        try Layout(architecture).check(file, prefix: prefix, source: source)
         var loaded: [(Tensor, Tensor)] = []
-        for (name, tensor) in state {
-            guard let entry = file.entries[prefix + name] else {
-                throw .invalidCheckpoint("\(source) has no tensor \(prefix + name); is it a ResNet18 of width \(architecture.width) with PyTorch state_dict names?")
-            }
-            guard entry.shape == tensor.shape else {
-                throw .invalidCheckpoint("\(source): \(prefix + name) has shape \(entry.shape), this network (width \(architecture.width), \(architecture.inputChannels) input channels, \(architecture.classes) classes) needs \(tensor.shape)")
-            }
-            loaded.append((tensor, try file.tensor(prefix + name)))
-        }
+        for (name, tensor) in state { loaded.append((tensor, try file.tensor(prefix + name))) }
         for (target, source) in loaded { target.copy(from: source) }
         for parameter in parameters { parameter.applyMask() }
     }

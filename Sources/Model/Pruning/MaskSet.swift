@@ -12,13 +12,16 @@ public struct MaskSet: Sendable, Equatable {
     public var shapes: [String: [Int]]
 
     /// All-ones masks for `network`'s prunable tensors.
-    public init(onesFor network: ResNet18) {
-        names = network.prunableParameters.map(\.name)
+    public init(onesFor network: ResNet18) { self.init(onesFor: ResNet18.Layout(network.architecture)) }
+
+    /// All-ones masks for the prunable tensors of a network laid out as `layout`.
+    public init(onesFor layout: ResNet18.Layout) {
+        names = layout.prunable.map(\.name)
         values = [:]
         shapes = [:]
-        for parameter in network.prunableParameters {
-            values[parameter.name] = [Float](repeating: 1, count: parameter.value.count)
-            shapes[parameter.name] = parameter.shape
+        for entry in layout.prunable {
+            values[entry.name] = [Float](repeating: 1, count: entry.shape.reduce(1, *))
+            shapes[entry.name] = entry.shape
         }
     }
 
@@ -31,15 +34,24 @@ public struct MaskSet: Sendable, Equatable {
     /// Reads masks stored as `mask.NAME` (the layout of weight files and checkpoints) or as
     /// plain `NAME` tensors, for every prunable tensor of `network`.
     public init(from file: Safetensors, for network: ResNet18, source: String) throws(ModelError) {
-        self.init(onesFor: network)
+        try self.init(from: file, layout: ResNet18.Layout(network.architecture), source: source)
+    }
+
+    /// Reads masks as `init(from:for:source:)` does, for a network laid out as `layout`
+    /// (without building it).
+    public init(from file: Safetensors, layout: ResNet18.Layout, source: String) throws(ModelError) {
+        names = layout.prunable.map(\.name)
+        shapes = Dictionary(uniqueKeysWithValues: layout.prunable.map { ($0.name, $0.shape) })
+        values = [:]
         for name in names {
             let key = file.entries["mask." + name] != nil ? "mask." + name : name
-            guard file.entries[key] != nil else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
-            let tensor = try file.tensor(key)
-            guard tensor.shape == shapes[name] else {
-                throw .invalidCheckpoint("\(source): mask \(name) has shape \(tensor.shape), the network needs \(shapes[name] ?? [])")
+            guard let entry = file.entries[key] else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
+            guard entry.dtype == "F32" else { throw .invalidCheckpoint("\(key) is \(entry.dtype), expected F32") }
+            guard entry.shape == shapes[name] else {
+                throw .invalidCheckpoint("\(source): mask \(name) has shape \(entry.shape), the network needs \(shapes[name] ?? [])")
             }
-            let mask = tensor.array
+            // Read straight from the file's bytes (one copy; a width-64 mask is 11 M floats).
+            let mask = entry.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             if let bad = mask.first(where: { $0 != 0 && $0 != 1 }) {
                 throw .invalidCheckpoint("\(source): mask \(name) holds \(bad); masks hold only 0 and 1")
             }

@@ -25,7 +25,7 @@ public enum Steps {
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
+        digest.hexDigits
     }
 
     /// `prune(method, weights, old mask, [data]) → new mask, report`: loads the weights (and the

@@ -131,7 +131,7 @@ public struct TrainingConfig: Codable, Hashable, Sendable {
 
     /// The SHA-256 of the canonical JSON, in hex: the run's identity.
     public var identity: String {
-        SHA256.hash(data: canonicalJSON).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: canonicalJSON).hexDigits
     }
 
     /// Image channels and side of the dataset (the synthetic set is 3×side×side).

@@ -1,0 +1,32 @@
+import Foundation
+import Protocol
+import TaskRuntime
+
+/// Result intake: each result's outputs checked (`ResultCheck`) on the `FileWork` lane of
+/// the worker that sent it, after that worker's uploads, and the verdicts handed back to the
+/// socket thread, where `SweepServer+Results` accepts a result once or fails its attempt.
+/// Results being checked are bounded by the workers' slots: only a task's holder reports it.
+final class ResultIntake: @unchecked Sendable {
+    private let store: ArtifactStore
+    private let files: FileWork
+    /// Results whose check has not come back yet.
+    private(set) var checking = 0
+
+    /// Intake checking against `store` on `files`.
+    init(store: ArtifactStore, files: FileWork) {
+        self.store = store
+        self.files = files
+    }
+
+    /// Checks `result` of `task` (whose inputs are `inputs`) from `attempt.worker`; `then`
+    /// gets the verdict on the socket thread.
+    func check(_ result: TaskResult, of task: TaskSpec, inputs: [String: String], attempt: ResultCheck.Attempt,
+               then: @escaping @Sendable (ResultCheck) -> Void) {
+        checking += 1
+        let store = self.store
+        files.run(after: attempt.worker, { ResultCheck(task, result: result, inputs: inputs, attempt: attempt, store: store) }) { [self] verdict in
+            checking -= 1
+            then(verdict)
+        }
+    }
+}
