@@ -57,6 +57,14 @@ import Testing
         #expect(inProcess.status == 0, "\(inProcess.errors)")
         #expect(try Data(contentsOf: run.appendingPathComponent("aggregate.json"))
                 == Data(contentsOf: directory.appendingPathComponent("in-process/aggregate.json")), "workers and in-process runs differ")
+        // Both ran the masked training on the CPU with the sparse engine's choice by measurement
+        // (the default), and each recorded which layers it ran sparse: the same ones.
+        let records = try [run, directory.appendingPathComponent("in-process")].map {
+            try JSONDecoder().decode([ResultRecord].self, from: Data(contentsOf: $0.appendingPathComponent("results.json")))
+        }
+        let masked = records.map { $0.filter { $0.density < 1 }.map(\.sparseLayers) }
+        #expect(!masked[0].isEmpty && masked[0].allSatisfy { $0 != nil }, "a masked CPU training records its sparse layers")
+        #expect(masked[0] == masked[1])
     }
 
     @Test func invalidSweepFileFailsNamingTheFieldAndWritesNothing() throws {
