@@ -49,14 +49,7 @@ public final class Journal: Sendable {
         // Write-ahead logging: a reader (`coordinator status`, the dashboard, the report) never
         // holds up the server's commit of a turn, as it did with a rollback journal (where a
         // commit waited for every reader to let go: seconds of a stalled socket thread).
-        // Synchronous NORMAL: a commit reaches the log without an fsync of its own (the log is
-        // synced at checkpoints), so the server's commit per turn, hundreds a second with a
-        // fleet, does not wait for the disk. A killed coordinator loses nothing; a machine that
-        // loses power may lose the last turns, whose tasks then run again.
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
         database = try DatabaseQueue(path: directory.appendingPathComponent("journal.sqlite").path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
