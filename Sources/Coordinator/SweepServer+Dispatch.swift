@@ -11,6 +11,35 @@ extension SweepServer {
         let time = now()
         do { try journal.beginTurn() } catch { log.error("cannot open the journal's transaction: \(error)") }
         files.drain()
+        if time - lastSweep >= Self.sweepEvery {
+            lastSweep = time
+            sweepSessions(at: time)
+        }
+        liveCount.with { $0 = sessions.count }
+        if scheduler.retryDue(at: time) || adoptionUntil.map({ time >= $0 }) == true { needsDispatch = true }
+        if heldForUploads && !artifacts.isFull {
+            heldForUploads = false
+            needsDispatch = true
+        }
+        if needsDispatch {
+            needsDispatch = false
+            do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
+        }
+        if Date().timeIntervalSince(lastStatus) >= options.statusEvery {
+            lastStatus = Date()
+            log.info("\(statusLine())")
+        }
+        tellCounts()
+        do { try journal.endTurn() } catch { log.error("cannot commit the journal's transaction: \(error)") }
+    }
+
+    /// Seconds between two looks at every session and running task (`sweepSessions`).
+    static let sweepEvery = 0.05
+
+    /// Every session's liveness and every running task's progress looked at: lost workers
+    /// and stalled tasks taken back, heartbeats owed sent. A turn handles a few hundred
+    /// messages at most, so this runs at most every `sweepEvery` seconds, not every turn.
+    private func sweepSessions(at time: Double) {
         let dead = sessions.all.filter { $0.liveness.isDead(at: time) }.sorted { $0.name < $1.name }
         for session in dead {
             sessions.remove(session.peer)
@@ -32,22 +61,6 @@ extension SweepServer {
             }
         }
         reports.flushDue(now: time)
-        liveCount.with { $0 = sessions.count }
-        if scheduler.retryDue(at: time) || adoptionUntil.map({ time >= $0 }) == true { needsDispatch = true }
-        if heldForUploads && !artifacts.isFull {
-            heldForUploads = false
-            needsDispatch = true
-        }
-        if needsDispatch {
-            needsDispatch = false
-            do { try dispatch() } catch { log.error("cannot dispatch: \(error)") }
-        }
-        if Date().timeIntervalSince(lastStatus) >= options.statusEvery {
-            lastStatus = Date()
-            log.info("\(statusLine())")
-        }
-        tellCounts()
-        do { try journal.endTurn() } catch { log.error("cannot commit the journal's transaction: \(error)") }
     }
 
     private func dispatch() throws {

@@ -72,6 +72,8 @@ public final class SweepServer: @unchecked Sendable {
     let intake: ResultIntake
     var dispatchedAt: [String: Date] = [:]
     var needsDispatch = true
+    /// When `tick` last looked at every session (`sweepSessions`).
+    var lastSweep = 0.0
     /// Whether dispatch waits for stored uploads (`ArtifactService.isFull`).
     var heldForUploads = false
     var lastStatus = Date()
