@@ -184,6 +184,6 @@ public func poll(_ sockets: [ZMQSocket], eventDescriptor: Int32?, milliseconds: 
         throw error
     }
     let readable = items.prefix(sockets.count).map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
-    let event = eventDescriptor != nil && items.last!.revents & Int16(ZMQ_POLLIN) != 0
+    let event = eventDescriptor != nil && (items.last.map { $0.revents & Int16(ZMQ_POLLIN) != 0 } ?? false)
     return (readable, event)
 }

@@ -128,8 +128,13 @@ public enum GEMMEngineSelection {
         for measurement in record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
         active.withLock { $0 = (record, url) }
         startUp.withLock { $0 = (record, url) }
-        let kept = record.repetitionsAgreed ? "" : "; not cached: repeated timings disagreed by more than \(Int(100 * agreement))%, so the next start measures again"
+        let kept = record.repetitionsAgreed ? "" : Self.disagreement
         return "GEMM: \(record.table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes, \(record.describe()); oneDNN where ≥ \(requiredMargin)× faster\(kept)\(unknown)"
+    }
+
+    /// What an engine line adds when the kept measurement's repeated timings disagreed.
+    static var disagreement: String {
+        "; repeated timings disagreed by more than \(Int(100 * agreement))% (a busy machine): kept so that every process routes alike, `worker engines --remeasure` on an idle machine replaces it"
     }
 
     /// Below this many floating-point operations in products per training step, a network
@@ -164,7 +169,7 @@ public enum GEMMEngineSelection {
         // Kinds the network does not perform keep the start-up routing.
         for measurement in initial.record.measurements + record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
         active.withLock { $0 = (record, url) }
-        let kept = record.repetitionsAgreed ? "" : "; not cached: repeated timings disagreed by more than \(Int(100 * agreement))%"
+        let kept = record.repetitionsAgreed ? "" : Self.disagreement
         return "GEMM for \(name): \(record.table) GFLOP/s OpenBLAS vs oneDNN on its own products, \(record.describe())\(kept)"
     }
 
@@ -245,13 +250,15 @@ public enum GEMMEngineSelection {
         }
     }
 
-    /// Measures and keeps the answer when its timings agreed.
+    /// Measures and keeps the answer, also when its timings disagreed: a process that measured
+    /// again could route otherwise, and two runs of one task, or a run and its resume, would
+    /// then differ in their bits (seen on a busy machine: two workers started together routed
+    /// `A·B` to different engines). Such an answer says so in every engine line, a training
+    /// whose own rate contradicts it drops it, and `worker engines --remeasure` replaces it.
     private static func measure(products: [Conv2d.GEMMShape]? = nil, saveTo url: URL) -> Record {
         let record = measure(products: products)
-        if record.repetitionsAgreed {
-            try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try? JSONEncoder().encode(record).write(to: url, options: .atomic)
-        }
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? JSONEncoder().encode(record).write(to: url, options: .atomic)
         return record
     }
 
