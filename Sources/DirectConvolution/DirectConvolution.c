@@ -44,11 +44,34 @@ static void border_plane(const float *source, float *p, int height, int width) {
     }
 }
 
+// `border_plane` with masked vector copies: rows of at most 32 values took a `memcpy` call each,
+// whose start-up cost more than the copy.
+__attribute__((target("avx512f"))) static void border_plane_avx512(const float *source, float *p, int height, int width) {
+    const int pw = width + 2;
+    for (int x = 0; x < pw; x += 16) {
+        const __mmask16 lanes = (__mmask16)(pw - x >= 16 ? 0xffff : (1u << (pw - x)) - 1);
+        _mm512_mask_storeu_ps(p + x, lanes, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(p + (size_t)(height + 1) * pw + x, lanes, _mm512_setzero_ps());
+    }
+    for (int r = 0; r < height; r++) {
+        float *row = p + (size_t)(r + 1) * pw;
+        const float *line = source + (size_t)r * width;
+        row[0] = 0;
+        for (int x = 0; x < width; x += 16) {
+            const __mmask16 lanes = (__mmask16)(width - x >= 16 ? 0xffff : (1u << (width - x)) - 1);
+            _mm512_mask_storeu_ps(row + 1 + x, lanes, _mm512_maskz_loadu_ps(lanes, line + x));
+        }
+        row[width + 1] = 0;
+    }
+}
+
 // Image `n` of `x` into `pad` as `[c][h + 2][w + 2]` with a zero border.
-static void pad_image(const float *x, float *pad, int channels, int batch, int n, int height, int width) {
+static void pad_image(const float *x, float *pad, int channels, int batch, int n, int height, int width, int level) {
     const size_t plane = (size_t)(height + 2) * (width + 2);
     for (int c = 0; c < channels; c++) {
-        border_plane(x + ((size_t)c * batch + n) * height * width, pad + c * plane, height, width);
+        const float *source = x + ((size_t)c * batch + n) * height * width;
+        if (level >= 2) border_plane_avx512(source, pad + c * plane, height, width);
+        else border_plane(source, pad + c * plane, height, width);
     }
     memset(pad + channels * plane, 0, sizeof(float) * slack);
 }
@@ -174,28 +197,82 @@ size_t direct_convolution_packed_floats(int in_channels, int out_channels) {
     return (size_t)(out_channels / lanes_per_block) * lanes_per_block * in_channels * 9;
 }
 
-void direct_convolution_pack(const float *w, float *packed, int in_channels, int out_channels) {
-    const int blocks = out_channels / lanes_per_block;
+// `packed[b][j][t][l] = w[(16·b + l)·lane_stride + j·other_stride + t]`: 16 channels of one
+// weight axis in the lanes, the other axis (`others` channels) outside them.
+static void pack_blocks(const float *w, float *packed, int blocks, int others, size_t lane_stride, size_t other_stride) {
     for (int b = 0; b < blocks; b++)
-        for (int c = 0; c < in_channels; c++)
+        for (int j = 0; j < others; j++)
             for (int t = 0; t < 9; t++)
-                for (int l = 0; l < lanes_per_block; l++) {
-                    const int o = b * lanes_per_block + l;
-                    packed[(((size_t)b * in_channels + c) * 9 + t) * lanes_per_block + l] = w[((size_t)o * in_channels + c) * 9 + t];
-                }
+                for (int l = 0; l < lanes_per_block; l++)
+                    packed[(((size_t)b * others + j) * 9 + t) * lanes_per_block + l] =
+                        w[(size_t)(b * lanes_per_block + l) * lane_stride + j * other_stride + t];
 }
 
-#define PIXEL_KERNEL(WIDTH, ROWS, V)                                                                                    \
-    __attribute__((target("avx512f"))) static void pixels_##WIDTH##_##ROWS##_##V(                                      \
-        const float *pad, const float *packed, float *y, int in_channels, int batch, int n, int height, int block,      \
-        int row, int accumulate, const direct_convolution_epilogue *epilogue) {                                        \
-        enum { P = WIDTH * ROWS, pw = WIDTH + 2 };                                                                     \
-        const int plane = (height + 2) * pw, area = height * WIDTH;                                                    \
+void direct_convolution_pack(const float *w, float *packed, int in_channels, int out_channels) {
+    pack_blocks(w, packed, out_channels / lanes_per_block, in_channels, (size_t)in_channels * 9, 9);
+}
+
+// Sixteen vectors of 16 lanes as a 16×16 matrix, transposed in registers: lane `j` of vector
+// `i` becomes lane `i` of vector `j`.
+__attribute__((target("avx512f"), always_inline)) static inline void transpose_16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+}
+
+// The lanes of `mask` of `v` (output channel `o`'s values, at `offset` in its map) written to
+// `target` as `emit` writes them: added, or through the epilogue, each step rounded apart.
+__attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(float *target, __m512 v, __mmask16 mask,
+                                                                                  int accumulate,
+                                                                                  const direct_convolution_epilogue *epilogue,
+                                                                                  int o, size_t offset) {
+    if (epilogue) {
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(epilogue->scale[o])), _mm512_set1_ps(epilogue->shift[o]));
+        if (epilogue->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, epilogue->residual + offset));
+        // 0 >= v ? 0 : v, as Swift.max(v, 0): NaN passes, −0 becomes +0.
+        if (epilogue->residual || epilogue->relu) v = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ), v);
+    } else if (accumulate) {
+        v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, target), v);
+    }
+    _mm512_mask_storeu_ps(target, mask, v);
+}
+
+// `ROWS` output rows from `row`, `COLS` columns from `x0`, of `V` blocks of 16 output channels
+// from `block`, on maps `width` wide. The bordered input has rows of `pw` floats and is read at
+// every `STRIDE`-th pixel; with stride 1, `COLS` is the map's width and `pw` a constant too.
+#define PIXEL_KERNEL(COLS, ROWS, V, STRIDE)                                                                            \
+    __attribute__((target("avx512f"))) static void pixels_##STRIDE##_##COLS##_##ROWS##_##V(                            \
+        const float *pad, const float *packed, float *y, int in_channels, int batch, int n, int in_height, int in_pw,  \
+        int height, int width, int block, int row, int x0, int accumulate, const direct_convolution_epilogue *epilogue) { \
+        enum { P = COLS * ROWS };                                                                                      \
+        const int pw = STRIDE == 1 ? COLS + 2 : in_pw, plane = (in_height + 2) * pw, area = height * width;           \
         __m512 acc[V][P];                                                                                              \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                                 \
             _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) acc[v][p] = _mm512_setzero_ps();            \
         for (int c = 0; c < in_channels; c++) {                                                                        \
-            const float *image = pad + (size_t)c * plane + (size_t)row * pw;                                           \
+            const float *image = pad + (size_t)c * plane + (size_t)STRIDE * ((size_t)row * pw + x0);                   \
             const float *weights_c = packed + ((size_t)block * in_channels + c) * 9 * lanes_per_block;                 \
             _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) {                                           \
                 const float *tap = image + (t / 3) * pw + t % 3;                                                       \
@@ -203,82 +280,195 @@ void direct_convolution_pack(const float *w, float *packed, int in_channels, int
                 _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                         \
                     weights[v] = _mm512_loadu_ps(weights_c + ((size_t)v * in_channels * 9 + t) * lanes_per_block);     \
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) {                                       \
-                    const __m512 input = _mm512_set1_ps(tap[(p / WIDTH) * pw + p % WIDTH]);                            \
+                    const __m512 input = _mm512_set1_ps(tap[(p / COLS) * STRIDE * pw + STRIDE * (p % COLS)]);          \
                     _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                     \
                         acc[v][p] = _mm512_fmadd_ps(weights[v], input, acc[v][p]);                                     \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
+        /* Transposed, each vector holds one output channel's `P` pixels. */                                         \
+        const __mmask16 valid = (__mmask16)((1u << COLS) - 1);                                                         \
         for (int v = 0; v < V; v++) {                                                                                  \
-            float sums[P][lanes_per_block], values[P];                                                                 \
-            for (int p = 0; p < P; p++) _mm512_storeu_ps(sums[p], acc[v][p]);                                          \
+            __m512 channels[lanes_per_block];                                                                          \
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < lanes_per_block; p++)                               \
+                channels[p] = p < P ? acc[v][p] : _mm512_setzero_ps();                                                 \
+            transpose_16x16(channels);                                                                                 \
             for (int l = 0; l < lanes_per_block; l++) {                                                                \
                 const int o = (block + v) * lanes_per_block + l;                                                       \
-                for (int p = 0; p < P; p++) values[p] = sums[p][l];                                                    \
-                const size_t at = ((size_t)o * batch + n) * area + (size_t)row * WIDTH;                                \
-                emit(values, y + at, P, accumulate, epilogue, o, at);                                                  \
+                _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++) {                                    \
+                    const size_t at = ((size_t)o * batch + n) * area + (size_t)(row + r) * width + x0;                 \
+                    const __m512 line = r == 0 ? channels[l]                                                          \
+                        : _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), \
+                                                                 _mm512_set1_epi32(r * COLS)), channels[l]);          \
+                    emit_lanes(y + at, line, valid, accumulate, epilogue, o, at);                                      \
+                }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
     }
 
-// Pairs of 16-channel blocks over tiles of `ROWS2` rows, then a last single block over tiles
-// of `ROWS1` rows; single rows for what the tiles leave.
-#define PIXEL_IMAGE(WIDTH, ROWS2, ROWS1)                                                                                \
-    static void image_pixels_##WIDTH(const float *pad, const float *packed, float *y, int in_channels, int out_channels, \
-                                     int batch, int n, int height, int accumulate,                                      \
-                                     const direct_convolution_epilogue *epilogue) {                                     \
-        const int blocks = out_channels / lanes_per_block;                                                             \
-        int block = 0;                                                                                                 \
-        for (; block + 2 <= blocks; block += 2) {                                                                      \
-            int row = 0;                                                                                               \
-            for (; row + ROWS2 <= height; row += ROWS2)                                                                \
-                pixels_##WIDTH##_##ROWS2##_2(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue); \
-            for (; row < height; row++)                                                                                \
-                pixels_##WIDTH##_1_2(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue);  \
-        }                                                                                                              \
-        if (block < blocks) {                                                                                          \
-            int row = 0;                                                                                               \
-            for (; row + ROWS1 <= height; row += ROWS1)                                                                \
-                pixels_##WIDTH##_##ROWS1##_1(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue); \
-            for (; row < height; row++)                                                                                \
-                pixels_##WIDTH##_1_1(pad, packed, y, in_channels, batch, n, height, block, row, accumulate, epilogue);  \
-        }                                                                                                              \
+// One block pair (`V` 2) or block (`V` 1) over tiles of `ROWS` rows and `COLS` columns, single
+// rows for what the tiles leave.
+#define PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS, V)                                                                       \
+    for (int x0 = 0; x0 < WIDTH; x0 += COLS) {                                                                         \
+        int row = 0;                                                                                                   \
+        for (; row + ROWS <= height; row += ROWS)                                                                      \
+            pixels_##STRIDE##_##COLS##_##ROWS##_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH, \
+                                                    block, row, x0, accumulate, epilogue);                             \
+        for (; row < height; row++)                                                                                    \
+            pixels_##STRIDE##_##COLS##_1_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH, block, \
+                                             row, x0, accumulate, epilogue);                                           \
     }
 
-PIXEL_KERNEL(8, 1, 2)
-PIXEL_KERNEL(8, 2, 1)
-PIXEL_KERNEL(8, 1, 1)
-PIXEL_IMAGE(8, 1, 2)
-PIXEL_KERNEL(7, 1, 2)
-PIXEL_KERNEL(7, 2, 1)
-PIXEL_KERNEL(7, 1, 1)
-PIXEL_IMAGE(7, 1, 2)
-PIXEL_KERNEL(4, 2, 2)
-PIXEL_KERNEL(4, 1, 2)
-PIXEL_KERNEL(4, 4, 1)
-PIXEL_KERNEL(4, 1, 1)
-PIXEL_IMAGE(4, 2, 4)
+// Pairs of 16-channel blocks over tiles of `ROWS2` rows, then a last single block over tiles
+// of `ROWS1` rows; columns in tiles of `COLS`.
+#define PIXEL_IMAGE(WIDTH, COLS, STRIDE, ROWS2, ROWS1)                                                                  \
+    static void image_pixels_##STRIDE##_##WIDTH(const float *pad, const float *packed, float *y, int in_channels,      \
+                                                int out_channels, int batch, int n, int in_height, int in_width,        \
+                                                int height, int accumulate, const direct_convolution_epilogue *epilogue) { \
+        const int blocks = out_channels / lanes_per_block, pw = in_width + 2;                                          \
+        int block = 0;                                                                                                 \
+        for (; block + 2 <= blocks; block += 2) PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS2, 2)                            \
+        if (block < blocks) PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS1, 1)                                                 \
+    }
 
-int direct_convolution_packs(int width) { return width == 8 || width == 7 || width == 4; }
+// The kernels `PIXEL_IMAGE` calls: for 8 and 7 columns a block pair one row at a time and a
+// single block two rows at a time; for 4 columns two rows and four.
+#define PIXEL_KERNELS_8_7(COLS, STRIDE) PIXEL_KERNEL(COLS, 1, 2, STRIDE) PIXEL_KERNEL(COLS, 2, 1, STRIDE) PIXEL_KERNEL(COLS, 1, 1, STRIDE)
+#define PIXEL_KERNELS_4(STRIDE) \
+    PIXEL_KERNEL(4, 2, 2, STRIDE) PIXEL_KERNEL(4, 1, 2, STRIDE) PIXEL_KERNEL(4, 4, 1, STRIDE) PIXEL_KERNEL(4, 1, 1, STRIDE)
+
+PIXEL_KERNELS_8_7(8, 1)
+PIXEL_IMAGE(8, 8, 1, 1, 2)
+PIXEL_KERNELS_8_7(7, 1)
+PIXEL_IMAGE(7, 7, 1, 1, 2)
+PIXEL_KERNELS_4(1)
+PIXEL_IMAGE(4, 4, 1, 2, 4)
+// Stride 2: outputs 16 and 14 columns wide in two tiles, 8, 7 and 4 in one.
+PIXEL_KERNELS_8_7(8, 2)
+PIXEL_IMAGE(16, 8, 2, 1, 2)
+PIXEL_IMAGE(8, 8, 2, 1, 2)
+PIXEL_KERNELS_8_7(7, 2)
+PIXEL_IMAGE(14, 7, 2, 1, 2)
+PIXEL_IMAGE(7, 7, 2, 1, 2)
+PIXEL_KERNELS_4(2)
+PIXEL_IMAGE(4, 4, 2, 2, 4)
+
+int direct_convolution_packs(int width, int stride) {
+    const int out = (width - 1) / stride + 1;
+    return stride == 1 ? out == 8 || out == 7 || out == 4 : stride == 2 && (out == 16 || out == 14 || out == 8 || out == 7 || out == 4);
+}
 
 void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
-                            int out_channels, int batch, int height, int width, int first_image, int end_image,
+                            int out_channels, int batch, int height, int width, int stride, int first_image, int end_image,
                             float *scratch, int accumulate, const direct_convolution_epilogue *epilogue, int level) {
+    const int out_height = (height - 1) / stride + 1, out_width = (width - 1) / stride + 1;
     for (int n = first_image; n < end_image; n++) {
-        pad_image(x, scratch, in_channels, batch, n, height, width);
-        if (level >= 2) {
+        pad_image(x, scratch, in_channels, batch, n, height, width, level);
+        if (stride == 2) {
+#define STRIDED(WIDTH) image_pixels_2_##WIDTH(scratch, packed, y, in_channels, out_channels, batch, n, height, width, out_height, \
+                                              accumulate, epilogue)
+            switch (out_width) {
+            case 16: STRIDED(16); break;
+            case 14: STRIDED(14); break;
+            case 8: STRIDED(8); break;
+            case 7: STRIDED(7); break;
+            default: STRIDED(4); break;
+            }
+#undef STRIDED
+        } else if (level >= 2) {
             // Full blocks of 16 channels on the pixel kernels, the rest on the row kernel.
-            const int blocked = packed && direct_convolution_packs(width) ? out_channels / lanes_per_block * lanes_per_block : 0;
+            const int blocked = packed && direct_convolution_packs(width, 1) ? out_channels / lanes_per_block * lanes_per_block : 0;
             if (blocked > 0) {
-                if (width == 8) image_pixels_8(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
-                else if (width == 7) image_pixels_7(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
-                else image_pixels_4(scratch, packed, y, in_channels, out_channels, batch, n, height, accumulate, epilogue);
+#define PIXELS(WIDTH) image_pixels_1_##WIDTH(scratch, packed, y, in_channels, out_channels, batch, n, height, width, height, \
+                                             accumulate, epilogue)
+                if (width == 8) PIXELS(8);
+                else if (width == 7) PIXELS(7);
+                else PIXELS(4);
+#undef PIXELS
             }
             if (blocked < out_channels)
                 image_avx512(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate, epilogue, blocked);
         } else {
             image_avx2(scratch, w, y, in_channels, out_channels, batch, n, height, width, accumulate, epilogue);
         }
+    }
+}
+
+// ---- Input gradient of a stride-2 layer, 16 input channels per vector (AVX-512) -----------------
+//
+// `∂L/∂x[c][iy][ix] = Σ_{o,i,j} w[o][c][i][j] · ∂L/∂y[o][oy][ox]` over `iy = 2·oy − 1 + i` and
+// `ix = 2·ox − 1 + j`, without col2im. The lanes are 16 input channels and the registers two
+// rows of `2·Q` input-gradient pixels. Those take every tap from `Q + 1` columns of two rows of
+// `∂L/∂Y`: each gradient value is broadcast once and meets its output channel's nine weight
+// vectors at the pixels of the tile it reaches (which, the tile's parity fixes at compile time).
+// `∂L/∂Y` is first copied with zero rows and columns past its end, so tiles read no bounds.
+
+enum { gradient_pairs = 4 };
+
+
+static int bordered_gradient_rows(int height) { return (height + 1) / 2 + 1; }
+static int bordered_gradient_columns(int width) { return (width + 2 * gradient_pairs - 1) / (2 * gradient_pairs) * gradient_pairs + 1; }
+
+size_t direct_convolution_stride2_gradient_scratch_floats(int out_channels, int height, int width) {
+    return (size_t)out_channels * bordered_gradient_rows(height) * bordered_gradient_columns(width) + slack;
+}
+
+void direct_convolution_pack_transposed(const float *w, float *packed, int in_channels, int out_channels) {
+    pack_blocks(w, packed, in_channels / lanes_per_block, out_channels, 9, (size_t)in_channels * 9);
+}
+
+__attribute__((target("avx512f"))) static void stride2_gradient_tile(
+    const float *bordered, const float *packed, float *dx, int out_channels, int batch, int n, int height, int width,
+    int rows, int columns, int block, int r, int s0, int accumulate) {
+    enum { Q = gradient_pairs, X = 2 * Q };
+    __m512 acc[2][X];
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < 2; i++)
+        _Pragma("clang loop unroll(full)") for (int x = 0; x < X; x++) acc[i][x] = _mm512_setzero_ps();
+    for (int o = 0; o < out_channels; o++) {
+        const float *g = bordered + ((size_t)o * rows + r) * columns + s0;
+        const float *weights_o = packed + ((size_t)block * out_channels + o) * 9 * lanes_per_block;
+        __m512 weights[9];
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) weights[t] = _mm512_loadu_ps(weights_o + t * lanes_per_block);
+        _Pragma("clang loop unroll(full)") for (int dr = 0; dr < 2; dr++)
+            _Pragma("clang loop unroll(full)") for (int dc = 0; dc <= Q; dc++) {
+                const __m512 value = _mm512_set1_ps(g[(size_t)dr * columns + dc]);
+                _Pragma("clang loop unroll(full)") for (int i = 0; i < 3; i++)
+                    _Pragma("clang loop unroll(full)") for (int j = 0; j < 3; j++) {
+                        const int iy = 2 * dr - 1 + i, ix = 2 * dc - 1 + j;
+                        if (iy >= 0 && iy < 2 && ix >= 0 && ix < X) acc[iy][ix] = _mm512_fmadd_ps(weights[i * 3 + j], value, acc[iy][ix]);
+                    }
+            }
+    }
+    // Transposed, each vector holds one channel's two rows of `X` pixels.
+    __m512 channels[2 * X];
+    _Pragma("clang loop unroll(full)") for (int p = 0; p < 2 * X; p++) channels[p] = acc[p / X][p % X];
+    transpose_16x16(channels);
+    const int count = width - 2 * s0 < X ? width - 2 * s0 : X;
+    const __mmask16 valid = (__mmask16)((1u << count) - 1);
+    const int second = 2 * r + 1 < height;
+    for (int l = 0; l < lanes_per_block; l++) {
+        float *top = dx + (((size_t)(block * lanes_per_block + l) * batch + n) * height + 2 * r) * width + 2 * s0;
+        emit_lanes(top, channels[l], valid, accumulate, NULL, 0, 0);
+        if (second) emit_lanes(top + width, _mm512_shuffle_f32x4(channels[l], channels[l], 0xee), valid, accumulate, NULL, 0, 0);
+    }
+}
+
+void direct_convolution_3x3_stride2_input_gradient(const float *dy, const float *packed, float *dx, int in_channels,
+                                                   int out_channels, int batch, int height, int width, int first_image,
+                                                   int end_image, float *scratch, int accumulate) {
+    const int out_height = (height + 1) / 2, out_width = (width + 1) / 2;
+    const int rows = bordered_gradient_rows(height), columns = bordered_gradient_columns(width);
+    for (int n = first_image; n < end_image; n++) {
+        memset(scratch, 0, sizeof(float) * direct_convolution_stride2_gradient_scratch_floats(out_channels, height, width));
+        for (int o = 0; o < out_channels; o++)
+            for (int y = 0; y < out_height; y++)
+                memcpy(scratch + ((size_t)o * rows + y) * columns, dy + (((size_t)o * batch + n) * out_height + y) * out_width,
+                       sizeof(float) * out_width);
+        for (int block = 0; block < in_channels / lanes_per_block; block++)
+            for (int r = 0; r < out_height; r++)
+                for (int s0 = 0; 2 * s0 < width; s0 += gradient_pairs)
+                    stride2_gradient_tile(scratch, packed, dx, out_channels, batch, n, height, width, rows, columns, block, r, s0,
+                                          accumulate);
     }
 }
 
@@ -298,7 +488,7 @@ void direct_convolution_border_images(const float *x, float *scratch, int in_cha
     for (int c = 0; c < in_channels; c++) {
         for (int n = first_image; n < end_image; n++) {
             const size_t image = (size_t)c * batch + n;
-            border_plane(x + image * height * width, scratch + image * plane, height, width);
+            border_plane_avx512(x + image * height * width, scratch + image * plane, height, width);
         }
     }
     if (end_image == batch) memset(scratch + (size_t)in_channels * batch * plane, 0, sizeof(float) * slack);
@@ -408,29 +598,39 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
 // order, so the bits do not depend on how the blocks are shared out.
 
 size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height,
-                                                          int width) {
-    return (size_t)in_channels * batch * (height + 2) * (width + 2) + slack + (size_t)out_channels * batch * height * width +
+                                                          int width, int stride) {
+    const size_t out_area = (size_t)((height - 1) / stride + 1) * ((width - 1) / stride + 1);
+    return (size_t)in_channels * batch * (height + 2) * (width + 2) + slack + (size_t)out_channels * batch * out_area +
            (size_t)out_channels * in_channels * 9;
 }
 
-void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels, int out_channels, int batch,
-                                           int height, int width, int first_image, int end_image) {
-    const size_t area = (size_t)height * width;
+// Blocks of 16 output channels × 16 pixels, transposed in registers (`out_channels` is a multiple
+// of 16 wherever the channel-vectorised weight gradient runs).
+__attribute__((target("avx512f"))) void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels,
+                                                                              int out_channels, int batch, int height, int width,
+                                                                              int stride, int first_image, int end_image) {
+    const size_t area = (size_t)((height - 1) / stride + 1) * ((width - 1) / stride + 1);
     float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
     for (int n = first_image; n < end_image; n++)
-        for (int o = 0; o < out_channels; o++) {
-            const float *source = dy + ((size_t)o * batch + n) * area;
-            float *target = transposed + (size_t)n * area * out_channels + o;
-            for (size_t p = 0; p < area; p++) target[p * out_channels] = source[p];
-        }
+        for (int o0 = 0; o0 < out_channels; o0 += lanes_per_block)
+            for (size_t p0 = 0; p0 < area; p0 += lanes_per_block) {
+                const int count = area - p0 < lanes_per_block ? (int)(area - p0) : lanes_per_block;
+                const __mmask16 valid = (__mmask16)((1u << count) - 1);
+                __m512 block[lanes_per_block];
+                for (int o = 0; o < lanes_per_block; o++)
+                    block[o] = _mm512_maskz_loadu_ps(valid, dy + ((size_t)(o0 + o) * batch + n) * area + p0);
+                transpose_16x16(block);
+                for (int p = 0; p < count; p++) _mm512_storeu_ps(transposed + ((size_t)n * area + p0 + p) * out_channels + o0, block[p]);
+            }
 }
 
-#define CHANNEL_GRADIENT_KERNEL(WIDTH, V)                                                                               \
-    __attribute__((target("avx512f"))) static void channel_gradient_##WIDTH##_##V(                                     \
+// `WIDTH` is the output's width; the bordered input (rows of `pw` floats, `in_height + 2` of
+// them) is read at every `STRIDE`-th pixel.
+#define CHANNEL_GRADIENT_KERNEL(WIDTH, V, STRIDE)                                                                       \
+    __attribute__((target("avx512f"))) static void channel_gradient_##STRIDE##_##WIDTH##_##V(                          \
         const float *bordered, const float *transposed, float *partials, int in_channels, int out_channels, int batch,  \
-        int height, int c, int block, int first_image, int end_image) {                                                \
-        enum { pw = WIDTH + 2 };                                                                                       \
-        const int plane = (height + 2) * pw, area = height * WIDTH;                                                    \
+        int in_height, int in_pw, int height, int c, int block, int first_image, int end_image) {                      \
+        const int pw = STRIDE == 1 ? WIDTH + 2 : in_pw, plane = (in_height + 2) * pw, area = height * WIDTH;           \
         {                                                                                                              \
             __m512 acc[9][V];                                                                                          \
             _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++)                                             \
@@ -439,14 +639,14 @@ void direct_convolution_transpose_gradient(const float *dy, float *scratch, int 
                 const float *image = bordered + ((size_t)c * batch + n) * plane;                                       \
                 const float *gradient = transposed + (size_t)n * area * out_channels + (size_t)block * lanes_per_block; \
                 for (int row = 0; row < height; row++) {                                                               \
-                    const float *line = image + (size_t)row * pw;                                                      \
+                    const float *line = image + (size_t)STRIDE * row * pw;                                             \
                     const float *g = gradient + (size_t)row * WIDTH * out_channels;                                    \
                     _Pragma("clang loop unroll(full)") for (int col = 0; col < WIDTH; col++) {                         \
                         __m512 d[V];                                                                                   \
                         _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                 \
                             d[v] = _mm512_loadu_ps(g + (size_t)col * out_channels + v * lanes_per_block);              \
                         _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) {                               \
-                            const __m512 input = _mm512_set1_ps(line[(t / 3) * pw + col + t % 3]);                     \
+                            const __m512 input = _mm512_set1_ps(line[(t / 3) * pw + STRIDE * col + t % 3]);            \
                             _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                             \
                                 acc[t][v] = _mm512_fmadd_ps(d[v], input, acc[t][v]);                                   \
                         }                                                                                              \
@@ -461,26 +661,29 @@ void direct_convolution_transpose_gradient(const float *dy, float *scratch, int 
         }                                                                                                              \
     }
 
-CHANNEL_GRADIENT_KERNEL(8, 2)
-CHANNEL_GRADIENT_KERNEL(8, 1)
-CHANNEL_GRADIENT_KERNEL(7, 2)
-CHANNEL_GRADIENT_KERNEL(7, 1)
-CHANNEL_GRADIENT_KERNEL(4, 2)
-CHANNEL_GRADIENT_KERNEL(4, 1)
-CHANNEL_GRADIENT_KERNEL(16, 2)
-CHANNEL_GRADIENT_KERNEL(16, 1)
-CHANNEL_GRADIENT_KERNEL(14, 2)
-CHANNEL_GRADIENT_KERNEL(14, 1)
+#define CHANNEL_GRADIENT_KERNELS(WIDTH, STRIDE) CHANNEL_GRADIENT_KERNEL(WIDTH, 2, STRIDE) CHANNEL_GRADIENT_KERNEL(WIDTH, 1, STRIDE)
+CHANNEL_GRADIENT_KERNELS(16, 1)
+CHANNEL_GRADIENT_KERNELS(14, 1)
+CHANNEL_GRADIENT_KERNELS(8, 1)
+CHANNEL_GRADIENT_KERNELS(7, 1)
+CHANNEL_GRADIENT_KERNELS(4, 1)
+CHANNEL_GRADIENT_KERNELS(16, 2)
+CHANNEL_GRADIENT_KERNELS(14, 2)
+CHANNEL_GRADIENT_KERNELS(8, 2)
+CHANNEL_GRADIENT_KERNELS(7, 2)
+CHANNEL_GRADIENT_KERNELS(4, 2)
 
-int direct_convolution_channel_gradient_covers(int width) {
-    return width == 4 || width == 7 || width == 8 || width == 14 || width == 16;
+int direct_convolution_channel_gradient_covers(int width, int stride) {
+    const int out = (width - 1) / stride + 1;
+    return (stride == 1 || stride == 2) && (out == 4 || out == 7 || out == 8 || out == 14 || out == 16);
 }
 
 void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
-                                                    int width, int first_block, int end_block, float *scratch) {
+                                                    int width, int stride, int first_block, int end_block, float *scratch) {
+    const int out_height = (height - 1) / stride + 1, out_width = (width - 1) / stride + 1, pw = width + 2;
     const float *bordered = scratch;
-    const float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
-    float *partials = (float *)transposed + (size_t)out_channels * batch * height * width;
+    const float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * pw + slack;
+    float *partials = (float *)transposed + (size_t)out_channels * batch * out_height * out_width;
     const size_t per_block = (size_t)in_channels * 9 * lanes_per_block;
     memset(partials + first_block * per_block, 0, sizeof(float) * (end_block - first_block) * per_block);
     // Image blocks outermost: one block's transposed gradients stay in cache while every input
@@ -490,18 +693,25 @@ void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, 
         for (int block = first_block; block < end_block;) {
             const int pair = block + 2 <= end_block;
             for (int c = 0; c < in_channels; c++) {
-#define CHANNEL_GRADIENT(WIDTH)                                                                                    \
-    if (pair) channel_gradient_##WIDTH##_2(bordered, transposed, partials, in_channels, out_channels, batch, height, c, block, \
-                                           first_image, end_image);                                                \
-    else channel_gradient_##WIDTH##_1(bordered, transposed, partials, in_channels, out_channels, batch, height, c, block, \
-                                      first_image, end_image);
-                switch (width) {
-                case 16: CHANNEL_GRADIENT(16) break;
-                case 14: CHANNEL_GRADIENT(14) break;
-                case 8: CHANNEL_GRADIENT(8) break;
-                case 7: CHANNEL_GRADIENT(7) break;
-                default: CHANNEL_GRADIENT(4) break;
+#define CHANNEL_GRADIENT(WIDTH, STRIDE)                                                                            \
+    if (pair) channel_gradient_##STRIDE##_##WIDTH##_2(bordered, transposed, partials, in_channels, out_channels, batch, height, \
+                                                      pw, out_height, c, block, first_image, end_image);            \
+    else channel_gradient_##STRIDE##_##WIDTH##_1(bordered, transposed, partials, in_channels, out_channels, batch, height, \
+                                                 pw, out_height, c, block, first_image, end_image);
+#define CHANNEL_GRADIENT_WIDTHS(STRIDE)                  \
+    switch (out_width) {                                 \
+    case 16: CHANNEL_GRADIENT(16, STRIDE) break;         \
+    case 14: CHANNEL_GRADIENT(14, STRIDE) break;         \
+    case 8: CHANNEL_GRADIENT(8, STRIDE) break;           \
+    case 7: CHANNEL_GRADIENT(7, STRIDE) break;           \
+    default: CHANNEL_GRADIENT(4, STRIDE) break;          \
+    }
+                if (stride == 1) {
+                    CHANNEL_GRADIENT_WIDTHS(1)
+                } else {
+                    CHANNEL_GRADIENT_WIDTHS(2)
                 }
+#undef CHANNEL_GRADIENT_WIDTHS
 #undef CHANNEL_GRADIENT
             }
             block += pair ? 2 : 1;

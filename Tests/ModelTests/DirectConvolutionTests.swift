@@ -11,13 +11,13 @@ struct DirectConvolutionTests {
         var output: [Float], weightGradient: [Float], inputGradient: [Float]
     }
 
-    /// Forward and backward of a fresh 3×3 same convolution at `level` (0: im2col + GEMM) on
-    /// a random `inChannels × batch × side²` input.
-    static func pass(_ inChannels: Int, _ outChannels: Int, side: Int, batch: Int, level: Int, threads: Int = 1) -> Pass {
+    /// Forward and backward of a fresh 3×3 convolution with padding 1 at `level` (0: im2col +
+    /// GEMM) on a random `inChannels × batch × side²` input.
+    static func pass(_ inChannels: Int, _ outChannels: Int, side: Int, batch: Int, level: Int, threads: Int = 1, stride: Int = 1) -> Pass {
         let saved = Parallel.threads
         Parallel.threads = threads
         defer { Parallel.threads = saved }
-        let conv = Conv2d(name: "conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: 1, padding: 1)
+        let conv = Conv2d(name: "conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride, padding: 1)
         conv.directLevel = level
         GradientCheckTests.randomise(conv.weight, seed: 3)
         let x = GradientCheckTests.Map(inChannels, batch, side, side, seed: 4)
@@ -45,6 +45,39 @@ struct DirectConvolutionTests {
         #expect(relativeError(direct.output, reference.output) < 1e-6, "forward \(shape)")
         #expect(relativeError(direct.weightGradient, reference.weightGradient) < 1e-5, "weight gradient \(shape)")
         #expect(relativeError(direct.inputGradient, reference.inputGradient) < 1e-6, "input gradient \(shape)")
+    }
+
+    /// (in, out, side, batch): width 16's three downsampling layers on CIFAR's sides 32, 16 and 8
+    /// and Fashion-MNIST's 28, 14 and 7, and a single 16-channel block.
+    static let strideTwoShapes = [(16, 32, 32, 3), (32, 64, 16, 2), (64, 128, 8, 3), (16, 32, 28, 2), (32, 64, 14, 2), (64, 128, 7, 3),
+                                  (16, 16, 8, 2)]
+
+    /// The stride-2 pixel kernels, the input gradient with 16 input channels per vector and
+    /// the strided channel weight gradient (AVX-512), against im2col + GEMM + col2im; the bits
+    /// do not depend on the threads; adding into an input gradient adds exactly.
+    @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"), arguments: strideTwoShapes)
+    func strideTwoLayersMatchTheIm2colPath(_ shape: (Int, Int, Int, Int)) {
+        let (c, o, side, batch) = shape
+        let strided = Conv2d(name: "s.weight", inChannels: c, outChannels: o, kernel: 3, stride: 2, padding: 1)
+        #expect(strided.runsDirect(width: side) && strided.runsDirectWeightGradient(width: side))
+        let direct = Self.pass(c, o, side: side, batch: batch, level: 2, stride: 2)
+        let reference = Self.pass(c, o, side: side, batch: batch, level: 0, stride: 2)
+        #expect(relativeError(direct.output, reference.output) < 1e-6, "forward \(shape)")
+        #expect(relativeError(direct.weightGradient, reference.weightGradient) < 1e-5, "weight gradient \(shape)")
+        #expect(relativeError(direct.inputGradient, reference.inputGradient) < 1e-6, "input gradient \(shape)")
+        let two = Self.pass(c, o, side: side, batch: batch, level: 2, threads: 2, stride: 2)
+        #expect(direct.output == two.output && direct.weightGradient == two.weightGradient && direct.inputGradient == two.inputGradient)
+
+        strided.directLevel = 2
+        GradientCheckTests.randomise(strided.weight, seed: 3)
+        let x = GradientCheckTests.Map(c, batch, side, side, seed: 4)
+        let y = strided.forward(x.map)
+        let (r, dy) = GradientCheckTests.projectionGradient(like: y)
+        let dx = GradientCheckTests.Map(c, batch, side, side, seed: 5)
+        let before = dx.tensor.array
+        withExtendedLifetime(r) { strided.backward(dy, addingTo: dx.map) }
+        let added = zip(before, direct.inputGradient).map { $0 + $1 }
+        #expect(dx.tensor.array.map(\.bitPattern) == added.map(\.bitPattern))
     }
 
     /// Resumes must be bit-identical whatever the threads, and AVX2 and AVX-512 machines agree
@@ -80,9 +113,9 @@ struct DirectConvolutionTests {
         let variants: [(UnsafeMutablePointer<Float>?, Tensor)] = [(packed.pointer, pixels), (nil, rows)]
         for (packing, y) in variants {
             direct_convolution_3x3(x.tensor.pointer, weight.value.pointer, packing, y.pointer, Int32(c), Int32(o), Int32(batch),
-                                   Int32(side), Int32(side), 0, Int32(batch), scratch.pointer, 0, nil, 2)
+                                   Int32(side), Int32(side), 1, 0, Int32(batch), scratch.pointer, 0, nil, 2)
         }
-        #expect(direct_convolution_packs(Int32(side)) != 0)
+        #expect(direct_convolution_packs(Int32(side), 1) != 0)
         #expect(pixels.array.map(\.bitPattern) == rows.array.map(\.bitPattern))
     }
 
@@ -103,6 +136,10 @@ struct DirectConvolutionTests {
         let pointwise = Conv2d(name: "c.weight", inChannels: 4, outChannels: 8, kernel: 1, stride: 2)
         let wide = Conv2d(name: "d.weight", inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
         #expect(!strided.runsDirect(width: 32) && !pointwise.runsDirect(width: 32) && !wide.runsDirect(width: 32))
+        // Stride 2 with AVX-512: width 16's downsampling layers, not width 64's.
+        let down16 = Conv2d(name: "h.weight", inChannels: 16, outChannels: 32, kernel: 3, stride: 2, padding: 1)
+        let down64 = Conv2d(name: "i.weight", inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1)
+        #expect(down16.runsDirect(width: 32) == (Conv2d.availableDirectLevel == 2) && !down64.runsDirect(width: 32))
         same.directLevel = 0
         #expect(!same.runsDirect(width: 32))
     }

@@ -24,33 +24,53 @@ typedef struct {
     int relu;
 } direct_convolution_epilogue;
 
-/// A 3×3, stride-1, padding-1 convolution of the images `first_image..<end_image`, channel-major
-/// (`x[c][n][h][w]`, `y[o][n][h][w]`, weights `w[o][c][3][3]`), without im2col: each image is
-/// copied once into `scratch` with a zero border, then every output row is summed in vector
-/// registers. `y` is overwritten, or added to when `accumulate` is nonzero (the sum is formed
-/// first, as GEMM with beta 1 does); with a non-null `epilogue` (and `accumulate` zero) each
-/// value passes through it instead. `width` is at most 32; `level` is
-/// `direct_convolution_level()`'s answer (≥ 1). At level 2, on maps where
-/// `direct_convolution_packs(width)`, `packed` (from `direct_convolution_pack`, or null) puts
-/// the full blocks of 16 output channels in the vector lanes and whole rows of pixels in the
-/// registers: the same bits as the row kernel, 1.2–2× faster on maps of 4 to 8 columns.
+/// A 3×3, padding-1 convolution of the images `first_image..<end_image`, channel-major
+/// (`x[c][n][height][width]`, `y[o][n][·][·]`, weights `w[o][c][3][3]`), without im2col: each
+/// image is copied once into `scratch` with a zero border, then every output row is summed in
+/// vector registers. `y` is overwritten, or added to when `accumulate` is nonzero (the sum is
+/// formed first, as GEMM with beta 1 does); with a non-null `epilogue` (and `accumulate` zero)
+/// each value passes through it instead. `width` is at most 32; `level` is
+/// `direct_convolution_level()`'s answer (≥ 1).
+///
+/// Stride 1 runs at any level. At level 2, on maps where `direct_convolution_packs(width, 1)`,
+/// `packed` (from `direct_convolution_pack`, or null) puts the full blocks of 16 output channels
+/// in the vector lanes and whole rows of pixels in the registers: the same bits as the row
+/// kernel, 1.2–2× faster on maps of 4 to 8 columns. Stride 2 runs on those pixel kernels only:
+/// level 2, `direct_convolution_packs(width, 2)`, `packed` given and `out_channels` a multiple of 16.
 void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
-                            int out_channels, int batch, int height, int width, int first_image, int end_image,
+                            int out_channels, int batch, int height, int width, int stride, int first_image, int end_image,
                             float *scratch, int accumulate, const direct_convolution_epilogue *epilogue, int level);
-/// Whether maps `width` columns wide have pixel kernels (4, 7 and 8: stages 3 and 4 of
-/// ResNet18 on 32- and 28-pixel images); other widths take the row kernel for every channel.
-int direct_convolution_packs(int width);
+/// Whether inputs `width` columns wide have pixel kernels at `stride`: outputs of 4, 7 and 8
+/// columns at stride 1 (stages 3 and 4 of ResNet18 on 32- and 28-pixel images), and of 16, 14,
+/// 8, 7 and 4 columns at stride 2 (its three downsampling 3×3 layers).
+int direct_convolution_packs(int width, int stride);
 /// Floats `direct_convolution_pack` writes: the full blocks of 16 output channels' weights.
 size_t direct_convolution_packed_floats(int in_channels, int out_channels);
 /// `w[o][c][3][3]` as `packed[o / 16][c][3 · 3][o % 16]` for the full blocks of 16 output channels.
 void direct_convolution_pack(const float *w, float *packed, int in_channels, int out_channels);
+
+/// `w[o][c][3][3]` as `packed[c / 16][o][3 · 3][c % 16]` for the full blocks of 16 input channels
+/// (`direct_convolution_packed_floats(out_channels, in_channels)` floats): the stride-2 input
+/// gradient's weights.
+void direct_convolution_pack_transposed(const float *w, float *packed, int in_channels, int out_channels);
+/// Floats of scratch one thread needs for the stride-2 input gradient: one image of `∂L/∂Y`
+/// with zero rows and columns past its end.
+size_t direct_convolution_stride2_gradient_scratch_floats(int out_channels, int height, int width);
+/// `∂L/∂x` of a 3×3, stride-2, padding-1 convolution for the images `first_image..<end_image`
+/// (`height`×`width` the input's extents, at most 32 each): written to `dx`, or added to it when
+/// `accumulate` is nonzero. `packed` is from `direct_convolution_pack_transposed`, `in_channels`
+/// a multiple of 16. Needs AVX-512F (level 2). Each value is summed over output channels, then
+/// taps, in a fixed order, so the bits do not depend on how images are shared out.
+void direct_convolution_3x3_stride2_input_gradient(const float *dy, const float *packed, float *dx, int in_channels,
+                                                   int out_channels, int batch, int height, int width, int first_image,
+                                                   int end_image, float *scratch, int accumulate);
 
 /// Floats of scratch the weight gradient needs: every image of `x` with a zero border
 /// (`[c][n][h + 2][w + 2]`), then one vector of partial sums per weight.
 size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height, int width);
 
 /// Copies the images `first_image..<end_image` of `x` (`[c][n][h][w]`) into the bordered layout
-/// at the start of the weight gradient's scratch.
+/// at the start of the weight gradient's scratch. Needs AVX-512F (level 2).
 void direct_convolution_border_images(const float *x, float *scratch, int in_channels, int batch, int height, int width,
                                       int first_image, int end_image);
 
@@ -64,18 +84,21 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
 
 /// Floats of scratch the channel-vectorised weight gradient needs: the bordered images (as
 /// for `direct_convolution_border_images`), `∂L/∂Y` transposed to `[n][pixel][o]`, and one
-/// partial sum per weight.
-size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height, int width);
+/// partial sum per weight. `height` and `width` are the input's extents.
+size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height, int width,
+                                                          int stride);
 /// Writes `dy[o][n][pixel]` of the images `first_image..<end_image` transposed into the scratch.
 void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels, int out_channels, int batch,
-                                           int height, int width, int first_image, int end_image);
-/// Whether the channel-vectorised weight gradient has kernels for maps `width` columns wide:
-/// 4, 7, 8, 14 and 16 (stages 2 to 4 of ResNet18 on 32- and 28-pixel images).
-int direct_convolution_channel_gradient_covers(int width);
-/// `∂L/∂w` of the 16-channel output blocks `first_block..<end_block` of a 3×3, stride-1,
-/// padding-1 convolution on maps where `direct_convolution_channel_gradient_covers(width)`, from the scratch
-/// after `direct_convolution_border_images` and `direct_convolution_transpose_gradient` for
-/// every image. `out_channels` must be a multiple of 16. Needs AVX-512F (level 2).
+                                           int height, int width, int stride, int first_image, int end_image);
+/// Whether the channel-vectorised weight gradient has kernels for inputs `width` columns wide
+/// at `stride` (1 or 2): outputs of 4, 7, 8, 14 and 16 columns (stages 2 to 4 of ResNet18 on
+/// 32- and 28-pixel images, and its downsampling 3×3 layers).
+int direct_convolution_channel_gradient_covers(int width, int stride);
+/// `∂L/∂w` of the 16-channel output blocks `first_block..<end_block` of a 3×3, padding-1
+/// convolution at `stride` on inputs where `direct_convolution_channel_gradient_covers(width, stride)`,
+/// from the scratch after `direct_convolution_border_images` and
+/// `direct_convolution_transpose_gradient` for every image. `out_channels` must be a multiple
+/// of 16. Needs AVX-512F (level 2).
 void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
-                                                    int width, int first_block, int end_block, float *scratch);
+                                                    int width, int stride, int first_block, int end_block, float *scratch);
 #endif

@@ -17,11 +17,12 @@ import DirectConvolution
 /// Other convolutions take `dcol = Wᵀ·dY` followed by `col2im`, chunk by chunk as well.
 ///
 /// On maps at most 32 wide (every stride-1 3×3 layer of the CIFAR and Fashion-MNIST networks)
-/// and CPUs with AVX2 or AVX-512, the forward pass and that transposed convolution skip
-/// im2col altogether: `DirectConvolution` sums each output row in vector registers over a
-/// zero-bordered copy of one image. Nine shifted copies of a 16-channel map cost more than the
-/// arithmetic on them; the weight gradient keeps the column matrix, where GEMM's long inner
-/// dimension pays for it.
+/// and CPUs with AVX2 or AVX-512, narrow layers skip im2col altogether (`runsDirect`):
+/// `DirectConvolution` sums each output row in vector registers over a zero-bordered copy of
+/// one image, for the forward pass and that transposed convolution, and with AVX-512 also for
+/// the weight gradients and for width 16's three stride-2 layers (their input gradient summed
+/// 16 input channels per vector, without col2im). Nine shifted copies of a 16-channel map cost
+/// more than the arithmetic on them.
 public final class Conv2d {
     /// Input channels, output channels, kernel size (square), stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -89,18 +90,25 @@ public final class Conv2d {
         didSet { directLevel = Swift.max(0, Swift.min(directLevel, Self.availableDirectLevel)) }
     }
 
-    /// Whether the forward pass (and the transposed convolution of the input gradient) on maps
-    /// `width` wide run on `DirectConvolution`: 3×3 stride-1 layers of at most
-    /// `directChannelLimit` channels each way on maps 9 to 32 columns wide (14 to 32 in ResNet18
-    /// on CIFAR and Fashion-MNIST), and with AVX-512 also layers of up to
-    /// `directNarrowMapChannelLimit` channels on maps of at most 8 columns (width 16's stages 3
-    /// and 4), whose 16-channel blocks run on the pixel kernels. With AVX2 only, maps of 8
-    /// columns and less would idle half the lanes of the row kernel or more, and GEMM with
-    /// im2col was as fast or faster there (docs/model.md).
+    /// Whether the forward pass and the input gradient on inputs `width` wide run on
+    /// `DirectConvolution`: 3×3 stride-1 layers of at most `directChannelLimit` channels each way
+    /// on maps 9 to 32 columns wide (14 to 32 in ResNet18 on CIFAR and Fashion-MNIST), and with
+    /// AVX-512 also layers of up to `directNarrowMapChannelLimit` channels on maps of at most 8
+    /// columns (width 16's stages 3 and 4), whose 16-channel blocks run on the pixel kernels.
+    /// With AVX2 only, maps of 8 columns and less would idle half the lanes of the row kernel or
+    /// more, and GEMM with im2col was as fast or faster there (docs/model.md). With AVX-512 the
+    /// stride-2 3×3 layers run on the pixel kernels too, in whole 16-channel blocks, under the
+    /// same channel limits applied to their output maps (width 16's three, not width 64's).
     public func runsDirect(width: Int) -> Bool {
-        guard kernel == 3 && stride == 1 && padding == 1 && width <= 32 && directLevel > 0 else { return false }
-        if width > 8 { return inChannels <= Self.directChannelLimit && outChannels <= Self.directChannelLimit }
-        return directLevel == 2 && inChannels <= Self.directNarrowMapChannelLimit && outChannels <= Self.directNarrowMapChannelLimit
+        guard kernel == 3 && padding == 1 && width <= 32 && directLevel > 0 else { return false }
+        let outputWidth = outputExtent(width)
+        let limit = outputWidth > 8 ? Self.directChannelLimit : Self.directNarrowMapChannelLimit
+        if stride == 2 {
+            return directLevel == 2 && inChannels % 16 == 0 && outChannels % 16 == 0 && inChannels <= limit && outChannels <= limit
+                && direct_convolution_packs(Int32(width), 2) != 0
+        }
+        guard stride == 1 else { return false }
+        return (outputWidth > 8 || directLevel == 2) && inChannels <= limit && outChannels <= limit
     }
 
     /// The widest layer that runs direct on maps wider than 8 columns. Width 64's first stage
@@ -118,13 +126,13 @@ public final class Conv2d {
     /// im2col + GEMM (at 16 columns they tied, and with AVX2 it lost), and 16 output channels
     /// per vector on maps of 16, 14, 8, 7 and 4 columns (stages 2–4; 1.6–3× im2col + GEMM).
     public func runsDirectWeightGradient(width: Int) -> Bool {
-        runsDirect(width: width) && directLevel == 2 && (width >= 24 || runsChannelWeightGradient(width: width))
+        runsDirect(width: width) && directLevel == 2 && (stride == 1 && width >= 24 || runsChannelWeightGradient(width: width))
     }
 
-    /// The weight gradient with 16 output channels per vector: maps it has kernels for, whole
-    /// blocks of 16 output channels.
+    /// The weight gradient with 16 output channels per vector: maps it has kernels for (every
+    /// stride-2 layer that runs direct), whole blocks of 16 output channels.
     private func runsChannelWeightGradient(width: Int) -> Bool {
-        width < 24 && direct_convolution_channel_gradient_covers(Int32(width)) != 0 && outChannels % 16 == 0
+        (stride == 2 || width < 24) && direct_convolution_channel_gradient_covers(Int32(width), Int32(stride)) != 0 && outChannels % 16 == 0
     }
 
     /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
@@ -239,8 +247,8 @@ public final class Conv2d {
         }
         precondition(x.channels == inChannels && bn.channels == outChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = nil
-        let y = FeatureMap(data: output.reserve(outChannels * x.batch * x.height * x.width),
-                           channels: outChannels, batch: x.batch, height: x.height, width: x.width)
+        let y = FeatureMap(data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
+                           channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
         precondition(residual.map { $0.channels == outChannels && $0.plane == y.plane } ?? true, "\(weight.name): residual has the wrong shape")
         let affine = evaluationAffine.reserve(2 * outChannels)
         bn.evaluationAffine(scale: affine, shift: affine + outChannels)
@@ -325,7 +333,9 @@ public final class Conv2d {
                 BLAS.gemm(.transpose, .none, m: columnRows, n: dy.plane, k: outChannels, a: weight.value.pointer, lda: columnRows,
                           b: dy.data, ldb: dy.plane, beta: beta, c: dx.data, ldc: dx.plane)
             }
-        } else if runsDirect(width: dy.width) {
+        } else if runsDirect(width: dx.width) && stride == 2 {
+            directStrideTwoInputGradient(dy, into: dx, accumulate: accumulate)
+        } else if runsDirect(width: dx.width) {
             let flipped = StepProfile.measure(.im2col) { flippedKernel() }
             StepProfile.measure(.convolutionInputGradient) {
                 direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: accumulate)
@@ -356,24 +366,47 @@ public final class Conv2d {
         }
     }
 
-    /// `y = x ⋆ kernel` (3×3, stride 1, padding 1) on `DirectConvolution`, images shared out
-    /// over the threads, each with its own bordered copy in the column workspace. Each output
-    /// is summed by one thread in a fixed order, so the bits do not depend on the thread count.
+    /// `y = x ⋆ kernel` (3×3, padding 1, this layer's stride; the transposed convolution of a
+    /// stride-1 input gradient passes its own kernel and channels) on `DirectConvolution`,
+    /// images shared out over the threads, each with its own bordered copy in the column
+    /// workspace. Each output is summed by one thread in a fixed order, so the bits do not
+    /// depend on the thread count.
     private func direct(_ x: FeatureMap, kernel: UnsafePointer<Float>, inChannels: Int, outChannels: Int, into y: FeatureMap,
                         accumulate: Bool, epilogue: UnsafePointer<direct_convolution_epilogue>? = nil) {
         let perThread = direct_convolution_scratch_floats(Int32(inChannels), Int32(x.height), Int32(x.width))
         let scratch = columns.reserve(perThread * Parallel.threads)
         let level = Int32(directLevel)
         var packed: UnsafeMutablePointer<Float>?
-        if level == 2 && outChannels >= 16 && direct_convolution_packs(Int32(x.width)) != 0 {
+        if level == 2 && outChannels >= 16 && direct_convolution_packs(Int32(x.width), Int32(stride)) != 0 {
             let kernelPacked = packedKernel.reserve(direct_convolution_packed_floats(Int32(inChannels), Int32(outChannels)))
             direct_convolution_pack(kernel, kernelPacked, Int32(inChannels), Int32(outChannels))
             packed = kernelPacked
         }
         Parallel.forEachPart(x.batch) { part, images in
             direct_convolution_3x3(x.data, kernel, packed, y.data, Int32(inChannels), Int32(outChannels), Int32(x.batch),
-                                   Int32(x.height), Int32(x.width), Int32(images.lowerBound), Int32(images.upperBound),
+                                   Int32(x.height), Int32(x.width), Int32(stride), Int32(images.lowerBound), Int32(images.upperBound),
                                    scratch + part * perThread, accumulate ? 1 : 0, epilogue, level)
+        }
+    }
+
+    /// `∂L/∂x` of a stride-2 layer on `DirectConvolution`, 16 input channels per vector: images
+    /// shared out over the threads, each bordering its own images' `∂L/∂Y`. Each value is summed
+    /// by one thread in a fixed order, so the bits do not depend on the thread count.
+    private func directStrideTwoInputGradient(_ dy: FeatureMap, into dx: FeatureMap, accumulate: Bool) {
+        let packed = StepProfile.measure(.im2col) {
+            let packed = packedKernel.reserve(direct_convolution_packed_floats(Int32(outChannels), Int32(inChannels)))
+            direct_convolution_pack_transposed(weight.value.pointer, packed, Int32(inChannels), Int32(outChannels))
+            return packed
+        }
+        let perThread = direct_convolution_stride2_gradient_scratch_floats(Int32(outChannels), Int32(dx.height), Int32(dx.width))
+        let scratch = columns.reserve(perThread * Parallel.threads)
+        StepProfile.measure(.convolutionInputGradient) {
+            Parallel.forEachPart(dx.batch) { part, images in
+                direct_convolution_3x3_stride2_input_gradient(dy.data, packed, dx.data, Int32(inChannels), Int32(outChannels),
+                                                              Int32(dx.batch), Int32(dx.height), Int32(dx.width),
+                                                              Int32(images.lowerBound), Int32(images.upperBound),
+                                                              scratch + part * perThread, accumulate ? 1 : 0)
+            }
         }
     }
 
@@ -381,19 +414,19 @@ public final class Conv2d {
     /// output channels shared out over the threads. Each weight is summed by one thread in an
     /// order fixed by the shapes, so the bits do not depend on the thread count.
     private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
-        let (c, o, n, h, w) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width))
+        let (c, o, n, h, w, s) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width), Int32(stride))
         if runsChannelWeightGradient(width: x.width) {
-            let scratch = columns.reserve(direct_convolution_channel_gradient_scratch_floats(c, o, n, h, w))
+            let scratch = columns.reserve(direct_convolution_channel_gradient_scratch_floats(c, o, n, h, w, s))
             StepProfile.measure(.im2col) {
                 Parallel.forEachRange(x.batch) { images in
                     direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
-                    direct_convolution_transpose_gradient(dy.data, scratch, c, o, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
+                    direct_convolution_transpose_gradient(dy.data, scratch, c, o, n, h, w, s, Int32(images.lowerBound), Int32(images.upperBound))
                 }
             }
             StepProfile.measure(.convolutionWeightGradient) {
                 Parallel.forEachRange(outChannels / 16) { blocks in
-                    direct_convolution_3x3_channel_weight_gradient(gradient, c, o, n, h, w, Int32(blocks.lowerBound), Int32(blocks.upperBound),
-                                                                   scratch)
+                    direct_convolution_3x3_channel_weight_gradient(gradient, c, o, n, h, w, s, Int32(blocks.lowerBound),
+                                                                   Int32(blocks.upperBound), scratch)
                 }
             }
             return
