@@ -50,10 +50,12 @@ let package = Package(
         .target(
             name: "CSparse"
         ),
+        // BatchNorm's passes over the data: AVX-512, AVX2 or baseline code chosen at load time.
+        .target(name: "CBatchNorm"),
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CSparse", "CZlib", "DirectConvolution",
+                "CBLAS", "CBatchNorm", "CSparse", "CZlib", "DirectConvolution",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

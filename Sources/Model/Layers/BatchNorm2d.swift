@@ -1,3 +1,5 @@
+import CBatchNorm
+
 /// Batch normalisation over the channels of a feature map, with PyTorch semantics, and an
 /// optional ReLU fused into the same pass (BN→ReLU is how the ResNet uses it twice a block).
 ///
@@ -69,9 +71,10 @@ public final class BatchNorm2d {
                     let row = UnsafePointer(x.data + c * m), out = y.data + c * m
                     let mu: Float, istd: Float
                     if training {
-                        let moments = sumAndSumOfSquares(row, count: m)
-                        let mean64 = moments.sum / Double(m)
-                        let squared = Swift.max(0, moments.sumOfSquares - moments.sum * mean64)
+                        var sum = 0.0, sumOfSquares = 0.0
+                        batch_norm_moments(row, m, &sum, &sumOfSquares)
+                        let mean64 = sum / Double(m)
+                        let squared = Swift.max(0, sumOfSquares - sum * mean64)
                         let biased = squared / Double(m)
                         let unbiased = m > 1 ? squared / Double(m - 1) : biased
                         mu = Float(mean64)
@@ -85,14 +88,7 @@ public final class BatchNorm2d {
                         istd = Self.inverseStd(variance: variance[c], epsilon: eps)
                     }
                     let (scale, shift) = Self.affine(gamma: gamma[c], beta: beta[c], mean: mu, inverseStd: istd)
-                    if let skip {
-                        let add = skip + c * m
-                        for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift + add[i], 0) }
-                    } else if relu {
-                        for i in 0..<m { out[i] = Swift.max(row[i] * scale + shift, 0) }
-                    } else {
-                        for i in 0..<m { out[i] = row[i] * scale + shift }
-                    }
+                    batch_norm_apply(row, skip.map { $0 + c * m }, out, m, scale, shift, relu ? 1 : 0)
                 }
             }
         }
@@ -142,15 +138,16 @@ public final class BatchNorm2d {
                     let gateRow = gate.map { $0 + c * m }
                     let out = dx.data + c * m
                     let mu = batchMean[c], istd = invStd[c]
-                    let sums = gradientSums(g, gatedBy: gateRow, input: input, mean: mu, count: m)
-                    let sumDyXhat = sums.dotCentered * Double(istd)
+                    var sum = 0.0, dotCentered = 0.0
+                    batch_norm_gradient_sums(g, gateRow, input, mu, m, &sum, &dotCentered)
+                    let sumDyXhat = dotCentered * Double(istd)
                     dGamma[c] = Float(sumDyXhat)
-                    dBeta[c] = Float(sums.sum)
+                    dBeta[c] = Float(sum)
                     // dx = γ/(σ·M) · (M·g − Σg − x̂·Σg·x̂), written as a·g + b·x + c per element.
                     let scale = gamma[c] * istd / Float(m)
                     let a = scale * Float(m), b = -scale * istd * Float(sumDyXhat)
-                    let shift = -scale * Float(sums.sum) - b * mu
-                    affineGradient(g, gatedBy: gateRow, input: input, into: out, count: m, a: a, b: b, c: shift)
+                    let shift = -scale * Float(sum) - b * mu
+                    batch_norm_input_gradient(g, gateRow, input, out, m, a, b, shift)
                 }
             }
         }
