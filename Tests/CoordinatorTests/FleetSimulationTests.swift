@@ -58,10 +58,12 @@ import Testing
         #expect(tasks.count == seeds * perSeed)
         #expect(tasks.allSatisfy { $0.state == .done })
         #expect(try journal.eventCount("done") == tasks.count)
-        #expect(fleet.done == tasks.count && fleet.duplicates == 0 && fleet.unknownTasks == 0)
         // A second attempt is only ever a backup copy of a training expected to finish last
         // (the first result wins, the other copy is cancelled): no task ran again for a lost worker.
+        // A copy that finishes before its cancel reaches it is answered as a duplicate, and
+        // dropped: on a loaded machine that happens (1 of 8 backups in one run).
         let backups = try journal.eventCount("backup")
+        #expect(fleet.done == tasks.count && fleet.duplicates <= backups && fleet.unknownTasks == 0)
         #expect(tasks.allSatisfy { $0.attempts <= 2 } && tasks.filter { $0.attempts > 1 }.count == backups && fleet.startedTwice == backups)
         print("fleet of 100 simulated workers, \(tasks.count) tasks: \(fleet.summary)")
     }
