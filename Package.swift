@@ -42,6 +42,12 @@ let package = Package(
             name: "BuildStamp",
             plugins: ["BuildStampPlugin"]
         ),
+        // A digest of the convolution kernels' sources (scripts/kernel-stamp.sh, run by the
+        // plugin): part of the key of the sparse engine's measured per-layer verdicts.
+        .target(
+            name: "KernelStamp",
+            plugins: ["BuildStampPlugin"]
+        ),
         // The 3×3 stride-1 convolution without im2col, in C for per-function AVX2/AVX-512
         // code chosen at run time (Swift compiles for baseline x86-64).
         .target(name: "DirectConvolution"),
@@ -53,7 +59,7 @@ let package = Package(
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CSparse", "CZlib", "DirectConvolution",
+                "CBLAS", "CSparse", "CZlib", "DirectConvolution", "KernelStamp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
