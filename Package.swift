@@ -136,7 +136,9 @@ let package = Package(
         .testTarget(
             name: "CoordinatorTests",
             dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Monitoring", "Protocol", "SweepLog", "TaskRuntime", "WorkerCLI",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            // Read from the source tree (`#filePath`), so no copy goes into the test bundle.
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "ProtocolTests",
