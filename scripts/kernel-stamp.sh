@@ -11,7 +11,8 @@ out=$2
 # SwiftPM runs plugin commands with a bare environment.
 PATH=/usr/local/bin:/usr/bin:/bin:${PATH:-}
 digest=$(cd "$package" &&
-         find Sources/CSparse Sources/DirectConvolution Sources/Model/Engines/Sparse Sources/Model/Layers/Conv2d.swift -type f |
+         find Sources/CSparse Sources/DirectConvolution Sources/Model/Engines/Sparse/SparseConvolution.swift \
+              Sources/Model/Engines/Sparse/SparsePattern.swift Sources/Model/Layers/Conv2d.swift -type f |
          LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
 tmp=$(mktemp)
 cat > "$tmp" <<SWIFT
