@@ -42,6 +42,12 @@ let package = Package(
             name: "BuildStamp",
             plugins: ["BuildStampPlugin"]
         ),
+        // A digest of the convolution kernels' sources (scripts/kernel-stamp.sh, run by the
+        // plugin): part of the key of the sparse engine's measured per-layer verdicts.
+        .target(
+            name: "KernelStamp",
+            plugins: ["BuildStampPlugin"]
+        ),
         // The 3×3 stride-1 convolution without im2col, in C for per-function AVX2/AVX-512
         // code chosen at run time (Swift compiles for baseline x86-64).
         .target(name: "DirectConvolution"),
@@ -55,7 +61,7 @@ let package = Package(
         .target(
             name: "Model",
             dependencies: [
-                "CBLAS", "CBatchNorm", "CSparse", "CZlib", "DirectConvolution",
+                "CBLAS", "CBatchNorm", "CSparse", "CZlib", "DirectConvolution", "KernelStamp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -132,7 +138,9 @@ let package = Package(
         .testTarget(
             name: "CoordinatorTests",
             dependencies: ["BuildStamp", "Coordinator", "CoordinatorCLI", "Monitoring", "Protocol", "SweepLog", "TaskRuntime", "WorkerCLI",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            // Read from the source tree (`#filePath`), so no copy goes into the test bundle.
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "ProtocolTests",

@@ -6,13 +6,23 @@ import PackagePlugin
 /// of the package, `Package.swift`, or git's HEAD, index or current branch changes (a commit
 /// rewrites the index); a prebuild command would not do: SwiftPM skips plugins entirely when
 /// no source changed, so a commit alone would leave the old stamp.
+///
+/// On the `KernelStamp` target it runs `scripts/kernel-stamp.sh` instead: a digest of the
+/// convolution kernels' sources, which changes only with them.
 @main
 struct BuildStampPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let package = context.package.directoryURL
+        let sources = context.package.targets.compactMap(\.sourceModule).flatMap { $0.sourceFiles.map(\.url) }
+        if target.name == "KernelStamp" {
+            let script = package.appendingPathComponent("scripts/kernel-stamp.sh")
+            let generated = context.pluginWorkDirectoryURL.appendingPathComponent("KernelStamp.generated.swift")
+            return [.buildCommand(displayName: "Stamping the build with its kernels' sources",
+                                  executable: URL(fileURLWithPath: "/bin/sh"), arguments: [script.path, package.path, generated.path],
+                                  inputFiles: sources + [script], outputFiles: [generated])]
+        }
         let script = package.appendingPathComponent("scripts/build-stamp.sh")
         let generated = context.pluginWorkDirectoryURL.appendingPathComponent("BuildStamp.generated.swift")
-        let sources = context.package.targets.compactMap(\.sourceModule).flatMap { $0.sourceFiles.map(\.url) }
         return [.buildCommand(displayName: "Stamping the build with its git commit",
                               executable: URL(fileURLWithPath: "/bin/sh"),
                               arguments: [script.path, package.path, generated.path],

@@ -9,10 +9,11 @@ public enum Checkpoint {
 
     /// Writes the state atomically to `url`.
     public static func save(_ network: ResNet18, progress: TrainingProgress, config: TrainingConfig, to url: URL) throws(ModelError) {
+        // Views of the network's tensors, not copies: the file is written before `save` returns.
         var file = Safetensors()
-        network.addState(to: &file)
-        for parameter in network.parameters { file.add("momentum." + parameter.name, parameter.momentum) }
-        for parameter in network.parameters { if let mask = parameter.mask { file.add("mask." + parameter.name, mask) } }
+        for (name, tensor) in network.state { file.addView(name, tensor) }
+        for parameter in network.parameters { file.addView("momentum." + parameter.name, parameter.momentum) }
+        for parameter in network.parameters { if let mask = parameter.mask { file.addView("mask." + parameter.name, mask) } }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let progressJSON = (try? encoder.encode(progress)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"

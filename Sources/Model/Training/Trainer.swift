@@ -193,8 +193,8 @@ public final class Trainer {
 
     private func saveWeights(to url: URL, extra: [String: String] = [:]) throws(ModelError) {
         var file = Safetensors(metadata: extra.merging(["config": String(decoding: config.canonicalJSON, as: UTF8.self)]) { $1 })
-        network.addState(to: &file)
-        for parameter in network.parameters { if let mask = parameter.mask { file.add("mask." + parameter.name, mask) } }
+        for (name, tensor) in network.state { file.addView(name, tensor) }
+        for parameter in network.parameters { if let mask = parameter.mask { file.addView("mask." + parameter.name, mask) } }
         try file.write(to: url)
     }
 

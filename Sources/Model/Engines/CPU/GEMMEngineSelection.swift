@@ -8,7 +8,7 @@ import Synchronization
 /// OpenBLAS 0.3.21 has no good AVX-512 single-precision kernel while oneDNN generates one.
 /// So each kind is timed on both engines with the network's own convolution shapes, once per
 /// CPU model, BLAS core, oneDNN version and thread count; the answer is kept in a cache file
-/// only when repeated timings agree, and a training whose own rate contradicts it drops it.
+/// (`MeasurementCache`), and a training whose own rate contradicts it drops it.
 /// oneDNN must win by `requiredMargin`: on the AMD EPYC its 5–15% lead on single products
 /// did not survive a whole training step (OpenBLAS alone 31.5 images/s, mixed 31.0, oneDNN
 /// alone 29.1; medians of three rounds), and it costs a second thread pool and ~100 MiB.
@@ -94,9 +94,9 @@ public enum GEMMEngineSelection {
     }
 
     /// The routing in force and the cache it came from; nil when no measurement routed it.
-    private static let active = Mutex<(record: Record, url: URL)?>(nil)
+    private static let active = Mutex<(record: Record, cache: MeasurementCache<Record>)?>(nil)
     /// The start-up measurement's routing, which networks too small to measure keep.
-    private static let startUp = Mutex<(record: Record, url: URL)?>(nil)
+    private static let startUp = Mutex<(record: Record, cache: MeasurementCache<Record>)?>(nil)
 
     /// Routes every kind of product and returns the log line that says where each goes and why;
     /// `remeasure` ignores a cached measurement.
@@ -119,15 +119,13 @@ public enum GEMMEngineSelection {
             return "GEMM: OpenBLAS for every product (\(oneDNN.description) computed a wrong product: relative error \(error))"
         }
         let unknown = request == "auto" ? "" : "; \(variable)=\(request) is not openblas, onednn or auto, so it was ignored"
-        let url = cacheURL(oneDNN: oneDNN, threads: threads)
+        let cache = self.cache(oneDNN: oneDNN, threads: threads)
         // The slots of a host start together: one measures, the others wait and read its answer,
         // so they all route alike and a task resumed on another slot stays bit-identical.
-        let record = (try? FileLock.withLock(url.appendingPathExtension("lock")) {
-            (remeasure ? nil : cached(at: url)) ?? measure(saveTo: url)
-        }) ?? measure()
+        let record = cache.answer(usable: { !remeasure && covers($0) }) { _ in measure() }
         for measurement in record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
-        active.withLock { $0 = (record, url) }
-        startUp.withLock { $0 = (record, url) }
+        active.withLock { $0 = (record, cache) }
+        startUp.withLock { $0 = (record, cache) }
         let kept = record.repetitionsAgreed ? "" : Self.disagreement
         return "GEMM: \(record.table) GFLOP/s OpenBLAS vs \(oneDNN.description), \(threads) thread(s), measured on conv shapes, \(record.describe()); oneDNN where ≥ \(requiredMargin)× faster\(kept)\(unknown)"
     }
@@ -162,13 +160,11 @@ public enum GEMMEngineSelection {
             return nil
         }
         let name = "width \(network.architecture.width), batch \(batch), \(side)² images"
-        let url = cacheURL(oneDNN: oneDNN, threads: threads, products: name)
-        let record = (try? FileLock.withLock(url.appendingPathExtension("lock")) {
-            cached(at: url, kinds: kinds) ?? measure(products: products, saveTo: url)
-        }) ?? measure(products: products)
+        let cache = self.cache(oneDNN: oneDNN, threads: threads, products: name)
+        let record = cache.answer(usable: { covers($0, kinds: kinds) }) { _ in measure(products: products) }
         // Kinds the network does not perform keep the start-up routing.
         for measurement in initial.record.measurements + record.measurements { BLAS.route(measurement.kind, to: measurement.chosen) }
-        active.withLock { $0 = (record, url) }
+        active.withLock { $0 = (record, cache) }
         let kept = record.repetitionsAgreed ? "" : Self.disagreement
         return "GEMM for \(name): \(record.table) GFLOP/s OpenBLAS vs oneDNN on its own products, \(record.describe())\(kept)"
     }
@@ -179,7 +175,7 @@ public enum GEMMEngineSelection {
     /// keeps its routing, so the running task stays deterministic. Returns the warning to log,
     /// once per process.
     public static func review(_ usage: BLAS.Usage) -> String? {
-        guard let (record, url) = active.withLock({ $0 }) else { return nil }
+        guard let (record, cache) = active.withLock({ $0 }) else { return nil }
         for measurement in record.measurements {
             let kind = measurement.kind.rawValue
             guard usage.seconds[kind] > 0, usage.calls[kind] > 0 else { continue }
@@ -189,10 +185,8 @@ public enum GEMMEngineSelection {
             guard contradicts(cached: cachedRate, achieved: achieved, flopsPerCall: usage.flops[kind] / Double(usage.calls[kind])) else { continue }
             active.withLock { $0 = nil }
             // Another slot may have measured again meanwhile: only this measurement is dropped.
-            try? FileLock.withLock(url.appendingPathExtension("lock")) {
-                if cached(at: url)?.measuredAt == record.measuredAt { try? FileManager.default.removeItem(at: url) }
-            }
-            return "GEMM: training ran \(measurement.kind) at \(Int(achieved.rounded())) GFLOP/s on \(engine == .oneDNN ? "oneDNN" : "OpenBLAS"), the cached measurement says \(Int(cachedRate.rounded())) (\(record.describe())); dropped \(url.path) so the next start measures again (this run keeps its routing)"
+            cache.drop { $0.measuredAt == record.measuredAt }
+            return "GEMM: training ran \(measurement.kind) at \(Int(achieved.rounded())) GFLOP/s on \(engine == .oneDNN ? "oneDNN" : "OpenBLAS"), the cached measurement says \(Int(cachedRate.rounded())) (\(record.describe())); dropped \(cache.url.path) so the next start measures again (this run keeps its routing)"
         }
         return nil
     }
@@ -250,32 +244,21 @@ public enum GEMMEngineSelection {
         }
     }
 
-    /// Measures and keeps the answer, also when its timings disagreed: a process that measured
-    /// again could route otherwise, and two runs of one task, or a run and its resume, would
-    /// then differ in their bits (seen on a busy machine: two workers started together routed
-    /// `A·B` to different engines). Such an answer says so in every engine line, a training
-    /// whose own rate contradicts it drops it, and `worker engines --remeasure` replaces it.
-    private static func measure(products: [Conv2d.GEMMShape]? = nil, saveTo url: URL) -> Record {
-        let record = measure(products: products)
-        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try? JSONEncoder().encode(record).write(to: url, options: .atomic)
-        return record
-    }
-
-    /// The cached record; nil when missing, unreadable, or written before the cache recorded
-    /// its conditions (such a file may hold a measurement taken under load).
-    private static func cached(at url: URL, kinds: Set<BLAS.Kind> = Set(measuredKinds)) -> Record? {
-        guard let data = try? Data(contentsOf: url),
-              let record = try? JSONDecoder().decode(Record.self, from: data),
-              Set(record.measurements.map(\.kind)) == kinds else { return nil }
-        return record
+    /// Whether a kept record routes exactly `kinds`. Its answer is kept also when its timings
+    /// disagreed: a process that measured again could route otherwise, and two runs of one
+    /// task, or a run and its resume, would then differ in their bits (seen on a busy machine:
+    /// two workers started together routed `A·B` to different engines). Such an answer says so
+    /// in every engine line, a training whose own rate contradicts it drops it, and
+    /// `worker engines --remeasure` replaces it.
+    private static func covers(_ record: Record, kinds: Set<BLAS.Kind> = Set(measuredKinds)) -> Bool {
+        Set(record.measurements.map(\.kind)) == kinds
     }
 
     /// Keyed by everything a measurement holds only while it holds: the CPU model, OpenBLAS's
     /// build (version and options) and kernel family, oneDNN's version and file, the threads.
-    private static func cacheURL(oneDNN: OneDNN, threads: Int, products: String? = nil) -> URL {
-        UserCache.file("gemm-engines", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName, oneDNN.description, String(threads)]
-                       + (products.map { [$0] } ?? []))
+    private static func cache(oneDNN: OneDNN, threads: Int, products: String? = nil) -> MeasurementCache<Record> {
+        MeasurementCache("gemm-engines", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName, oneDNN.description, String(threads)]
+                         + (products.map { [$0] } ?? []))
     }
 }
 

@@ -1,5 +1,6 @@
 import CSparse
 import Foundation
+import KernelStamp
 
 /// Which masked convolutions run on the sparse engine, chosen when a masked training starts by
 /// timing each layer's dense and sparse passes (forward + backward) on its real mask and shape;
@@ -59,12 +60,14 @@ public enum SparseSelection {
         var layers: [String: Verdict] = [:]
     }
 
-    /// The machine's verdict file: one per CPU model, BLAS build and kernel family, sparse
-    /// kernel family and thread counts (the things a timing holds only while they hold).
+    /// The machine's verdict file: one per CPU model, BLAS build and kernel family, sparse and
+    /// direct-convolution kernel families, the kernels' sources (`KernelSources.digest`: a
+    /// build whose convolution kernels changed measures again; other builds share the file)
+    /// and thread counts: the things a timing holds only while they hold.
     public static var cacheURL: URL {
         UserCache.file("sparse-layers", key: [BLASCoreSelection.cpuModel, BLAS.configuration, BLAS.coreName,
-                                              csparse_uses_avx2() != 0 ? "avx2" : "scalar",
-                                              "threads \(BLAS.threads) \(Parallel.threads)", "verdicts 1"])
+                                              csparse_uses_avx2() != 0 ? "avx2" : "scalar", "direct level \(Conv2d.availableDirectLevel)",
+                                              "kernels \(KernelSources.digest)", "threads \(BLAS.threads) \(Parallel.threads)", "verdicts 1"])
     }
 
     /// Density bucket: quarter steps of log2 (each about 19% wider than the last), so masks of
@@ -128,37 +131,18 @@ public enum SparseSelection {
 
     /// The verdicts of `layers`: read from `cache`, and those missing measured (once per key,
     /// on the first layer with that key) and added to it, all under the cache's lock so that
-    /// processes starting together measure once. Without a usable cache, measured here.
+    /// processes starting together measure once. Without a cache, measured here.
     static func verdicts(for layers: [Measured], batch: Int, cache: URL?) throws(ModelError) -> [String: Verdict] {
-        func measureMissing(_ known: [String: Verdict]) throws(ModelError) -> [String: Verdict] {
-            var result = known
-            for layer in layers where result[layer.key] == nil {
-                result[layer.key] = try measure(layer.conv, batch: batch, height: layer.height, width: layer.width)
+        func measureMissing(_ known: VerdictFile?) throws(ModelError) -> VerdictFile {
+            var result = known ?? VerdictFile()
+            for layer in layers where result.layers[layer.key] == nil {
+                result.layers[layer.key] = try measure(layer.conv, batch: batch, height: layer.height, width: layer.width)
             }
             return result
         }
-        guard let cache else { return try measureMissing([:]) }
-        var failure: ModelError?
-        let shared = try? FileLock.withLock(cache.appendingPathExtension("lock")) { () -> [String: Verdict]? in
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            var file = (try? Data(contentsOf: cache)).flatMap { try? decoder.decode(VerdictFile.self, from: $0) } ?? VerdictFile()
-            guard layers.contains(where: { file.layers[$0.key] == nil }) else { return file.layers }
-            do throws(ModelError) {
-                file.layers = try measureMissing(file.layers)
-            } catch {
-                failure = error
-                return nil
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            try? encoder.encode(file).write(to: cache, options: .atomic)
-            return file.layers
-        }
-        if let failure { throw failure }
-        if let shared = shared ?? nil { return shared }
-        return try measureMissing([:])
+        guard let cache else { return try measureMissing(nil).layers }
+        return try MeasurementCache<VerdictFile>(url: cache, format: .readable).answer(
+            usable: { file in layers.allSatisfy { file.layers[$0.key] != nil } }, measure: measureMissing).layers
     }
 
     /// Every convolution with the input extents it sees, in `state_dict` order.
