@@ -17,12 +17,17 @@ struct Scheduler {
         var slots: Int, credit = 0
         /// Its tasks with their attempt numbers (0 while the journal numbers a placed one).
         var running: [String: Int] = [:]
+        /// Those of its tasks whose result it delivered (being checked): still held, so the
+        /// verdict can be taken, but no longer occupying a slot (its task thread is done).
+        var delivered: Set<String> = []
         /// Tasks it failed or stalled in a row; no more work once quarantined.
         var consecutiveFailures = 0, quarantined = false
 
         /// Tasks it may be given now: its credit, less what its slots cannot run beside the
         /// tasks it holds (a peer asking for more than it can run gets no more).
-        var capacity: Int { max(0, min(credit, slots - running.count)) }
+        var capacity: Int { max(0, min(credit, slots - busy)) }
+        /// Tasks it is still working on (held and not delivered).
+        var busy: Int { running.count - delivered.count }
     }
 
     /// A ready task as `place` sees it: its id and, for a training, its workload.
@@ -127,6 +132,13 @@ struct Scheduler {
         workers[name]?.credit += 1
     }
 
+    /// `name` delivered its result of `task`: the task is held until its verdict, and its slot
+    /// is free for the worker's next task (a worker asks again once its task thread is done).
+    mutating func delivered(_ task: String, by name: String) {
+        guard workers[name]?.running[task] != nil else { return }
+        workers[name]?.delivered.insert(task)
+    }
+
     /// Activity of the tasks `name` holds (an artifact fetched or uploaded by its task thread).
     mutating func active(_ name: String, at time: Double) {
         for task in workers[name]?.running.keys.map({ $0 }) ?? [] { stallWatch.progressed(task, at: time) }
@@ -218,6 +230,7 @@ struct Scheduler {
 
     private mutating func release(_ task: String, from name: String) {
         workers[name]?.running[task] = nil
+        workers[name]?.delivered.remove(task)
         holders[task]?.remove(name)
         if holders[task]?.isEmpty == true { holders[task] = nil }
     }
@@ -247,6 +260,8 @@ struct Scheduler {
         // check of the dispatch), and the faster workers a hold already waits for.
         var ranked: [String: [RankedWorker]] = [:]
         var promised: Set<String> = []
+        // Each ranked worker's outlook on a workload, made once per dispatch.
+        var outlooks: [String: [String: WorkerOutlook]] = [:]
         var anyReady = false
         for task in ready {
             anyReady = true
@@ -255,7 +270,7 @@ struct Scheduler {
             if orders[key] == nil { orders[key] = CandidateOrder(task.workload, free.compactMap { candidate($0, for: task.workload) }) }
             let tried = failedOn[task.id] ?? []
             func current(_ candidate: CandidateOrder.Candidate) -> Bool {
-                free.contains(candidate.name) && workers[candidate.name]?.running.count == candidate.running
+                free.contains(candidate.name) && workers[candidate.name]?.busy == candidate.running
             }
             var chosen = orders[key]?.first(current: current) { !tried.contains($0.name) }
             if chosen == nil, !tried.isEmpty, !workers.values.contains(where: { !$0.quarantined && !tried.contains($0.name) }) {
@@ -265,7 +280,7 @@ struct Scheduler {
             guard let name = chosen?.name, let worker = workers[name] else { continue }
             if let workload = task.workload {
                 if fastest[workload.key] == nil { fastest[workload.key] = speeds.fastest(workload: workload.key) ?? 0 }
-                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, ranked: &ranked, promised: &promised, at: time) {
+                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, ranked: &ranked, promised: &promised, outlooks: &outlooks, at: time) {
                     decisions.append(hold)
                     continue
                 }
@@ -291,7 +306,7 @@ struct Scheduler {
     /// `name` as a candidate in an order for `workload`.
     private func candidate(_ name: String, for workload: TrainingWorkload?) -> CandidateOrder.Candidate? {
         guard let worker = workers[name] else { return nil }
-        return CandidateOrder.Candidate(running: worker.running.count, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
+        return CandidateOrder.Candidate(running: worker.busy, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
     }
 
     /// Whether `worker` may start a task now: not quarantined, with credit and a free slot,
@@ -299,7 +314,7 @@ struct Scheduler {
     private func mayStart(_ worker: Worker) -> Bool {
         guard !worker.quarantined && worker.capacity > 0 else { return false }
         guard let group = worker.group, let cap = hostCaps[group] else { return true }
-        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.running.count } < cap
+        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.busy } < cap
     }
 
     private func imagesPerSecond(_ worker: Worker, _ workload: TrainingWorkload) -> Double? {
@@ -314,11 +329,13 @@ struct Scheduler {
     /// workers more than `slowFactor` times faster than `chosen` can finish sooner by that
     /// factor, so with `fastest` (no worker is faster) below that, nobody is looked at; else
     /// only the front of the dispatch's speed ranking of the workload (`ranked`, made once per
-    /// dispatch, not per task). A faster worker that one hold of this dispatch waits for is
-    /// `promised`: its next free slot is that training's, so no other training waits for it
-    /// (a thousand slower workers would otherwise all wait for the one fastest).
+    /// dispatch, not per task, as are the outlooks of its workers). A faster worker that one
+    /// hold of this dispatch waits for is `promised`: its next free slot is that training's,
+    /// so no other training waits for it (a thousand slower workers would otherwise all wait
+    /// for the one fastest).
     private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, fastest: Double,
-                                    ranked: inout [String: [RankedWorker]], promised: inout Set<String>, at time: Double) -> Decision? {
+                                    ranked: inout [String: [RankedWorker]], promised: inout Set<String>,
+                                    outlooks: inout [String: [String: WorkerOutlook]], at time: Double) -> Decision? {
         guard let slow = imagesPerSecond(chosen, workload), fastest > TrainingPlacement.slowFactor * slow else { return nil }
         if ranked[workload.key] == nil {
             ranked[workload.key] = workers.values.compactMap { worker -> RankedWorker? in
@@ -333,7 +350,13 @@ struct Scheduler {
             guard other.imagesPerSecond > TrainingPlacement.slowFactor * slow else { break }
             guard other.name != chosen.name, !tried.contains(other.name), !promised.contains(other.name),
                   let worker = workers[other.name] else { continue }
-            eligible.append(outlook(worker, for: workload, at: time))
+            if let known = outlooks[workload.key]?[other.name] {
+                eligible.append(known)
+            } else {
+                let seen = outlook(worker, for: workload, at: time)
+                outlooks[workload.key, default: [:]][other.name] = seen
+                eligible.append(seen)
+            }
         }
         let here = WorkerOutlook(name: chosen.name, imagesPerSecond: slow, freeIn: 0)
         guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: eligible),
@@ -348,12 +371,12 @@ struct Scheduler {
     /// `worker` as the placement rule sees it for `workload` at `time`.
     private func outlook(_ worker: Worker, for workload: TrainingWorkload, at time: Double) -> WorkerOutlook {
         let freeIn: Double?
-        if worker.running.count < worker.slots {
+        if worker.busy < worker.slots {
             let justFinished = finishedAt[worker.name].map { time - $0 < Self.readyGrace } ?? false
             freeIn = worker.credit > 0 || justFinished ? 0 : nil
         } else {
             // Its soonest copy to end; an init or prune step (not followed) ends in seconds.
-            freeIn = worker.running.compactMap { task, attempt -> Double? in
+            freeIn = worker.running.filter { !worker.delivered.contains($0.key) }.compactMap { task, attempt -> Double? in
                 guard let copy = copies.of(task).first(where: { $0.attempt == attempt }) else { return 0 }
                 return speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
                     .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }
