@@ -17,17 +17,12 @@ struct Scheduler {
         var slots: Int, credit = 0
         /// Its tasks with their attempt numbers (0 while the journal numbers a placed one).
         var running: [String: Int] = [:]
-        /// Those of its tasks whose result it delivered (being checked): still held, so the
-        /// verdict can be taken, but no longer occupying a slot (its task thread is done).
-        var delivered: Set<String> = []
         /// Tasks it failed or stalled in a row; no more work once quarantined.
         var consecutiveFailures = 0, quarantined = false
 
         /// Tasks it may be given now: its credit, less what its slots cannot run beside the
         /// tasks it holds (a peer asking for more than it can run gets no more).
-        var capacity: Int { max(0, min(credit, slots - busy)) }
-        /// Tasks it is still working on (held and not delivered).
-        var busy: Int { running.count - delivered.count }
+        var capacity: Int { max(0, min(credit, slots - running.count)) }
     }
 
     /// A ready task as `place` sees it: its id and, for a training, its workload.
@@ -132,13 +127,6 @@ struct Scheduler {
         workers[name]?.credit += 1
     }
 
-    /// `name` delivered its result of `task`: the task is held until its verdict, and its slot
-    /// is free for the worker's next task (a worker asks again once its task thread is done).
-    mutating func delivered(_ task: String, by name: String) {
-        guard workers[name]?.running[task] != nil else { return }
-        workers[name]?.delivered.insert(task)
-    }
-
     /// Activity of the tasks `name` holds (an artifact fetched or uploaded by its task thread).
     mutating func active(_ name: String, at time: Double) {
         for task in workers[name]?.running.keys.map({ $0 }) ?? [] { stallWatch.progressed(task, at: time) }
@@ -230,7 +218,6 @@ struct Scheduler {
 
     private mutating func release(_ task: String, from name: String) {
         workers[name]?.running[task] = nil
-        workers[name]?.delivered.remove(task)
         holders[task]?.remove(name)
         if holders[task]?.isEmpty == true { holders[task] = nil }
     }
@@ -270,7 +257,7 @@ struct Scheduler {
             if orders[key] == nil { orders[key] = CandidateOrder(task.workload, free.compactMap { candidate($0, for: task.workload) }) }
             let tried = failedOn[task.id] ?? []
             func current(_ candidate: CandidateOrder.Candidate) -> Bool {
-                free.contains(candidate.name) && workers[candidate.name]?.busy == candidate.running
+                free.contains(candidate.name) && workers[candidate.name]?.running.count == candidate.running
             }
             var chosen = orders[key]?.first(current: current) { !tried.contains($0.name) }
             if chosen == nil, !tried.isEmpty, !workers.values.contains(where: { !$0.quarantined && !tried.contains($0.name) }) {
@@ -306,7 +293,7 @@ struct Scheduler {
     /// `name` as a candidate in an order for `workload`.
     private func candidate(_ name: String, for workload: TrainingWorkload?) -> CandidateOrder.Candidate? {
         guard let worker = workers[name] else { return nil }
-        return CandidateOrder.Candidate(running: worker.busy, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
+        return CandidateOrder.Candidate(running: worker.running.count, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
     }
 
     /// Whether `worker` may start a task now: not quarantined, with credit and a free slot,
@@ -314,7 +301,7 @@ struct Scheduler {
     private func mayStart(_ worker: Worker) -> Bool {
         guard !worker.quarantined && worker.capacity > 0 else { return false }
         guard let group = worker.group, let cap = hostCaps[group] else { return true }
-        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.busy } < cap
+        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.running.count } < cap
     }
 
     private func imagesPerSecond(_ worker: Worker, _ workload: TrainingWorkload) -> Double? {
@@ -371,12 +358,12 @@ struct Scheduler {
     /// `worker` as the placement rule sees it for `workload` at `time`.
     private func outlook(_ worker: Worker, for workload: TrainingWorkload, at time: Double) -> WorkerOutlook {
         let freeIn: Double?
-        if worker.busy < worker.slots {
+        if worker.running.count < worker.slots {
             let justFinished = finishedAt[worker.name].map { time - $0 < Self.readyGrace } ?? false
             freeIn = worker.credit > 0 || justFinished ? 0 : nil
         } else {
             // Its soonest copy to end; an init or prune step (not followed) ends in seconds.
-            freeIn = worker.running.filter { !worker.delivered.contains($0.key) }.compactMap { task, attempt -> Double? in
+            freeIn = worker.running.compactMap { task, attempt -> Double? in
                 guard let copy = copies.of(task).first(where: { $0.attempt == attempt }) else { return 0 }
                 return speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
                     .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }

@@ -33,10 +33,6 @@ extension SweepServer {
     func check(_ result: TaskResult, session: WorkerSession) {
         guard let entry = board[result.taskID] else { return reject(session.peer, "result for an unknown task", "result for unknown task \(result.taskID.prefix(12))") }
         let peer = session.peer, name = session.name
-        // The worker's slot is free now (its `ready` follows): its next task need not wait for the check.
-        scheduler.delivered(result.taskID, by: name)
-        sessions.setStatus(peer, "idle")
-        needsDispatch = true
         let attempt = ResultCheck.Attempt(worker: name, host: session.hello.host, gpu: session.hello.gpu, build: session.hello.build,
                                           wallSeconds: dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) })
         intake.check(result, of: entry.spec, inputs: board.inputArtifacts(result.taskID), attempt: attempt) { [self] verdict in
@@ -62,6 +58,7 @@ extension SweepServer {
         }
         guard let task = board[result.taskID]?.spec else { return }
         let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: now())
+        sessions.setStatus(peer, "idle")
         let elapsed = attempt.wallSeconds ?? verdict.stepSeconds
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record)
         try refresh(result.taskID)

@@ -51,27 +51,6 @@ import Testing
         #expect(Self.starts(outcome3) == ["y": "a"])
     }
 
-    @Test func aDeliveredResultFreesItsSlotAndIsStillHeldUntilItsVerdict() {
-        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: [:])
-        scheduler.joined("a", host: "h", group: nil, slots: 1, running: [:])
-        scheduler.granted("a", credit: 1)
-        #expect(Self.starts(scheduler.place(Self.ready(1), at: 0)) == ["t0": "a"])
-        scheduler.started("t0", attempt: 1, on: "a", workload: nil, at: 0)
-        scheduler.granted("a", credit: 1)
-        // Running its one slot's task: nothing more.
-        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t1", workload: nil)], at: 1)).isEmpty)
-        // Its result is being checked: the next task goes to it at once, and t0 is still its.
-        scheduler.delivered("t0", by: "a")
-        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t1", workload: nil)], at: 1)) == ["t1": "a"])
-        scheduler.started("t1", attempt: 1, on: "a", workload: nil, at: 1)
-        #expect(scheduler.holds("a", "t0", attempt: 1) && scheduler.holds("a", "t1", attempt: 1))
-        // The verdict ends t0; t1 still fills the slot.
-        _ = scheduler.finished("t0", attempt: 1, on: "a", at: 2)
-        scheduler.granted("a", credit: 1)
-        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t2", workload: nil)], at: 2)).isEmpty)
-        #expect(scheduler.workers["a"]?.delivered.isEmpty == true)
-    }
-
     @Test func aHostCapLimitsItsWorkersTogether() {
         var scheduler = Scheduler(quarantineAfter: 3, hostCaps: ["box": 1])
         for name in ["a", "b"] {
