@@ -26,13 +26,13 @@ extension Journal {
     /// backup's attempt number. The task stays running (both copies are its attempts).
     public func startBackup(_ task: String, worker: String, of original: Int) throws -> Int {
         try write { db in
-            guard var row = try TaskRow.fetchOne(db, key: task), row.state == .running else {
+            guard var row = try Self.taskRow(db, task), row.state == .running else {
                 throw SweepError.invalid("cannot back up task \(task.prefix(12)): it is not running (a backup copies a running attempt)")
             }
             row.attempts += 1
-            try row.update(db)
-            try db.execute(sql: "INSERT INTO attempt (task, number, worker, started, backupOf) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [task, row.attempts, worker, Self.now(), original])
+            try Self.update(db, row)
+            try Self.execute(db, "INSERT INTO attempt (task, number, worker, started, backupOf) VALUES (?, ?, ?, ?, ?)",
+                           [task, row.attempts, worker, Self.now(), original])
             try Self.event(db, "backup", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"of\":\(original),\"worker\":\"\(worker)\"}")
             return row.attempts
         }
@@ -50,8 +50,8 @@ extension Journal {
     /// failure counts against it (the other copy may still finish it).
     public func endCopy(_ task: String, attempt: Int, _ end: CopyEnd, message: String) throws {
         try write { db in
-            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ? AND ended IS NULL",
-                           arguments: [Self.now(), end.rawValue, task, attempt])
+            try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ? AND ended IS NULL",
+                           [Self.now(), end.rawValue, task, attempt])
             let detail = String(decoding: try JSONEncoder().encode(["task": task, "attempt": String(attempt), "message": message]), as: UTF8.self)
             try Self.event(db, "copy-\(end.rawValue)", detail)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Protocol
 import TaskRuntime
 
 /// The sweep's durable state, in SQLite in the run directory: the sweep, its tasks, every
@@ -38,6 +39,10 @@ public final class Journal: Sendable {
 
     /// The database; `Journal+Copies.swift` extends the schema.
     let database: DatabaseQueue
+    /// Hears each turn's commit time (`timeCommits`), and the row changes counted at the last
+    /// timed commit (a turn that changed nothing commits nothing worth timing).
+    struct CommitTimer: Sendable { let record: @Sendable (Double) -> Void }
+    let commitTimer = Locked<CommitTimer?>(nil), changesCommitted = Locked(0)
 
     /// Opens (creating if needed) the journal `journal.sqlite` in `directory`.
     public init(directory: URL) throws {
@@ -129,15 +134,39 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Commits the turn's transaction, if one is open.
+    /// Commits the turn's transaction, if one is open; a commit that wrote rows is timed for
+    /// `timeCommits`.
     public func endTurn() throws {
+        let timer = commitTimer.with { $0 }
         try database.writeWithoutTransaction { db in
-            if db.isInsideTransaction { try db.commit() }
+            guard db.isInsideTransaction else { return }
+            guard let timer, db.totalChangesCount != changesCommitted.with({ $0 }) else { return try db.commit() }
+            let begun = DispatchTime.now().uptimeNanoseconds
+            try db.commit()
+            timer.record(Double(DispatchTime.now().uptimeNanoseconds - begun) / 1e9)
+            changesCommitted.with { $0 = db.totalChangesCount }
         }
     }
 
+    /// Runs `sql` through the connection's statement cache: the journal's per-message writes
+    /// (a fleet makes hundreds a second) neither parse their SQL again nor generate it.
+    static func execute(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    /// The row of task `id`, read through a cached statement.
+    static func taskRow(_ db: Database, _ id: String) throws -> TaskRow? {
+        try TaskRow.fetchOne(db.cachedStatement(sql: "SELECT * FROM task WHERE id = ?"), arguments: [id])
+    }
+
+    /// Writes what a task's row can change (its state, counts, outputs and checkpoint).
+    static func update(_ db: Database, _ row: TaskRow) throws {
+        try execute(db, "UPDATE task SET state = ?, attempts = ?, failures = ?, outputs = ?, checkpoint = ? WHERE id = ?",
+                    [row.state.rawValue, row.attempts, row.failures, row.outputs, row.checkpoint, row.id])
+    }
+
     static func event(_ db: Database, _ kind: String, _ detail: String) throws {
-        try db.execute(sql: "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", arguments: [now(), kind, detail])
+        try Self.execute(db, "INSERT INTO event (time, kind, detail) VALUES (?, ?, ?)", [now(), kind, detail])
     }
 
     /// Records the sweep and its planned tasks. On an existing journal the sweep must be the
@@ -153,9 +182,9 @@ public final class Journal: Sendable {
                 if existing != specJSON && !extend && !Self.plansAlike(existing, plan) {
                     throw SweepError.invalid("this run directory holds a different sweep; rerun with the same sweep, pass --extend to add the new tasks, or use a fresh --run-dir")
                 }
-                try db.execute(sql: "UPDATE sweep SET spec = ?, name = ? WHERE id = 1", arguments: [specJSON, sweep.name])
+                try Self.execute(db, "UPDATE sweep SET spec = ?, name = ? WHERE id = 1", [specJSON, sweep.name])
             } else {
-                try db.execute(sql: "INSERT INTO sweep (id, name, spec) VALUES (1, ?, ?)", arguments: [sweep.name, specJSON])
+                try Self.execute(db, "INSERT INTO sweep (id, name, spec) VALUES (1, ?, ?)", [sweep.name, specJSON])
             }
             var added = 0
             let known = Set(try String.fetchAll(db, sql: "SELECT id FROM task"))
@@ -234,12 +263,12 @@ public final class Journal: Sendable {
     /// Marks `task` running on `worker` and returns the attempt number.
     public func start(_ task: String, worker: String) throws -> Int {
         try write { db in
-            guard var row = try TaskRow.fetchOne(db, key: task) else { throw SweepError.invalid("unknown task \(task)") }
+            guard var row = try Self.taskRow(db, task) else { throw SweepError.invalid("unknown task \(task)") }
             row.state = .running
             row.attempts += 1
-            try row.update(db)
-            try db.execute(sql: "INSERT INTO attempt (task, number, worker, started) VALUES (?, ?, ?, ?)",
-                           arguments: [task, row.attempts, worker, Self.now()])
+            try Self.update(db, row)
+            try Self.execute(db, "INSERT INTO attempt (task, number, worker, started) VALUES (?, ?, ?, ?)",
+                           [task, row.attempts, worker, Self.now()])
             try Self.event(db, "start", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
             return row.attempts
         }
@@ -247,7 +276,9 @@ public final class Journal: Sendable {
 
     /// One task's row, if the journal has it.
     public func task(_ id: String) throws -> TaskRow? {
-        try database.read { db in try TaskRow.fetchOne(db, key: id) }
+        // Through the writer's connection: a read-only access would switch `query_only` on and
+        // off around each read, and the server reads a row back after every change it makes.
+        try database.writeWithoutTransaction { db in try Self.taskRow(db, id) }
     }
 
     /// A reconnecting worker still runs `task`, which a coordinator restart (or a declared
@@ -255,13 +286,13 @@ public final class Journal: Sendable {
     /// instead of starting it twice. Returns the attempt, or nil when the task is not queued.
     public func adopt(_ task: String, worker: String) throws -> Int? {
         try write { db in
-            guard var row = try TaskRow.fetchOne(db, key: task), row.state == .queued, row.attempts > 0 else { return nil }
+            guard var row = try Self.taskRow(db, task), row.state == .queued, row.attempts > 0 else { return nil }
             row.state = .running
-            try row.update(db)
+            try Self.update(db, row)
             // With a backup, the last attempt may be the other copy's: the worker runs its own.
             let attempt = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM attempt WHERE task = ? AND worker = ?", arguments: [task, worker]) ?? row.attempts
-            try db.execute(sql: "UPDATE attempt SET ended = NULL, outcome = NULL, worker = ? WHERE task = ? AND number = ?",
-                           arguments: [worker, task, attempt])
+            try Self.execute(db, "UPDATE attempt SET ended = NULL, outcome = NULL, worker = ? WHERE task = ? AND number = ?",
+                           [worker, task, attempt])
             try Self.event(db, "adopt", "{\"task\":\"\(task)\",\"attempt\":\(attempt),\"worker\":\"\(worker)\"}")
             return attempt
         }
@@ -302,7 +333,7 @@ public final class Journal: Sendable {
     /// Remembers the latest epoch checkpoint of a running task.
     public func checkpoint(_ task: String, artifact: String) throws {
         try write { db in
-            try db.execute(sql: "UPDATE task SET checkpoint = ? WHERE id = ?", arguments: [artifact, task])
+            try Self.execute(db, "UPDATE task SET checkpoint = ? WHERE id = ?", [artifact, task])
             try Self.event(db, "checkpoint", "{\"task\":\"\(task)\",\"artifact\":\"\(artifact)\"}")
         }
     }
@@ -310,7 +341,7 @@ public final class Journal: Sendable {
     /// Accepts a result once per task: returns false (and changes nothing) for a duplicate.
     public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String) throws -> Bool {
         try write { db in
-            guard var row = try TaskRow.fetchOne(db, key: task), row.state != .done else {
+            guard var row = try Self.taskRow(db, task), row.state != .done else {
                 try Self.event(db, "duplicate-result", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
                 return false
             }
@@ -318,13 +349,13 @@ public final class Journal: Sendable {
             encoder.outputFormatting = [.sortedKeys]
             row.state = .done
             row.outputs = String(decoding: try encoder.encode(outputs), as: UTF8.self)
-            try row.update(db)
-            try db.execute(sql: "INSERT INTO result (task, record) VALUES (?, ?)", arguments: [task, record])
-            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
-                           arguments: [Self.now(), task, attempt])
+            try Self.update(db, row)
+            try Self.execute(db, "INSERT INTO result (task, record) VALUES (?, ?)", [task, record])
+            try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
+                           [Self.now(), task, attempt])
             // A backup and its original race: the other copy, still open, lost.
-            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
-                           arguments: [Self.now(), task, attempt])
+            try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
+                           [Self.now(), task, attempt])
             try Self.event(db, "done", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
             return true
         }
@@ -334,12 +365,12 @@ public final class Journal: Sendable {
     /// counting a failure; an error counts, and past `retryLimit` failures the task fails.
     public func abandon(_ task: String, attempt: Int, lostWorker: Bool, message: String, retryLimit: Int) throws {
         try write { db in
-            guard var row = try TaskRow.fetchOne(db, key: task), row.state == .running else { return }
+            guard var row = try Self.taskRow(db, task), row.state == .running else { return }
             if !lostWorker { row.failures += 1 }
             row.state = row.failures > retryLimit ? .failed : .queued
-            try row.update(db)
-            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ?",
-                           arguments: [Self.now(), lostWorker ? "lost" : "error", task, attempt])
+            try Self.update(db, row)
+            try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ?",
+                           [Self.now(), lostWorker ? "lost" : "error", task, attempt])
             let detail = String(decoding: try JSONEncoder().encode(["task": task, "message": message]), as: UTF8.self)
             try Self.event(db, lostWorker ? "lost" : "error", detail)
         }
@@ -352,7 +383,7 @@ public final class Journal: Sendable {
         try write { db in
             let running = try String.fetchAll(db, sql: "SELECT id FROM task WHERE state = 'running'")
             try db.execute(sql: "UPDATE task SET state = 'queued' WHERE state = 'running'")
-            try db.execute(sql: "UPDATE attempt SET ended = ?, outcome = 'interrupted' WHERE ended IS NULL", arguments: [Self.now()])
+            try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'interrupted' WHERE ended IS NULL", [Self.now()])
             try Self.event(db, "restart", "{\"requeued\":\(running.count)}")
             return running
         }

@@ -36,8 +36,9 @@ struct Scheduler {
         case start(task: String, worker: String)
         /// Start a backup copy on `worker` (reserved likewise).
         case backup(BackupTasks.Choice, worker: String)
-        /// `task` waits for `faster` rather than run on `worker`; `firstTime` once per task and
-        /// worker (for the log), with the expected seconds there, until `faster` is free, and on it.
+        /// `task` waits for `faster` rather than run on `worker`; `firstTime` the first time the
+        /// task is held (for the log and journal: in a fleet of a thousand workers a task may
+        /// be held from hundreds), with the expected seconds there, until `faster` is free, and on it.
         case hold(task: String, worker: String, faster: String, firstTime: Bool, slowSeconds: Double, freeIn: Double, fastSeconds: Double)
     }
 
@@ -54,7 +55,7 @@ struct Scheduler {
     private(set) var stallWatch: StallWatch
     /// When each worker last delivered a result: it asks for its next task within moments.
     private var finishedAt: [String: Double] = [:]
-    /// Trainings held back from a worker, noted once per task and worker.
+    /// Trainings held back, noted once per task.
     private var heldNoted: Set<String> = []
     /// When held trainings should be looked at again.
     private(set) var retryAt: Double?
@@ -242,6 +243,12 @@ struct Scheduler {
         // The fastest speed learned per workload: no worker is faster, so a candidate at more
         // than half of it is never held back, and the others are looked at only below that.
         var fastest: [String: Double] = [:]
+        // Per workload, the workers by expected speed, fastest first (made at the first hold
+        // check of the dispatch), and the faster workers a hold already waits for.
+        var ranked: [String: [RankedWorker]] = [:]
+        var promised: Set<String> = []
+        // Each ranked worker's outlook on a workload, made once per dispatch.
+        var outlooks: [String: [String: WorkerOutlook]] = [:]
         var anyReady = false
         for task in ready {
             anyReady = true
@@ -260,7 +267,7 @@ struct Scheduler {
             guard let name = chosen?.name, let worker = workers[name] else { continue }
             if let workload = task.workload {
                 if fastest[workload.key] == nil { fastest[workload.key] = speeds.fastest(workload: workload.key) ?? 0 }
-                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, at: time) {
+                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, ranked: &ranked, promised: &promised, outlooks: &outlooks, at: time) {
                     decisions.append(hold)
                     continue
                 }
@@ -301,24 +308,49 @@ struct Scheduler {
         speeds.imagesPerSecond(worker: worker.name, host: worker.host, workload: workload.key)
     }
 
+    /// A worker and its expected speed on one workload, for the hold check.
+    struct RankedWorker { var name: String, imagesPerSecond: Double }
+
     /// The hold of a training that should wait for a faster worker instead of starting on
     /// `chosen` (`TrainingPlacement`); nil to start it. A hold looks again in a second. Only
     /// workers more than `slowFactor` times faster than `chosen` can finish sooner by that
-    /// factor, so with `fastest` (no worker is faster) below that, nobody is looked at.
-    private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, fastest: Double, at time: Double) -> Decision? {
+    /// factor, so with `fastest` (no worker is faster) below that, nobody is looked at; else
+    /// only the front of the dispatch's speed ranking of the workload (`ranked`, made once per
+    /// dispatch, not per task, as are the outlooks of its workers). A faster worker that one
+    /// hold of this dispatch waits for is `promised`: its next free slot is that training's,
+    /// so no other training waits for it (a thousand slower workers would otherwise all wait
+    /// for the one fastest).
+    private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, fastest: Double,
+                                    ranked: inout [String: [RankedWorker]], promised: inout Set<String>,
+                                    outlooks: inout [String: [String: WorkerOutlook]], at time: Double) -> Decision? {
         guard let slow = imagesPerSecond(chosen, workload), fastest > TrainingPlacement.slowFactor * slow else { return nil }
+        if ranked[workload.key] == nil {
+            ranked[workload.key] = workers.values.compactMap { worker -> RankedWorker? in
+                guard !worker.quarantined, let speed = imagesPerSecond(worker, workload) else { return nil }
+                return RankedWorker(name: worker.name, imagesPerSecond: speed)
+            }.sorted { $0.imagesPerSecond > $1.imagesPerSecond }
+        }
         let images = workload.imagesLeft(after: copies.checkpointEpoch(id))
         let tried = failedOn[id] ?? []
-        let eligible = workers.values.compactMap { other -> WorkerOutlook? in
-            guard other.name != chosen.name, !other.quarantined, !tried.contains(other.name),
-                  let speed = imagesPerSecond(other, workload), speed > TrainingPlacement.slowFactor * slow else { return nil }
-            return outlook(other, for: workload, at: time)
+        var eligible: [WorkerOutlook] = []
+        for other in ranked[workload.key] ?? [] {
+            guard other.imagesPerSecond > TrainingPlacement.slowFactor * slow else { break }
+            guard other.name != chosen.name, !tried.contains(other.name), !promised.contains(other.name),
+                  let worker = workers[other.name] else { continue }
+            if let known = outlooks[workload.key]?[other.name] {
+                eligible.append(known)
+            } else {
+                let seen = outlook(worker, for: workload, at: time)
+                outlooks[workload.key, default: [:]][other.name] = seen
+                eligible.append(seen)
+            }
         }
         let here = WorkerOutlook(name: chosen.name, imagesPerSecond: slow, freeIn: 0)
         guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: eligible),
               let fast = faster.imagesPerSecond else { return nil }
+        promised.insert(faster.name)
         retryAt = min(retryAt ?? .infinity, time + 1)
-        let first = heldNoted.insert("\(id)/\(chosen.name)").inserted
+        let first = heldNoted.insert(id).inserted
         return .hold(task: id, worker: chosen.name, faster: faster.name, firstTime: first, slowSeconds: images / slow,
                      freeIn: faster.freeIn ?? 0, fastSeconds: images / fast)
     }

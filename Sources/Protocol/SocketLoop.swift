@@ -16,6 +16,10 @@ public final class SocketLoop: Sendable {
         let eventDescriptor: Int32
         let finished = DispatchSemaphore(value: 0)
         init(eventDescriptor: Int32) { self.eventDescriptor = eventDescriptor }
+        // Closed only when nobody can wake the loop any more: a wake from another thread after
+        // `stop` (a file job finishing) must not write into a descriptor that the process
+        // has meanwhile reused for another file (the journal's, say).
+        deinit { close(eventDescriptor) }
 
         func wake() {
             var one: UInt64 = 1
@@ -100,8 +104,8 @@ public final class SocketLoop: Sendable {
         started.wait()
         switch startResult.value.withLock({ $0 }) {
         case .success(let endpoint): self.endpoint = endpoint
-        case .failure(let error): close(descriptor); throw error
-        case nil: close(descriptor); throw ZMQError("socket thread start")
+        case .failure(let error): throw error
+        case nil: throw ZMQError("socket thread start")
         }
     }
 
@@ -123,7 +127,6 @@ public final class SocketLoop: Sendable {
         guard !shared.stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         shared.wake()
         shared.finished.wait()
-        close(shared.eventDescriptor)
     }
 }
 

@@ -72,7 +72,7 @@ import Testing
         }
         #expect((task, worker, faster, firstTime) == ("train", "slow", "fast", true))
         #expect(scheduler.retryAt == 1002)
-        // Noted once per task and worker.
+        // Noted once per task.
         guard case .hold(_, _, _, let again, _, _, _) = scheduler.place([Scheduler.Ready(id: "train", workload: Self.workload)], at: 1001).first else {
             Issue.record("expected a second hold")
             return
@@ -85,6 +85,18 @@ import Testing
         #expect(Self.starts(outcome5) == ["train": "slow"])
         let outcome6 = scheduler.place([Scheduler.Ready(id: "prune", workload: nil)], at: 1001)
         #expect(Self.starts(outcome6) == ["prune": "slow"])
+    }
+
+    @Test func oneFasterWorkerIsWaitedForByOneTrainingPerDispatch() {
+        // Three slow workers could each hold a training for "fast", which can take only one.
+        var scheduler = Self.learned(["fast": 1000, "slow1": 100, "slow2": 100, "slow3": 100])
+        for name in ["slow1", "slow2", "slow3"] { scheduler.granted(name, credit: 1) }
+        let decisions = scheduler.place(Self.ready(3, training: true), at: 1001)
+        let holds = decisions.compactMap { decision -> String? in
+            if case .hold(let task, _, let faster, _, _, _, _) = decision { "\(task) for \(faster)" } else { nil }
+        }
+        #expect(holds == ["t0 for fast"])
+        #expect(Self.starts(decisions) == ["t1": "slow1", "t2": "slow2"])
     }
 
     @Test func anIdleFastWorkerBacksUpTheTrainingExpectedToFinishLast() {
