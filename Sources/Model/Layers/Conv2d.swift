@@ -202,14 +202,19 @@ public final class Conv2d {
     /// Floats of the flipped kernel the transposed convolution keeps.
     var kernelCopyElements: Int { flippedWeight.capacity }
 
+    /// This layer's output buffer shaped for the input `x`.
+    private func outputMap(for x: FeatureMap) -> FeatureMap {
+        let height = outputExtent(x.height), width = outputExtent(x.width)
+        return FeatureMap(data: output.reserve(outChannels * x.batch * height * width), channels: outChannels, batch: x.batch,
+                          height: height, width: width)
+    }
+
     /// Convolves `x`, which is kept (not copied) for `backward`.
     public func forward(_ x: FeatureMap) -> FeatureMap {
         precondition(x.channels == inChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = x
         if let sparse { return sparse.forward(x, output: output, workspace: columns) }
-        let y = FeatureMap(
-            data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
-            channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
+        let y = outputMap(for: x)
         if isPointwise {
             StepProfile.measure(.convolutionForward) {
                 BLAS.gemm(.none, .none, m: outChannels, n: y.plane, k: columnRows,
@@ -247,8 +252,7 @@ public final class Conv2d {
         }
         precondition(x.channels == inChannels && bn.channels == outChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
         savedInput = nil
-        let y = FeatureMap(data: output.reserve(outChannels * x.batch * outputExtent(x.height) * outputExtent(x.width)),
-                           channels: outChannels, batch: x.batch, height: outputExtent(x.height), width: outputExtent(x.width))
+        let y = outputMap(for: x)
         precondition(residual.map { $0.channels == outChannels && $0.plane == y.plane } ?? true, "\(weight.name): residual has the wrong shape")
         let affine = evaluationAffine.reserve(2 * outChannels)
         bn.evaluationAffine(scale: affine, shift: affine + outChannels)
