@@ -40,7 +40,8 @@ enum BackupTasks {
         guard let latest = eligible.max(by: { ($0.secondsLeft ?? 0) < ($1.secondsLeft ?? 0) }),
               let left = latest.secondsLeft, let speed = speeds[latest.workload], speed > 0 else { return nil }
         let backup = latest.imagesForBackup / speed
-        guard backup * gain <= left else { return nil }
+        // Strictly sooner: a copy expected to tie (two copies with nothing left, at a sweep's end) only doubles the work.
+        guard backup * gain < left else { return nil }
         return Choice(task: latest.task, original: latest.attempt, originalSeconds: left, backupSeconds: backup)
     }
 }
