@@ -247,7 +247,7 @@ import Testing
         decoder.dateDecodingStrategy = .iso8601
         encoder.dateEncodingStrategy = .iso8601
         let measured = try decoder.decode(SparseSelection.VerdictFile.self, from: Data(contentsOf: cache))
-        let masked = SparseSelection.inputSizes(network, height: 8, width: 8).dropFirst()
+        let masked = network.convolutionInputs(height: 8, width: 8).dropFirst()
         #expect(Set(masked.map {
             SparseSelection.layerKey($0.conv, height: $0.height, width: $0.width, batch: 8,
                                      density: Double($0.conv.weight.keptCount) / Double($0.conv.weight.value.count))

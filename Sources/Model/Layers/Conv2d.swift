@@ -66,8 +66,21 @@ public final class Conv2d {
         self.padding = padding
         self.weight = Parameter(name: name, shape: [outChannels, inChannels, kernel, kernel], prunable: true)
         self.columns = columns
-        let narrow = inChannels <= Self.directChannelLimit && outChannels <= Self.directChannelLimit
-        columnChunkElements = narrow ? Self.narrowColumnChunkElements : Self.defaultColumnChunkElements
+        columnChunkElements = Self.isNarrow(inChannels, outChannels) ? Self.narrowColumnChunkElements : Self.defaultColumnChunkElements
+    }
+
+    /// Whether the layer keeps `narrowColumnChunkElements` (at most `directChannelLimit`
+    /// channels each way); wider ones chunk by `defaultColumnChunkElements` or by what
+    /// `ColumnChunkSelection` measured.
+    public var isNarrow: Bool { Self.isNarrow(inChannels, outChannels) }
+    private static func isNarrow(_ inChannels: Int, _ outChannels: Int) -> Bool {
+        inChannels <= directChannelLimit && outChannels <= directChannelLimit
+    }
+
+    /// Whether a training step on inputs `width` wide builds column-matrix chunks: for the
+    /// forward pass, or only for the weight gradient where the other passes run direct.
+    public func buildsColumnChunks(width: Int) -> Bool {
+        buildsColumns && !(runsDirect(width: width) && runsDirectWeightGradient(width: width))
     }
 
     /// The output extent along one axis for an input extent `size`.

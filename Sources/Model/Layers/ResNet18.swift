@@ -169,28 +169,31 @@ public final class ResNet18 {
     /// gradient is never formed), one entry per product at its largest chunk's shape; products
     /// that `DirectConvolution` computes are left out.
     public func gemmShapes(batch: Int, side: Int) -> [Conv2d.GEMMShape] {
-        var shapes = conv1.gemmShapes(batch: batch, inputSide: side, inputGradientNeeded: false)
-        var side = side
-        for block in blocks {
-            shapes += block.conv1.gemmShapes(batch: batch, inputSide: side)
-            shapes += block.shortcut?.conv.gemmShapes(batch: batch, inputSide: side) ?? []
-            side = block.conv1.outputExtent(side)
-            shapes += block.conv2.gemmShapes(batch: batch, inputSide: side)
+        convolutionInputs(height: side, width: side).flatMap { conv, _, width in
+            conv.gemmShapes(batch: batch, inputSide: width, inputGradientNeeded: conv !== conv1)
         }
-        return shapes
     }
 
     /// Forward multiply-adds per image of `height`×`width` pixels (convolutions and linear).
     public func multiplyAddsPerImage(height: Int, width: Int) -> Int {
-        var total = conv1.multiplyAdds(height: height, width: width)
+        convolutionInputs(height: height, width: width).reduce(linear.inFeatures * linear.outFeatures) { total, input in
+            total + input.conv.multiplyAdds(height: input.height, width: input.width)
+        }
+    }
+
+    /// Every convolution with the extents of the input it sees on `height`×`width` images, in
+    /// `state_dict` order.
+    public func convolutionInputs(height: Int, width: Int) -> [(conv: Conv2d, height: Int, width: Int)] {
+        var result: [(conv: Conv2d, height: Int, width: Int)] = [(conv1, height, width)]
         var h = height, w = width
         for block in blocks {
-            total += block.conv1.multiplyAdds(height: h, width: w)
-            total += block.shortcut?.conv.multiplyAdds(height: h, width: w) ?? 0
-            h = block.conv1.outputExtent(h)
-            w = block.conv1.outputExtent(w)
-            total += block.conv2.multiplyAdds(height: h, width: w)
+            result.append((block.conv1, h, w))
+            let outputHeight = block.conv1.outputExtent(h), outputWidth = block.conv1.outputExtent(w)
+            result.append((block.conv2, outputHeight, outputWidth))
+            if let shortcut = block.shortcut { result.append((shortcut.conv, h, w)) }
+            h = outputHeight
+            w = outputWidth
         }
-        return total + linear.inFeatures * linear.outFeatures
+        return result
     }
 }

@@ -35,6 +35,10 @@ public struct TrainingProgress: Codable, Hashable, Sendable {
     /// The convolutions the sparse engine ran when the run started (nil: not a masked CPU
     /// run, or a checkpoint from before the sparse engine), so a resumed run keeps them.
     public var sparseLayers: [String]? = nil
+    /// The column-chunk budgets (MiB) of the wide convolutions that did not keep the default,
+    /// by layer (nil: all kept it), chosen when the run started (`ColumnChunkSelection`), so a
+    /// resumed run sums its weight gradients in the same order.
+    public var columnChunks: [String: Int]? = nil
 
     static func hex(_ stream: RandomStream) -> [String] { stream.state.map { String($0, radix: 16) } }
 

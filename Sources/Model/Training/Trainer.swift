@@ -63,7 +63,8 @@ public final class Trainer {
             shuffleState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .shuffle)),
             augmentationState: TrainingProgress.hex(RandomStream(seed: config.seed, stream: .augmentation)),
             history: [])
-        if FileManager.default.fileExists(atPath: checkpointURL.path) {
+        let resumed = FileManager.default.fileExists(atPath: checkpointURL.path)
+        if resumed {
             let saved = try Checkpoint.load(checkpointURL, into: network)
             guard saved.configIdentity == identity else {
                 throw .invalidConfiguration("\(checkpointURL.path) belongs to another run (\(saved.configIdentity.prefix(12))…, this one is \(identity.prefix(12))…: another configuration, initial weights or mask); use a fresh --out directory or delete it")
@@ -87,6 +88,11 @@ public final class Trainer {
             if let line = GEMMEngineSelection.choose(for: network, batch: config.batchSize, side: data.train.height, threads: BLAS.threads) {
                 log(line)
             }
+            // A run resumed from a checkpoint without budgets started with the default ones.
+            let chunks = try ColumnChunkSelection.install(on: network, batch: config.batchSize, height: data.train.height,
+                                                          width: data.train.width, fixed: resumed ? progress.columnChunks ?? [:] : nil)
+            if let line = chunks.line { log(line) }
+            progress.columnChunks = chunks.budgets.isEmpty ? nil : chunks.budgets
             sparseChoice = try SparseSelection.install(on: network, batchSize: config.batchSize, height: data.train.height,
                                                        width: data.train.width, mode: try SparseSelection.Mode.fromEnvironment(),
                                                        fixed: progress.sparseLayers)

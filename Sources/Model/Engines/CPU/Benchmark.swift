@@ -89,6 +89,10 @@ public struct Benchmark {
         if let line = GEMMEngineSelection.choose(for: network, batch: options.batchSize, side: options.imageSize, threads: BLAS.threads) {
             note(line)
         }
+        if options.columnChunkElements == nil,
+           let line = try ColumnChunkSelection.install(on: network, batch: options.batchSize, height: options.imageSize, width: options.imageSize).line {
+            note(line)
+        }
         result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)
         let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
         record("sgemm on the network's conv GEMM shapes (time-weighted)", shapeRate, "GFLOP/s")

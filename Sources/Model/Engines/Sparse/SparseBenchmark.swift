@@ -65,6 +65,11 @@ public enum SparseBenchmark {
             maskSet = try MaskSet(from: file, for: network, source: source)
         }
         try maskSet.apply(to: network)
+        // As a training starts: the dense layers' chunks first, then the sparse verdicts against them.
+        if let line = try ColumnChunkSelection.install(on: network, batch: options.batchSize, height: options.imageSize,
+                                                       width: options.imageSize).line {
+            log("width \(options.width): " + line)
+        }
         let choice = try SparseSelection.install(on: network, batchSize: options.batchSize, height: options.imageSize,
                                                  width: options.imageSize, mode: .auto)
         guard let choice else { throw .invalidConfiguration("the masks left the network without a mask") }

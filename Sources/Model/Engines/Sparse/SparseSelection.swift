@@ -87,7 +87,7 @@ public enum SparseSelection {
     /// and changes nothing, when the network carries no mask.
     public static func install(on network: ResNet18, batchSize: Int, height: Int, width: Int, mode: Mode,
                                fixed: [String]? = nil, cache: URL? = cacheURL) throws(ModelError) -> SparseChoice? {
-        let layers = inputSizes(network, height: height, width: width).filter { $0.conv.weight.mask != nil }
+        let layers = network.convolutionInputs(height: height, width: width).filter { $0.conv.weight.mask != nil }
         guard !layers.isEmpty else { return nil }
         var verdicts: [String: Verdict] = [:]
         if mode == .auto && fixed == nil {
@@ -145,41 +145,17 @@ public enum SparseSelection {
             usable: { file in layers.allSatisfy { file.layers[$0.key] != nil } }, measure: measureMissing).layers
     }
 
-    /// Every convolution with the input extents it sees, in `state_dict` order.
-    static func inputSizes(_ network: ResNet18, height: Int, width: Int) -> [(conv: Conv2d, height: Int, width: Int)] {
-        var result: [(conv: Conv2d, height: Int, width: Int)] = [(network.conv1, height, width)]
-        var h = height, w = width
-        for block in network.blocks {
-            result.append((block.conv1, h, w))
-            let outputHeight = block.conv1.outputExtent(h), outputWidth = block.conv1.outputExtent(w)
-            result.append((block.conv2, outputHeight, outputWidth))
-            if let shortcut = block.shortcut { result.append((shortcut.conv, h, w)) }
-            h = outputHeight
-            w = outputWidth
-        }
-        return result
-    }
-
     /// Times forward + backward passes of `conv` (which must carry a mask) dense and sparse on
     /// random data, after one warm-up pass of each (which also sizes every buffer), in rounds of
     /// one pass each, so a change of load hits both alike, until each path's two fastest
     /// timings agree within `agreement` or `maximumRounds` are done; keeps the fastest.
     static func measure(_ conv: Conv2d, batch: Int, height: Int, width: Int) throws(ModelError) -> Verdict {
-        let inputSpace = Workspace(), gradientSpace = Workspace(), inputGradient = Workspace()
-        let x = FeatureMap(data: inputSpace.reserve(conv.inChannels * batch * height * width), channels: conv.inChannels,
-                           batch: batch, height: height, width: width)
-        let dy = FeatureMap(data: gradientSpace.reserve(conv.outChannels * batch * conv.outputExtent(height) * conv.outputExtent(width)),
-                            channels: conv.outChannels, batch: batch, height: conv.outputExtent(height), width: conv.outputExtent(width))
-        var random = RandomStream(seed: 0, stream: .synthetic)
-        for i in 0..<x.count { x.data[i] = random.nextSymmetric(1) }
-        for i in 0..<dy.count { dy.data[i] = random.nextSymmetric(1) }
+        let probe = LayerProbe(conv, batch: batch, height: height, width: width)
         let sparsePath = try SparseConvolution(conv)
         defer { conv.sparse = nil }
         func pass(sparse: Bool) -> Double {
             conv.sparse = sparse ? sparsePath : nil
-            let start = Date()
-            _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient)
-            return Date().timeIntervalSince(start)
+            return probe.pass()
         }
         _ = pass(sparse: false)
         _ = pass(sparse: true)
