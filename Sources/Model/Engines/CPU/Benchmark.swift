@@ -174,15 +174,7 @@ public struct Benchmark {
     /// engine, input-gradient method and chunking.
     static func convolutionShapes(_ network: ResNet18, batch: Int, size: Int) -> [ConvolutionShape] {
         var shapes: [ConvolutionShape] = []
-        var sides: [(Conv2d, Int)] = [(network.conv1, size)]
-        var side = size
-        for block in network.blocks {
-            sides.append((block.conv1, side))
-            if let shortcut = block.shortcut { sides.append((shortcut.conv, side)) }
-            side = block.conv1.outputExtent(side)
-            sides.append((block.conv2, side))
-        }
-        for (conv, inputSide) in sides {
+        for (conv, _, inputSide) in network.convolutionInputs(height: size, width: size) {
             let name = String(conv.weight.name.dropLast(".weight".count))
             let shape = "\(conv.inChannels)→\(conv.outChannels) \(conv.kernel)×\(conv.kernel) s\(conv.stride) \(inputSide)²"
             if let index = shapes.firstIndex(where: { $0.shape == shape }) {
