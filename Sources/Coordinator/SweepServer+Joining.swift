@@ -42,8 +42,13 @@ extension SweepServer {
         }
         if let oldPeer = sessions.peer(named: hello.worker) {
             sessions.remove(oldPeer)
+            // On the same connection nothing is lost in between: ZeroMQ keeps one connection's
+            // order both ways, so a task sent on it that this hello does not name crossed the
+            // hello and reaches the worker after it (a worker asked to rejoin right after
+            // being given a task); the worker runs it. Only a new connection loses what it omits.
+            let sameConnection = oldPeer == peer
             for (task, attempt) in scheduler.left(hello.worker).sorted(by: { $0.key < $1.key }) {
-                if hello.running.contains(task) { carried[task] = attempt } else { try lose(task, attempt: attempt, worker: hello.worker, why: "it restarted") }
+                if sameConnection || hello.running.contains(task) { carried[task] = attempt } else { try lose(task, attempt: attempt, worker: hello.worker, why: "it restarted") }
             }
         }
         sessions.add(WorkerSession(peer: peer, hello: hello, liveness: Liveness(interval: options.heartbeatSeconds,

@@ -22,6 +22,9 @@ public final class WorkerAgent: Sendable {
         var chunks: [(ArtifactChunk, Data)] = []
         var heard = false
         var rejoin = false
+        /// When the last hello went out, until the coordinator's first other message (its
+        /// answer to the hello) arrives: see `handle`'s rejoin.
+        var introducedAt: Date?
         var shutdown: Shutdown?
         var warnedHandshake = false
     }
@@ -123,12 +126,16 @@ public final class WorkerAgent: Sendable {
         }
     }
 
-    /// Hello (with the task still running and those with results not yet acknowledged, so a
-    /// restarted coordinator adopts them: it takes results only from the worker holding the
-    /// task), those results, and credit when idle. One task thread: one slot.
+    /// Hello (with the task still running, those queued behind it, and those with results not
+    /// yet acknowledged, so a restarted coordinator adopts them: it takes results only from the
+    /// worker holding the task), those results, and credit when idle. One task thread: one slot.
     private func introduce() {
-        let (current, pending, idle) = state.with { s in (s.current, Array(s.pending.values), s.current == nil && s.queue.isEmpty) }
-        let held = (current.map { [$0] } ?? []) + pending.map(\.taskID).filter { $0 != current }
+        let (current, queued, pending, idle) = state.with { s in
+            s.introducedAt = Date()
+            return (s.current, s.queue.map(\.taskID), Array(s.pending.values), s.current == nil && s.queue.isEmpty)
+        }
+        var held = (current.map { [$0] } ?? []) + queued
+        held += pending.map(\.taskID).filter { !held.contains($0) }
         send(.hello(Hello(worker: options.name, host: ProcessInfo.processInfo.hostName,
                           cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
                           blasCore: BLAS.engineSummary, version: CodeVersion.current, running: held,
@@ -166,7 +173,10 @@ public final class WorkerAgent: Sendable {
 
     /// Runs on the socket's thread: only queues and flags, never blocks.
     private func handle(_ message: Message) {
-        state.with { $0.heard = true }
+        state.with { s in
+            s.heard = true
+            if case .shutdown = message {} else { s.introducedAt = nil }
+        }
         switch message {
         case .task(let assignment):
             if assignment.takesLogs == true { relay.connect { [self] line in send(.log(line)) } }
@@ -186,8 +196,21 @@ public final class WorkerAgent: Sendable {
                 s.pending[cancel.taskID] = nil
             }
             log.notice("cancelled \(cancel.taskID.prefix(12)): \(cancel.reason)")
+        case .shutdown(let shutdown) where shutdown.rejoin:
+            // The coordinator answers every message of a connection it does not know with a
+            // request to rejoin, so after a restart a worker whose messages queued up meanwhile
+            // gets one per message. The coordinator answers each hello, and one connection
+            // keeps its order: a request that comes before that answer was for a message sent
+            // before the hello, and introducing again would only repeat it. One that comes
+            // later, or a liveness window after a hello that got no answer (the coordinator
+            // lost it), is new.
+            let deadAfter = options.deadAfterSeconds
+            state.with { s in
+                if let introduced = s.introducedAt, Date().timeIntervalSince(introduced) < deadAfter { return }
+                s.rejoin = true
+            }
         case .shutdown(let shutdown):
-            state.with { s in if shutdown.rejoin { s.rejoin = true } else { s.shutdown = shutdown } }
+            state.with { $0.shutdown = shutdown }
         case .heartbeat:
             break
         case .hello, .ready, .progress, .artifactGet, .result, .error, .log:

@@ -64,9 +64,13 @@ final class HandWrittenPeer {
         for hash in output.artifacts.values { try upload(try store.data(hash)) }
         try send(.result(TaskResult(taskID: task.taskID, attempt: task.attempt, outputs: output.artifacts, metrics: "{}")))
         let deadline = Date().addingTimeInterval(10)
+        // Other messages are kept for `next`, after it: `next` returns `unread` first, so
+        // keeping them there at once would return the same message here forever.
+        var other: [Message] = []
+        defer { unread += other }
         while let message = next(until: deadline) {
             if case .accepted = message { return message }
-            unread.append(message)
+            other.append(message)
         }
         return nil
     }

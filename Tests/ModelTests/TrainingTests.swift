@@ -103,6 +103,22 @@ import Testing
         #expect { try wrongWidth.loadState(from: copy, source: "memory") } throws: { "\($0)".contains("conv1.weight has shape") }
     }
 
+    /// Headers written by hand: an entry without its offsets, and a header that is no object,
+    /// are named errors; metadata and an entry in any key order read back.
+    @Test func safetensorsHeadersAreCheckedEntryByEntry() throws {
+        func file(_ header: String, body: Int) -> Data {
+            let json = Data(header.utf8)
+            return Data((0..<8).map { UInt8((json.count >> (8 * $0)) & 0xff) }) + json + Data(count: body)
+        }
+        let read = try Safetensors(data: file(#"{"t": {"shape": [2], "data_offsets": [0, 8], "dtype": "F32"}, "__metadata__": {"format": "pt"}}"#, body: 8),
+                                   source: "memory")
+        #expect(read.metadata == ["format": "pt"] && read.names == ["t"] && read.entries["t"]?.shape == [2])
+        #expect { try Safetensors(data: file(#"{"t": {"dtype": "F32", "shape": [2]}}"#, body: 8), source: "memory") } throws: {
+            "\($0)".contains("entry t lacks dtype, shape or data_offsets")
+        }
+        #expect { try Safetensors(data: file("[1, 2]", body: 0), source: "memory") } throws: { "\($0)".contains("not a JSON object") }
+    }
+
     @Test func initialisationBounds() {
         let network = ResNet18(.init(width: 8, inputChannels: 3, classes: 10))
         network.initialise(seed: 0)

@@ -49,6 +49,9 @@ struct SimulatedWorker {
     private var fetched: Set<String> = []
     private var pending: [String: (result: TaskResult, sent: Double)] = [:]
     private var lastHeard: Double, lastSent: Double
+    /// When the last hello went out, until the coordinator's first other message answers it
+    /// (a request to rejoin before then was for a message sent before the hello).
+    private var introducedAt: Double?
     private var faultActed = false, silent = false
     private let start: Double
     /// What this worker measured.
@@ -78,6 +81,7 @@ struct SimulatedWorker {
         var held = pending.keys.sorted()
         if case .working(let job) = phase, pending[job.assignment.taskID] == nil { held.insert(job.assignment.taskID, at: 0) }
         lastHeard = now
+        introducedAt = now
         var actions: [Action] = [.send(.hello(Hello(worker: name, host: "fleet-sim", cores: 1, threads: 1, blasCore: "none",
                                                     version: CodeVersion.current, running: held, slots: 1, device: "simulated",
                                                     secret: secret, build: BuildInfo.current.identifier)))]
@@ -99,6 +103,7 @@ struct SimulatedWorker {
         guard !silent else { return [] }
         stats.noteGap(now - lastHeard, heartbeat: heartbeat)
         lastHeard = now
+        if case .shutdown = message {} else { introducedAt = nil }
         var actions: [Action] = []
         switch message {
         case .task(let assignment):
@@ -117,7 +122,11 @@ struct SimulatedWorker {
                 actions = idle(now)
             }
         case .shutdown(let shutdown):
-            if shutdown.rejoin { return introduce(now: now) }
+            if shutdown.rejoin {
+                // As `WorkerAgent` does: one hello per rejoin, not one per request queued before it.
+                if let introduced = introducedAt, now - introduced < deadAfter { return [] }
+                return introduce(now: now)
+            }
             phase = .finished
             return [.close]
         case .heartbeat, .hello, .ready, .progress, .artifactGet, .result, .error, .log:
