@@ -2,7 +2,8 @@
 """Side-by-side speed of `worker bench` and `scripts/torch_bench.py`, in interleaved rounds so
 that a change of load hits every variant alike. Prints a markdown table of medians: training
 and evaluation images/s by the wall clock and per CPU-second of the process (the second
-falls much less when other work shares the machine), and the ratio to PyTorch.
+falls much less when other work shares the machine), the ratio to PyTorch, and the range of
+the rounds' own ratios (this machine kind swings by a third within minutes).
 
     python3 scripts/speed_vs_torch.py --widths 16 64 --threads 1 2 --rounds 3 [--im2col]
 
@@ -63,8 +64,16 @@ def main():
             medians = {name: {key: statistics.median(r[key] for r in runs) for key in FIGURES} for name, runs in results.items()}
             for name, figures in medians.items():
                 ratio = {key: figures[key] / medians["PyTorch"][key] for key in FIGURES}
-                rows.append(f"| {width} | {threads} | {name} | " + " | ".join(
-                    f"{figures[key]:.0f} ({ratio[key]:.2f}×)" for key in FIGURES) + " |")
+                cells = []
+                for key in FIGURES:
+                    cell = f"{figures[key]:.0f} ({ratio[key]:.2f}×"
+                    if name != "PyTorch" and args.rounds > 1:
+                        # Each round's own ratio: the host's swings between rounds hit both
+                        # variants of a round alike, so their spread says how far to trust the median.
+                        rounds = [ours[key] / torch[key] for ours, torch in zip(results[name], results["PyTorch"])]
+                        cell += f"; rounds {min(rounds):.2f}–{max(rounds):.2f}"
+                    cells.append(cell + ")")
+                rows.append(f"| {width} | {threads} | {name} | " + " | ".join(cells) + " |")
     print(f"load average after: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     print("| width | threads | engine | " + " | ".join(f"{key} images/s (÷ PyTorch)" for key in FIGURES) + " |")
     print("|---|---|---|" + "---|" * len(FIGURES))
