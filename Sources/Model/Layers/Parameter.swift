@@ -2,6 +2,8 @@
 public final class Parameter {
     /// The PyTorch `state_dict` name, e.g. `layer2.0.shortcut.0.weight`.
     public let name: String
+    /// The layer a weight belongs to: its name without `.weight`, e.g. `layer2.0.shortcut.0`.
+    public var layerName: String { String(name.dropLast(".weight".count)) }
     /// The current value.
     public let value: Tensor
     /// The gradient of the last backward pass (overwritten, not accumulated).

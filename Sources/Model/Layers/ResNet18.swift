@@ -77,7 +77,7 @@ public final class ResNet18 {
         for block in blocks {
             for (conv, bn) in zip(block.convolutions, block.batchNorms) {
                 parameters += [conv.weight, bn.weight, bn.bias]
-                buffers += bn.buffers(prefix: String(bn.weight.name.dropLast(".weight".count)))
+                buffers += bn.buffers(prefix: bn.weight.layerName)
             }
         }
         parameters += [linear.weight, linear.bias]

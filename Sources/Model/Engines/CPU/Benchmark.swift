@@ -175,7 +175,7 @@ public struct Benchmark {
     static func convolutionShapes(_ network: ResNet18, batch: Int, size: Int) -> [ConvolutionShape] {
         var shapes: [ConvolutionShape] = []
         for (conv, _, inputSide) in network.convolutionInputs(height: size, width: size) {
-            let name = String(conv.weight.name.dropLast(".weight".count))
+            let name = conv.weight.layerName
             let shape = "\(conv.inChannels)→\(conv.outChannels) \(conv.kernel)×\(conv.kernel) s\(conv.stride) \(inputSide)²"
             if let index = shapes.firstIndex(where: { $0.shape == shape }) {
                 shapes[index].layers.append(name)

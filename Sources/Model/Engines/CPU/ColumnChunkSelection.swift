@@ -98,16 +98,15 @@ public enum ColumnChunkSelection {
             !conv.isNarrow && conv.buildsColumnChunks(width: w) && distinctBudgets(conv, batch: batch, height: h, width: w).count > 1
         }
         for (conv, _, _) in layers { conv.columnChunkElements = Conv2d.defaultColumnChunkElements }
-        func name(_ conv: Conv2d) -> String { String(conv.weight.name.dropLast(".weight".count)) }
         if let fixed {
-            for (conv, _, _) in layers { conv.columnChunkElements = elements(fixed[name(conv)] ?? defaultMebibytes) }
+            for (conv, _, _) in layers { conv.columnChunkElements = elements(fixed[conv.weight.layerName] ?? defaultMebibytes) }
             return (fixed, fixed.isEmpty ? nil : "column chunks: \(describe(fixed)) (as the run started)")
         }
         if let text = environment[variable], !text.isEmpty {
             guard let mebibytes = Int(text), mebibytes > 0 else {
                 throw .invalidConfiguration("\(variable)=\(text) is not a whole number of MiB; unset it to let each layer's measured speed choose")
             }
-            let budgets = Dictionary(uniqueKeysWithValues: layers.map { (name($0.conv), mebibytes) })
+            let budgets = Dictionary(uniqueKeysWithValues: layers.map { ($0.conv.weight.layerName, mebibytes) })
             for (conv, _, _) in layers { conv.columnChunkElements = elements(mebibytes) }
             return (budgets, layers.isEmpty ? nil : "column chunks: \(mebibytes) MiB for every wide layer (\(variable))")
         }
@@ -120,7 +119,7 @@ public enum ColumnChunkSelection {
         for layer in measured {
             guard let verdict = verdicts[layer.key] else { continue }
             layer.conv.columnChunkElements = elements(verdict.chosen)
-            if verdict.chosen != defaultMebibytes { budgets[name(layer.conv)] = verdict.chosen }
+            if verdict.chosen != defaultMebibytes { budgets[layer.conv.weight.layerName] = verdict.chosen }
         }
         var listed = Set<String>()
         for key in measured.map(\.key) where listed.insert(key).inserted {
@@ -156,28 +155,15 @@ public enum ColumnChunkSelection {
             usable: { file in layers.allSatisfy { file.layers[$0.key] != nil } }, measure: measureMissing).layers
     }
 
-    /// Times a forward + backward pass of `conv` with each distinct budget, after a warm-up pass
-    /// of each (which sizes every buffer), in rounds of one pass per budget, so a change of
-    /// load hits all alike, until each budget's two fastest timings agree within `agreement` or
-    /// `maximumRounds` are done; keeps each budget's fastest. The layer's budget is left as found.
+    /// Times a forward + backward pass of `conv` with each distinct budget, in rounds
+    /// (`LayerProbe.time`); keeps each budget's fastest. The layer's budget is left as found.
     static func measure(_ conv: Conv2d, batch: Int, height: Int, width: Int) -> Verdict {
         let budgets = distinctBudgets(conv, batch: batch, height: height, width: width)
-        let probe = LayerProbe(conv, batch: batch, height: height, width: width)
         let kept = conv.columnChunkElements
         defer { conv.columnChunkElements = kept }
-        func pass(_ mebibytes: Int) -> Double {
-            conv.columnChunkElements = elements(mebibytes)
-            return probe.pass()
-        }
-        for mebibytes in budgets { _ = pass(mebibytes) }
-        func agreed(_ seconds: [Double]) -> Bool { GEMMEngineSelection.agreedRate(seconds.map { 1 / $0 }, tolerance: agreement) != nil }
-        var timings = [[Double]](repeating: [], count: budgets.count)
-        let before = CPUShare.reading()
-        for _ in 0..<maximumRounds {
-            for (index, mebibytes) in budgets.enumerated() { timings[index].append(pass(mebibytes)) }
-            if timings.allSatisfy(agreed) { break }
-        }
-        return Verdict(mebibytes: budgets, seconds: timings.map { $0.min() ?? 0 }, agreed: timings.allSatisfy(agreed),
-                       measuredAt: Date(), othersBusyShare: CPUShare.reading().othersBusyShare(since: before))
+        let timings = LayerProbe(conv, batch: batch, height: height, width: width)
+            .time(variants: budgets.count, rounds: maximumRounds, agreement: agreement) { conv.columnChunkElements = elements(budgets[$0]) }
+        return Verdict(mebibytes: budgets, seconds: timings.seconds, agreed: timings.agreed, measuredAt: Date(),
+                       othersBusyShare: timings.othersBusyShare)
     }
 }

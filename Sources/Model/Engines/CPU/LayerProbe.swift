@@ -28,4 +28,35 @@ struct LayerProbe {
         _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient)
         return Date().timeIntervalSince(start)
     }
+
+    /// The fastest of repeated timings of each of `variants` ways to run the layer.
+    struct Timings {
+        /// Each variant's fastest pass, in seconds.
+        var seconds: [Double]
+        /// Whether each variant's two fastest timings agreed within the tolerance.
+        var agreed: Bool
+        /// The share of the CPUs other processes used while timing (0…1).
+        var othersBusyShare: Double
+    }
+
+    /// Times `variants` ways to run the layer: `prepare(v)` sets variant `v` up, then one pass
+    /// is timed. After one warm-up pass of each (which also sizes every buffer), rounds of one
+    /// pass per variant, so a change of load hits all alike, until each variant's two fastest
+    /// timings agree within `agreement` or `rounds` are done.
+    func time(variants: Int, rounds: Int, agreement: Double, prepare: (Int) -> Void) -> Timings {
+        func timed(_ variant: Int) -> Double {
+            prepare(variant)
+            return pass()
+        }
+        func agreed(_ seconds: [Double]) -> Bool { GEMMEngineSelection.agreedRate(seconds.map { 1 / $0 }, tolerance: agreement) != nil }
+        for variant in 0..<variants { _ = timed(variant) }
+        var timings = [[Double]](repeating: [], count: variants)
+        let before = CPUShare.reading()
+        for _ in 0..<rounds {
+            for variant in 0..<variants { timings[variant].append(timed(variant)) }
+            if timings.allSatisfy(agreed) { break }
+        }
+        return Timings(seconds: timings.map { $0.min() ?? 0 }, agreed: timings.allSatisfy(agreed),
+                       othersBusyShare: CPUShare.reading().othersBusyShare(since: before))
+    }
 }

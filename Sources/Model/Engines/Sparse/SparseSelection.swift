@@ -100,7 +100,7 @@ public enum SparseSelection {
         var choices: [SparseChoice.Layer] = []
         for (conv, inputHeight, inputWidth) in layers {
             conv.sparse = nil
-            let name = String(conv.weight.name.dropLast(".weight".count))
+            let name = conv.weight.layerName
             let density = Double(conv.weight.keptCount) / Double(conv.weight.value.count)
             var layer = SparseChoice.Layer(layer: name, density: density, sparse: false)
             switch mode {
@@ -146,29 +146,15 @@ public enum SparseSelection {
     }
 
     /// Times forward + backward passes of `conv` (which must carry a mask) dense and sparse on
-    /// random data, after one warm-up pass of each (which also sizes every buffer), in rounds of
-    /// one pass each, so a change of load hits both alike, until each path's two fastest
-    /// timings agree within `agreement` or `maximumRounds` are done; keeps the fastest.
+    /// random data, in rounds (`LayerProbe.time`); keeps each path's fastest.
     static func measure(_ conv: Conv2d, batch: Int, height: Int, width: Int) throws(ModelError) -> Verdict {
-        let probe = LayerProbe(conv, batch: batch, height: height, width: width)
         let sparsePath = try SparseConvolution(conv)
         defer { conv.sparse = nil }
-        func pass(sparse: Bool) -> Double {
-            conv.sparse = sparse ? sparsePath : nil
-            return probe.pass()
-        }
-        _ = pass(sparse: false)
-        _ = pass(sparse: true)
-        func agreed(_ seconds: [Double]) -> Bool { GEMMEngineSelection.agreedRate(seconds.map { 1 / $0 }, tolerance: agreement) != nil }
-        var dense: [Double] = [], sparse: [Double] = []
-        let before = CPUShare.reading()
-        for _ in 0..<maximumRounds {
-            dense.append(pass(sparse: false))
-            sparse.append(pass(sparse: true))
-            if agreed(dense) && agreed(sparse) { break }
-        }
-        return Verdict(denseSeconds: dense.min() ?? 0, sparseSeconds: sparse.min() ?? 0, agreed: agreed(dense) && agreed(sparse),
-                       measuredAt: Date(), othersBusyShare: CPUShare.reading().othersBusyShare(since: before))
+        // Variant 0 dense, 1 sparse.
+        let timings = LayerProbe(conv, batch: batch, height: height, width: width)
+            .time(variants: 2, rounds: maximumRounds, agreement: agreement) { conv.sparse = $0 == 1 ? sparsePath : nil }
+        return Verdict(denseSeconds: timings.seconds[0], sparseSeconds: timings.seconds[1], agreed: timings.agreed,
+                       measuredAt: Date(), othersBusyShare: timings.othersBusyShare)
     }
 }
 
