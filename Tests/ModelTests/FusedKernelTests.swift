@@ -40,13 +40,7 @@ import Testing
         func layers() -> (Conv2d, BatchNorm2d) {
             let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: 1, padding: 1)
             GradientCheckTests.randomise(conv.weight, seed: 43)
-            let bn = BatchNorm2d(name: "bn", channels: o, appliesReLU: !residual)
-            GradientCheckTests.randomise(bn.weight, seed: 44)
-            GradientCheckTests.randomise(bn.bias, seed: 45)
-            for channel in 0..<o {
-                bn.runningMean[channel] = Float(channel % 7) / 8 - 0.3
-                bn.runningVar[channel] = 0.5 + Float(channel % 5) / 4
-            }
+            let bn = Self.evaluationBatchNorm(channels: o, appliesReLU: !residual)
             bn.weight.value[o - 1] = 0  // a channel of exact zeros: bias − mean·0 may give −0 before the ReLU
             bn.bias.value[o - 1] = -0.0
             bn.runningMean[o - 1] = 0
@@ -65,6 +59,18 @@ import Testing
             #expect(differing == 0, "level \(level): \(differing) of \(plain.count) outputs differ")
             #expect((0..<plain.count).contains { plain.data[$0].isNaN }, "the NaN input reaches the output")
         }
+    }
+
+    /// A BatchNorm with random scale and shift and running statistics that differ by channel.
+    static func evaluationBatchNorm(channels: Int, appliesReLU: Bool) -> BatchNorm2d {
+        let bn = BatchNorm2d(name: "bn", channels: channels, appliesReLU: appliesReLU)
+        GradientCheckTests.randomise(bn.weight, seed: 44)
+        GradientCheckTests.randomise(bn.bias, seed: 45)
+        for channel in 0..<channels {
+            bn.runningMean[channel] = Float(channel % 7) / 8 - 0.3
+            bn.runningVar[channel] = 0.5 + Float(channel % 5) / 4
+        }
+        return bn
     }
 
     @Test func residualGradientEqualsTheScalarLoop() {

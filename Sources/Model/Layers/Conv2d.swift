@@ -113,15 +113,27 @@ public final class Conv2d {
     /// stride-2 3×3 layers run on the pixel kernels too, in whole 16-channel blocks, under the
     /// same channel limits applied to their output maps (width 16's three, not width 64's).
     public func runsDirect(width: Int) -> Bool {
-        guard kernel == 3 && padding == 1 && width <= 32 && directLevel > 0 else { return false }
+        guard runsDirectForward(width: width) else { return false }
         let outputWidth = outputExtent(width)
         let limit = outputWidth > 8 ? Self.directChannelLimit : Self.directNarrowMapChannelLimit
+        return inChannels <= limit && outChannels <= limit && (stride == 2 || outputWidth > 8 || directLevel == 2)
+    }
+
+    /// Whether evaluation runs this layer's forward pass on `DirectConvolution`, with the
+    /// following BatchNorm in its epilogue, where training keeps im2col + GEMM: set by
+    /// `EvaluationRouteSelection` where that measured faster. Evaluation has no gradient whose
+    /// float64 bound the direct kernels' summation order would move (`directChannelLimit`).
+    public var evaluatesDirect = false
+
+    /// Whether `DirectConvolution` has a forward pass for this layer on inputs `width` wide, at
+    /// any channel count: 3×3 stride 1 on maps of at most 32 columns, and with AVX-512 stride 2
+    /// in whole blocks of 16 channels where the pixel kernels cover the output map.
+    public func runsDirectForward(width: Int) -> Bool {
+        guard kernel == 3 && padding == 1 && width <= 32 && directLevel > 0 else { return false }
         if stride == 2 {
-            return directLevel == 2 && inChannels % 16 == 0 && outChannels % 16 == 0 && inChannels <= limit && outChannels <= limit
-                && direct_convolution_packs(Int32(width), 2) != 0
+            return directLevel == 2 && inChannels % 16 == 0 && outChannels % 16 == 0 && direct_convolution_packs(Int32(width), 2) != 0
         }
-        guard stride == 1 else { return false }
-        return (outputWidth > 8 || directLevel == 2) && inChannels <= limit && outChannels <= limit
+        return stride == 1
     }
 
     /// The widest layer that runs direct on maps wider than 8 columns. Width 64's first stage
@@ -260,7 +272,8 @@ public final class Conv2d {
     /// row as it leaves the vector registers: one pass over the output instead of two, with
     /// every value rounded as the two steps round it (`FusedKernelTests`).
     public func forward(_ x: FeatureMap, normalisedBy bn: BatchNorm2d, training: Bool, residual: FeatureMap? = nil) -> FeatureMap {
-        guard !training, sparse == nil, runsDirect(width: x.width), bn.appliesReLU || residual != nil else {
+        guard !training, sparse == nil, runsDirect(width: x.width) || evaluatesDirect && runsDirectForward(width: x.width),
+              bn.appliesReLU || residual != nil else {
             return bn.forward(forward(x), training: training, residual: residual)
         }
         precondition(x.channels == inChannels && bn.channels == outChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")

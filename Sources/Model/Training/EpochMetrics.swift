@@ -39,6 +39,10 @@ public struct TrainingProgress: Codable, Hashable, Sendable {
     /// by layer (nil: all kept it), chosen when the run started (`ColumnChunkSelection`), so a
     /// resumed run sums its weight gradients in the same order.
     public var columnChunks: [String: Int]? = nil
+    /// The wide convolutions evaluated on the direct kernels (`EvaluationRouteSelection`),
+    /// chosen when the run started, so a resumed run evaluates alike (nil: none, or a
+    /// checkpoint from before the choice, which evaluated every one through GEMM).
+    public var evaluationDirectLayers: [String]? = nil
 
     static func hex(_ stream: RandomStream) -> [String] { stream.state.map { String($0, radix: 16) } }
 

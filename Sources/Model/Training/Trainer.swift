@@ -93,6 +93,11 @@ public final class Trainer {
                                                           width: data.train.width, fixed: resumed ? progress.columnChunks ?? [:] : nil)
             if let line = chunks.line { log(line) }
             progress.columnChunks = chunks.budgets.isEmpty ? nil : chunks.budgets
+            let evaluation = try EvaluationRouteSelection.install(on: network, batch: config.batchSize, height: data.train.height,
+                                                                  width: data.train.width,
+                                                                  fixed: resumed ? progress.evaluationDirectLayers ?? [] : nil)
+            if let line = evaluation.line { log(line) }
+            progress.evaluationDirectLayers = evaluation.directLayers.isEmpty ? nil : evaluation.directLayers
             sparseChoice = try SparseSelection.install(on: network, batchSize: config.batchSize, height: data.train.height,
                                                        width: data.train.width, mode: try SparseSelection.Mode.fromEnvironment(),
                                                        fixed: progress.sparseLayers)

@@ -31,7 +31,7 @@ struct BenchCommand: ParsableCommand {
         }
         let figures: [Benchmark.Line]
         var convolutions: [Benchmark.ConvolutionShape] = []
-        var profile: [Benchmark.ProfileLine] = []
+        var profile: [Benchmark.ProfileLine] = [], evaluationProfile: [Benchmark.ProfileLine] = []
         let deviceRecord: [String: String]
         var algorithms: [String: [String]]?, cudaGraphs: Bool?
         switch device {
@@ -54,7 +54,9 @@ struct BenchCommand: ParsableCommand {
             figures = result.lines
             convolutions = result.convolutions
             profile = result.profile
-            showProfile(profile)
+            evaluationProfile = result.evaluationProfile
+            showProfile(profile, title: "training step by part (ms per step, share of the step):")
+            showProfile(evaluationProfile, title: "evaluation by part (ms per batch, share of the evaluation):")
             showConvolutions(convolutions)
             deviceRecord = ["name": "cpu", "blas": BLAS.coreName, "threads": String(BLAS.threads)]
         case .cuda(let gpu):
@@ -72,13 +74,13 @@ struct BenchCommand: ParsableCommand {
                             "libraries": gpu.info.libraries.joined(separator: ", ")]
         }
         if let json {
-            try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions, profile: profile, algorithms: algorithms, cudaGraphs: cudaGraphs), to: json)
+            try writeJSON(BenchReport(device: deviceRecord, lines: figures, convolutions: convolutions, profile: profile, evaluationProfile: evaluationProfile, algorithms: algorithms, cudaGraphs: cudaGraphs), to: json)
         }
     }
 
-    /// One row per kind of work in the training step: milliseconds per step and share of it.
-    private func showProfile(_ lines: [Benchmark.ProfileLine]) {
-        say("training step by part (ms per step, share of the step):")
+    /// One row per kind of work: milliseconds per step (or batch) and share of the time.
+    private func showProfile(_ lines: [Benchmark.ProfileLine], title: String) {
+        say(title)
         for line in lines {
             say("  \(line.part.padding(toLength: 42, withPad: " ", startingAt: 0)) \(String(format: "%8.2f ms  %5.1f%%", line.millisecondsPerStep, line.share))")
         }
@@ -145,6 +147,8 @@ struct BenchReport: Encodable {
     var convolutions: [Benchmark.ConvolutionShape]
     /// The CPU training step's time by kind of work (empty on a GPU).
     var profile: [Benchmark.ProfileLine]
+    /// The CPU evaluation's time by kind of work, per batch (empty on a GPU).
+    var evaluationProfile: [Benchmark.ProfileLine]
     /// On a GPU: the cuDNN algorithms chosen, keyed "PRECISION-BATCH" (the GPU check compares
     /// them with the self-test's, chosen in another process), and whether steps ran as graphs.
     var algorithms: [String: [String]]?

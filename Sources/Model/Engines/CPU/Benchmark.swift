@@ -58,6 +58,8 @@ public struct Benchmark {
     public private(set) var convolutions: [ConvolutionShape] = []
     /// The training step's time by kind of work, in step order, then what no part covers.
     public private(set) var profile: [ProfileLine] = []
+    /// The same for evaluation, per batch: the parts it has (no backward pass), then what no part covers.
+    public private(set) var evaluationProfile: [ProfileLine] = []
 
     /// One kind of work's time in the timed training steps.
     public struct ProfileLine: Codable, Sendable {
@@ -93,6 +95,10 @@ public struct Benchmark {
            let line = try ColumnChunkSelection.install(on: network, batch: options.batchSize, height: options.imageSize, width: options.imageSize).line {
             note(line)
         }
+        if let line = try EvaluationRouteSelection.install(on: network, batch: options.batchSize, height: options.imageSize,
+                                                           width: options.imageSize).line {
+            note(line)
+        }
         result.convolutions = convolutionShapes(network, batch: options.batchSize, size: options.imageSize)
         let shapeRate = networkShapeRate(network, batch: options.batchSize, size: options.imageSize)
         record("sgemm on the network's conv GEMM shapes (time-weighted)", shapeRate, "GFLOP/s")
@@ -122,22 +128,20 @@ public struct Benchmark {
         record("training / BLAS on the network's shapes", trainingRate / shapeRate, "ratio")
         record("time inside GEMM", 100 * gemm.seconds / seconds, "%")
         record("GEMM rate inside training", gemm.flops / gemm.seconds / 1e9, "GFLOP/s")
-        result.profile = StepProfile.Part.allCases.map { part in
-            ProfileLine(part: part.name, isConvolutionArithmetic: part.isConvolutionArithmetic, millisecondsPerStep: 1000 * parts[part, default: 0] / Double(plans.count),
-                        share: 100 * parts[part, default: 0] / seconds)
-        }
-        let measured = parts.values.reduce(0, +)
-        result.profile.append(ProfileLine(part: "other (unmeasured)", isConvolutionArithmetic: false,
-                                          millisecondsPerStep: 1000 * Swift.max(0, seconds - measured) / Double(plans.count),
-                                          share: 100 * Swift.max(0, seconds - measured) / seconds))
+        result.profile = profileLines(parts, seconds: seconds, steps: plans.count, parts: StepProfile.Part.allCases)
         record("share of the step outside the convolutions' arithmetic",
                result.profile.filter { !$0.isConvolutionArithmetic }.reduce(0) { $0 + $1.share }, "%")
 
         _ = try engine.evaluate(.test)  // warm-up
+        StepProfile.start()
         let evalStart = Date(), evalCPUStart = processorSeconds()
         _ = try engine.evaluate(.test)
-        record("evaluation (batch assembly, forward, loss)", Double(splits.test.count) / Date().timeIntervalSince(evalStart), "images/s")
-        record("evaluation per CPU-second of this process", Double(splits.test.count) / (processorSeconds() - evalCPUStart), "images/s")
+        let evalSeconds = Date().timeIntervalSince(evalStart), evalCPUSeconds = processorSeconds() - evalCPUStart
+        let evalParts = StepProfile.stop()
+        record("evaluation (batch assembly, forward, loss)", Double(splits.test.count) / evalSeconds, "images/s")
+        record("evaluation per CPU-second of this process", Double(splits.test.count) / evalCPUSeconds, "images/s")
+        result.evaluationProfile = profileLines(evalParts, seconds: evalSeconds, steps: (splits.test.count + batch - 1) / batch,
+                                                parts: [.batchAssembly, .convolutionForward, .im2col, .batchNormForward, .poolAndClassifier, .loss])
         let memory = network.memoryUse
         let mebibyte = Double(1 << 20)
         record("memory: activations kept for backward", Double(memory.activations) / mebibyte, "MiB")
@@ -152,6 +156,18 @@ public struct Benchmark {
 
     /// Random images of `side`² pixels with three channels: `images` to train on and
     /// `images` to evaluate.
+    /// One line per part in `parts` (milliseconds per step of `steps` in `seconds`, and share),
+    /// then what no part covers.
+    private static func profileLines(_ times: [StepProfile.Part: Double], seconds: Double, steps: Int,
+                                     parts: [StepProfile.Part]) -> [ProfileLine] {
+        func line(_ name: String, arithmetic: Bool, _ time: Double) -> ProfileLine {
+            ProfileLine(part: name, isConvolutionArithmetic: arithmetic, millisecondsPerStep: 1000 * time / Double(steps), share: 100 * time / seconds)
+        }
+        let measured = times.values.reduce(0, +)
+        return parts.map { line($0.name, arithmetic: $0.isConvolutionArithmetic, times[$0, default: 0]) }
+            + [line("other (unmeasured)", arithmetic: false, Swift.max(0, seconds - measured))]
+    }
+
     static func syntheticSplits(images: Int, side: Int) throws(ModelError) -> DataSplits {
         var random = RandomStream(seed: 1, stream: .synthetic)
         func dataset(_ name: String, count: Int) throws(ModelError) -> ImageDataset {

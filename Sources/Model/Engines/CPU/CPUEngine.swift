@@ -39,8 +39,9 @@ public final class CPUEngine: TrainingEngine {
         var noAugmentation: RandomStream? = nil
         for first in stride(from: 0, to: dataset.count, by: config.batchSize) {
             let plan = BatchPlan(dataset, indices: (first..<Swift.min(first + config.batchSize, dataset.count)).map { $0 }[...], random: &noAugmentation)
-            let logits = network.forward(assembler.assemble(dataset, plan: plan), training: false)
-            let result = assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
+            let x = StepProfile.measure(.batchAssembly) { assembler.assemble(dataset, plan: plan) }
+            let logits = network.forward(x, training: false)
+            let result = StepProfile.measure(.loss) { assembler.labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) } }
             lossSum += result.loss * Double(plan.indices.count)
             correct += result.correct
         }

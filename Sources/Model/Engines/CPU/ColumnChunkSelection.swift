@@ -55,9 +55,7 @@ public enum ColumnChunkSelection {
     }
 
     /// The cache file's content: verdicts by `layerKey`.
-    struct VerdictFile: Codable {
-        var layers: [String: Verdict] = [:]
-    }
+    typealias VerdictFile = LayerVerdicts<Verdict>
 
     /// What a verdict holds for: the convolution's shape, its input extent, which of its passes run direct and the batch.
     static func layerKey(_ conv: Conv2d, height: Int, width: Int, batch: Int) -> String {
@@ -113,7 +111,9 @@ public enum ColumnChunkSelection {
         guard !layers.isEmpty else { return ([:], nil) }
         let measured = layers.map { conv, h, w in (conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batch)) }
         let start = Date()
-        let verdicts = try self.verdicts(for: measured, batch: batch, cache: cache)
+        let verdicts = VerdictFile.answer(keys: measured.map(\.key), cache: cache) { index in
+            measure(measured[index].conv, batch: batch, height: measured[index].height, width: measured[index].width)
+        }
         let fresh = verdicts.values.filter { $0.measuredAt >= start }.count
         var budgets: [String: Int] = [:], parts: [String] = []
         for layer in measured {
@@ -137,22 +137,6 @@ public enum ColumnChunkSelection {
     /// "layer1.0.conv1 16 MiB, …", in layer order.
     static func describe(_ budgets: [String: Int]) -> String {
         budgets.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) MiB" }.joined(separator: ", ")
-    }
-
-    /// The verdicts of `layers`: read from `cache`, and those missing measured (once per key)
-    /// and added to it, under the cache's lock so that processes starting together measure once.
-    static func verdicts(for layers: [(conv: Conv2d, height: Int, width: Int, key: String)], batch: Int,
-                         cache: URL?) throws(ModelError) -> [String: Verdict] {
-        func measureMissing(_ known: VerdictFile?) -> VerdictFile {
-            var result = known ?? VerdictFile()
-            for layer in layers where result.layers[layer.key] == nil {
-                result.layers[layer.key] = measure(layer.conv, batch: batch, height: layer.height, width: layer.width)
-            }
-            return result
-        }
-        guard let cache else { return measureMissing(nil).layers }
-        return MeasurementCache<VerdictFile>(url: cache, format: .readable).answer(
-            usable: { file in layers.allSatisfy { file.layers[$0.key] != nil } }, measure: measureMissing).layers
     }
 
     /// Times a forward + backward pass of `conv` with each distinct budget, in rounds

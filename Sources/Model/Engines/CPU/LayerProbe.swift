@@ -1,17 +1,23 @@
 import Foundation
 
-/// One convolution's forward + backward pass on random data, timed: what the start-up
-/// measurements (`ColumnChunkSelection`, `SparseSelection`) compare a layer's variants by.
-/// It runs the layer itself, so whatever the layer is set to (its chunk budget, its sparse
-/// path) is what gets timed; its saved input is overwritten, which is harmless before training.
+/// One convolution's forward + backward pass on random data, or its evaluation pass with a
+/// BatchNorm and ReLU after it, timed: what the start-up measurements (`ColumnChunkSelection`,
+/// `SparseSelection`, `EvaluationRouteSelection`) compare a layer's variants by. It runs the
+/// layer itself, so whatever the layer is set to (its chunk budget, its sparse path, its
+/// evaluation route) is what gets timed; its saved input is overwritten, which is harmless
+/// before training.
 struct LayerProbe {
     let conv: Conv2d
+    /// The BatchNorm (with ReLU) an evaluation probe applies after the layer; nil: a training probe.
+    private let normalisation: BatchNorm2d?
     private let x: FeatureMap, dy: FeatureMap
     private let inputSpace = Workspace(), gradientSpace = Workspace(), inputGradient = Workspace()
 
-    /// A probe of `conv` on `batch` random `height`×`width` inputs and random output gradients.
-    init(_ conv: Conv2d, batch: Int, height: Int, width: Int) {
+    /// A probe of `conv` on `batch` random `height`×`width` inputs and random output gradients;
+    /// with `evaluation`, of its evaluation pass followed by a BatchNorm and ReLU.
+    init(_ conv: Conv2d, batch: Int, height: Int, width: Int, evaluation: Bool = false) {
         self.conv = conv
+        normalisation = evaluation ? BatchNorm2d(name: "probe", channels: conv.outChannels, appliesReLU: true) : nil
         x = FeatureMap(data: inputSpace.reserve(conv.inChannels * batch * height * width), channels: conv.inChannels,
                        batch: batch, height: height, width: width)
         let outputHeight = conv.outputExtent(height), outputWidth = conv.outputExtent(width)
@@ -22,10 +28,15 @@ struct LayerProbe {
         for i in 0..<dy.count { dy.data[i] = random.nextSymmetric(1) }
     }
 
-    /// Seconds of one forward and backward pass (weight and input gradients).
+    /// Seconds of one forward and backward pass (weight and input gradients), or of one
+    /// evaluation pass.
     func pass() -> Double {
         let start = Date()
-        _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient)
+        if let normalisation {
+            _ = conv.forward(x, normalisedBy: normalisation, training: false)
+        } else {
+            _ = conv.backward(conv.forward(x).sameShape(at: dy.data), into: inputGradient)
+        }
         return Date().timeIntervalSince(start)
     }
 

@@ -70,6 +70,10 @@ public enum SparseBenchmark {
                                                        width: options.imageSize).line {
             log("width \(options.width): " + line)
         }
+        if let line = try EvaluationRouteSelection.install(on: network, batch: options.batchSize, height: options.imageSize,
+                                                           width: options.imageSize).line {
+            log("width \(options.width): " + line)
+        }
         let choice = try SparseSelection.install(on: network, batchSize: options.batchSize, height: options.imageSize,
                                                  width: options.imageSize, mode: .auto)
         guard let choice else { throw .invalidConfiguration("the masks left the network without a mask") }

@@ -1,0 +1,23 @@
+import Foundation
+
+/// A start-up measurement's verdicts by layer shape, as its cache file keeps them
+/// (`ColumnChunkSelection`, `EvaluationRouteSelection`).
+struct LayerVerdicts<Verdict: Codable>: Codable {
+    /// The verdicts by layer key (the shape and whatever else the verdict holds for).
+    var layers: [String: Verdict] = [:]
+
+    /// The verdicts of the layers keyed `keys`: read from `cache`, and those missing measured
+    /// (`measure(i)` for the first layer `i` with each key) and added to it, under the cache's
+    /// lock so that processes starting together measure once. Without a cache every key is
+    /// measured here and nothing is kept.
+    static func answer(keys: [String], cache: URL?, measure: (Int) -> Verdict) -> [String: Verdict] {
+        func measureMissing(_ known: LayerVerdicts?) -> LayerVerdicts {
+            var result = known ?? LayerVerdicts()
+            for (index, key) in keys.enumerated() where result.layers[key] == nil { result.layers[key] = measure(index) }
+            return result
+        }
+        guard let cache else { return measureMissing(nil).layers }
+        return MeasurementCache<LayerVerdicts>(url: cache, format: .readable).answer(
+            usable: { file in keys.allSatisfy { file.layers[$0] != nil } }, measure: measureMissing).layers
+    }
+}
