@@ -7,9 +7,10 @@ the rounds' own ratios (this machine kind swings by a third within minutes).
 
     python3 scripts/speed_vs_torch.py --widths 16 64 --threads 1 2 --rounds 3 [--im2col]
 
---im2col adds a third variant: our engine with every convolution through im2col and GEMM
-(the path before the direct convolutions). Needs a release build (`swift build -c release`)
-and `pip install torch`.
+--im2col adds a variant: our engine with every convolution through im2col and GEMM (the path
+before the direct convolutions). Each --env VAR=VALUE adds one more: our engine with that
+variable set (`--env PRUNESWEEP_EVALUATION_DIRECT=off` gives the evaluation before its direct
+routes). Needs a release build (`swift build -c release`) and `pip install torch`.
 """
 import argparse
 import os
@@ -26,8 +27,8 @@ FIGURES = {
 }
 
 
-def measure(command):
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+def measure(command, environment):
+    output = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
     figures = {}
     for name, pattern in FIGURES.items():
         match = re.search(pattern, output, re.MULTILINE)
@@ -43,6 +44,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--im2col", action="store_true", help="also time our engine without direct convolutions")
+    parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
+                        help="also time our engine with this environment variable set (repeatable)")
     parser.add_argument("--worker", default=".build/release/worker")
     args = parser.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -54,12 +57,18 @@ def main():
             variants = {"ours": [args.worker, "bench", "--width", str(width), "--threads", str(threads), "--steps", str(args.steps)]}
             if args.im2col:
                 variants["ours, im2col"] = variants["ours"] + ["--im2col"]
+            settings = {name: {} for name in variants}
+            for setting in args.env:
+                variable, _, value = setting.partition("=")
+                variants[f"ours, {setting}"] = variants["ours"]
+                settings[f"ours, {setting}"] = {variable: value}
             variants["PyTorch"] = [sys.executable, os.path.join(here, "torch_bench.py"), "--width", str(width),
                                    "--threads", str(threads), "--steps", str(args.steps)]
+            settings["PyTorch"] = {}
             results = {name: [] for name in variants}
             for round in range(args.rounds):
                 for name, command in variants.items():
-                    results[name].append(measure(command))
+                    results[name].append(measure(command, {**os.environ, **settings[name]}))
                     print(f"w{width} t{threads} round {round + 1} {name}: {results[name][-1]}", file=sys.stderr)
             medians = {name: {key: statistics.median(r[key] for r in runs) for key in FIGURES} for name, runs in results.items()}
             for name, figures in medians.items():
