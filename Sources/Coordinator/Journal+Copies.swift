@@ -47,11 +47,12 @@ extension Journal {
     }
 
     /// Ends `attempt` of `task` while another copy runs on: the task stays running and no
-    /// failure counts against it (the other copy may still finish it).
-    public func endCopy(_ task: String, attempt: Int, _ end: CopyEnd, message: String) throws {
+    /// failure counts against it (the other copy may still finish it). It ended `endedAt`
+    /// (now by default).
+    public func endCopy(_ task: String, attempt: Int, _ end: CopyEnd, message: String, endedAt: Double? = nil) throws {
         try write { db in
             try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ? AND ended IS NULL",
-                           [Self.now(), end.rawValue, task, attempt])
+                           [endedAt ?? Self.now(), end.rawValue, task, attempt])
             let detail = String(decoding: try JSONEncoder().encode(["task": task, "attempt": String(attempt), "message": message]), as: UTF8.self)
             try Self.event(db, "copy-\(end.rawValue)", detail)
         }

@@ -339,7 +339,8 @@ public final class Journal: Sendable {
     }
 
     /// Accepts a result once per task: returns false (and changes nothing) for a duplicate.
-    public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String) throws -> Bool {
+    /// The attempt ended `endedAt` (when its result arrived; now by default).
+    public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String, endedAt: Double? = nil) throws -> Bool {
         try write { db in
             guard var row = try Self.taskRow(db, task), row.state != .done else {
                 try Self.event(db, "duplicate-result", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
@@ -352,7 +353,7 @@ public final class Journal: Sendable {
             try Self.update(db, row)
             try Self.execute(db, "INSERT INTO result (task, record) VALUES (?, ?)", [task, record])
             try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'done' WHERE task = ? AND number = ?",
-                           [Self.now(), task, attempt])
+                           [endedAt ?? Self.now(), task, attempt])
             // A backup and its original race: the other copy, still open, lost.
             try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
                            [Self.now(), task, attempt])
@@ -362,15 +363,16 @@ public final class Journal: Sendable {
     }
 
     /// Ends a running attempt without a result. A lost worker re-queues the task without
-    /// counting a failure; an error counts, and past `retryLimit` failures the task fails.
-    public func abandon(_ task: String, attempt: Int, lostWorker: Bool, message: String, retryLimit: Int) throws {
+    /// counting a failure; an error counts, and past `retryLimit` failures the task fails. The
+    /// attempt ended `endedAt` (now by default).
+    public func abandon(_ task: String, attempt: Int, lostWorker: Bool, message: String, retryLimit: Int, endedAt: Double? = nil) throws {
         try write { db in
             guard var row = try Self.taskRow(db, task), row.state == .running else { return }
             if !lostWorker { row.failures += 1 }
             row.state = row.failures > retryLimit ? .failed : .queued
             try Self.update(db, row)
             try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = ? WHERE task = ? AND number = ?",
-                           [Self.now(), lostWorker ? "lost" : "error", task, attempt])
+                           [endedAt ?? Self.now(), lostWorker ? "lost" : "error", task, attempt])
             let detail = String(decoding: try JSONEncoder().encode(["task": task, "message": message]), as: UTF8.self)
             try Self.event(db, lostWorker ? "lost" : "error", detail)
         }

@@ -5,7 +5,8 @@ import TaskRuntime
 /// Result intake: each result's outputs checked (`ResultCheck`) on the `FileWork` lane of
 /// the worker that sent it, after that worker's uploads, and the verdicts handed back to the
 /// socket thread, where `SweepServer+Results` accepts a result once or fails its attempt.
-/// Results being checked are bounded by the workers' slots: only a task's holder reports it.
+/// Results being checked are bounded by the workers' slots: only a task's holder reports it,
+/// and a worker's delivered results free at most its slots (`Scheduler.capacity`).
 final class ResultIntake: @unchecked Sendable {
     private let store: ArtifactStore
     private let files: FileWork

@@ -7,7 +7,9 @@ import Foundation
 /// slots, nor a host's `maxTasks`), holds a training back from a much slower worker when a
 /// faster one is about to be free (`TrainingPlacement`), and when nothing is left to start
 /// gives idle workers backup copies of the trainings expected to finish last
-/// (`BackupTasks`). Failures and stalls count against a worker until it is quarantined.
+/// (`BackupTasks`). Failures and stalls count against a worker until it is quarantined. A
+/// result received (`delivered`) frees its worker's slot at once, while its outputs are
+/// checked: the task stays the worker's until the verdict (`finished` or `failed`).
 struct Scheduler {
     /// One worker as the scheduler sees it.
     struct Worker: Equatable {
@@ -17,12 +19,14 @@ struct Scheduler {
         var slots: Int, credit = 0
         /// Its tasks with their attempt numbers (0 while the journal numbers a placed one).
         var running: [String: Int] = [:]
+        /// Those of its tasks whose result it delivered and whose outputs are being checked:
+        /// still its own (the verdict is taken from it), but no longer run by it.
+        var delivered: Set<String> = []
         /// Tasks it failed or stalled in a row; no more work once quarantined.
         var consecutiveFailures = 0, quarantined = false
 
-        /// Tasks it may be given now: its credit, less what its slots cannot run beside the
-        /// tasks it holds (a peer asking for more than it can run gets no more).
-        var capacity: Int { max(0, min(credit, slots - running.count)) }
+        /// Tasks it runs: those it holds, less those whose result it delivered.
+        var busy: Int { running.count - delivered.count }
     }
 
     /// A ready task as `place` sees it: its id and, for a training, its workload.
@@ -90,6 +94,17 @@ struct Scheduler {
         return worker.running
     }
 
+    /// Tasks `worker` may be given now: its credit, less what its slots cannot run beside the
+    /// tasks it runs (a peer asking for more than it can run gets no more). A delivered result
+    /// leaves its slot, but at most `slots` of them at once (results being checked stay
+    /// bounded by the fleet's slots), and none while their verdicts could still quarantine
+    /// the worker (a quarantined worker must not be running a task it was just given).
+    func capacity(_ worker: Worker) -> Int {
+        let verdictsMayQuarantine = worker.consecutiveFailures + worker.delivered.count >= quarantineAfter
+        let occupied = verdictsMayQuarantine ? worker.running.count : max(worker.busy, worker.running.count - worker.slots)
+        return max(0, min(worker.credit, worker.slots - occupied))
+    }
+
     /// `name` asked for `credit` more tasks (its credit never exceeds its slots).
     mutating func granted(_ name: String, credit asked: Int) {
         guard var worker = workers[name] else { return }
@@ -119,6 +134,16 @@ struct Scheduler {
             copies.started(task, attempt: attempt, worker: name, host: worker.host, workload: workload, fromEpoch: copies.checkpointEpoch(task),
                            at: time, backupOf: backupOf)
         }
+    }
+
+    /// `name` delivered its result of `attempt` of `task`, whose outputs are now checked: its
+    /// slot is free for its next task (a worker asks again as soon as its result is sent), and
+    /// the task stays its own until `finished` or `failed` takes the verdict. Anything else (an
+    /// attempt it does not hold) changes nothing.
+    mutating func delivered(_ task: String, attempt: Int, by name: String, at time: Double) {
+        guard holds(name, task, attempt: attempt) else { return }
+        workers[name]?.delivered.insert(task)
+        finishedAt[name] = time
     }
 
     /// A placed task did not start after all (the journal refused it): its slot is free again.
@@ -201,7 +226,8 @@ struct Scheduler {
     mutating func stalled(at time: Double) -> [(task: String, attempt: Int, worker: String, silence: Double)] {
         var found: [(task: String, attempt: Int, worker: String, silence: Double)] = []
         for worker in workers.values.sorted(by: { $0.name < $1.name }) {
-            for (task, attempt) in worker.running.sorted(by: { $0.key < $1.key }) {
+            // A delivered result waits for its check, not for its worker.
+            for (task, attempt) in worker.running.sorted(by: { $0.key < $1.key }) where !worker.delivered.contains(task) {
                 if let silence = stallWatch.stalled(task, at: time) { found.append((task, attempt, worker.name, silence)) }
             }
         }
@@ -218,6 +244,7 @@ struct Scheduler {
 
     private mutating func release(_ task: String, from name: String) {
         workers[name]?.running[task] = nil
+        workers[name]?.delivered.remove(task)
         holders[task]?.remove(name)
         if holders[task]?.isEmpty == true { holders[task] = nil }
     }
@@ -257,7 +284,7 @@ struct Scheduler {
             if orders[key] == nil { orders[key] = CandidateOrder(task.workload, free.compactMap { candidate($0, for: task.workload) }) }
             let tried = failedOn[task.id] ?? []
             func current(_ candidate: CandidateOrder.Candidate) -> Bool {
-                free.contains(candidate.name) && workers[candidate.name]?.running.count == candidate.running
+                free.contains(candidate.name) && workers[candidate.name]?.busy == candidate.running
             }
             var chosen = orders[key]?.first(current: current) { !tried.contains($0.name) }
             if chosen == nil, !tried.isEmpty, !workers.values.contains(where: { !$0.quarantined && !tried.contains($0.name) }) {
@@ -293,15 +320,16 @@ struct Scheduler {
     /// `name` as a candidate in an order for `workload`.
     private func candidate(_ name: String, for workload: TrainingWorkload?) -> CandidateOrder.Candidate? {
         guard let worker = workers[name] else { return nil }
-        return CandidateOrder.Candidate(running: worker.running.count, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
+        return CandidateOrder.Candidate(running: worker.busy, speed: workload.flatMap { imagesPerSecond(worker, $0) } ?? 0, name: name)
     }
 
     /// Whether `worker` may start a task now: not quarantined, with credit and a free slot,
-    /// and its host under its `maxTasks`.
+    /// and its host under its `maxTasks` (tasks its workers run: a delivered result's check
+    /// runs on the coordinator).
     private func mayStart(_ worker: Worker) -> Bool {
-        guard !worker.quarantined && worker.capacity > 0 else { return false }
+        guard !worker.quarantined && capacity(worker) > 0 else { return false }
         guard let group = worker.group, let cap = hostCaps[group] else { return true }
-        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.running.count } < cap
+        return workers.values.filter { $0.group == group }.reduce(0) { $0 + $1.busy } < cap
     }
 
     private func imagesPerSecond(_ worker: Worker, _ workload: TrainingWorkload) -> Double? {
@@ -358,12 +386,12 @@ struct Scheduler {
     /// `worker` as the placement rule sees it for `workload` at `time`.
     private func outlook(_ worker: Worker, for workload: TrainingWorkload, at time: Double) -> WorkerOutlook {
         let freeIn: Double?
-        if worker.running.count < worker.slots {
+        if worker.busy < worker.slots {
             let justFinished = finishedAt[worker.name].map { time - $0 < Self.readyGrace } ?? false
             freeIn = worker.credit > 0 || justFinished ? 0 : nil
         } else {
             // Its soonest copy to end; an init or prune step (not followed) ends in seconds.
-            freeIn = worker.running.compactMap { task, attempt -> Double? in
+            freeIn = worker.running.filter { !worker.delivered.contains($0.key) }.compactMap { task, attempt -> Double? in
                 guard let copy = copies.of(task).first(where: { $0.attempt == attempt }) else { return 0 }
                 return speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
                     .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }
@@ -378,7 +406,9 @@ struct Scheduler {
         let idle = workers.values.filter(mayStart).sorted { $0.name < $1.name }
         guard !idle.isEmpty else { return [] }
         var running = Dictionary(grouping: copies.all, by: \.task).compactMap { task, list -> BackupTasks.Running? in
-            guard list.count == 1, let copy = list.first, !copies.backedUp.contains(task) else { return nil }
+            // A copy whose result is being checked is not backed up: it has finished.
+            guard list.count == 1, let copy = list.first, !copies.backedUp.contains(task),
+                  workers[copy.worker]?.delivered.contains(task) != true else { return nil }
             let left = speeds.imagesPerSecond(worker: copy.worker, host: copy.host, workload: copy.workload.key)
                 .map { TrainingCopies.secondsLeft(copy, imagesPerSecond: $0, at: time) }
             return BackupTasks.Running(task: task, attempt: copy.attempt, workload: copy.workload.key, secondsLeft: left,

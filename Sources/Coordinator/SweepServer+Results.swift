@@ -29,22 +29,35 @@ extension SweepServer {
         log.info("  \(session.name): \(summary) epoch \(progress.epoch)/\(progress.epochs)\(accuracy)")
     }
 
-    /// Checks a result's outputs off the socket thread; `settle` takes the verdict.
+    /// Checks a result's outputs off the socket thread; `settle` takes the verdict. The
+    /// worker's slot is free as soon as the result is here (its `ready` follows it): its next
+    /// task does not wait for the check (docs/protocol.md, "A result frees its slot").
     func check(_ result: TaskResult, session: WorkerSession) {
         guard let entry = board[result.taskID] else { return reject(session.peer, "result for an unknown task", "result for unknown task \(result.taskID.prefix(12))") }
-        let peer = session.peer, name = session.name
+        let peer = session.peer, name = session.name, delivered = now()
+        scheduler.delivered(result.taskID, attempt: result.attempt, by: name, at: delivered)
+        idleIfFree(peer, name)
+        needsDispatch = true
         let attempt = ResultCheck.Attempt(worker: name, host: session.hello.host, gpu: session.hello.gpu, build: session.hello.build,
                                           wallSeconds: dispatchedAt[result.taskID].map { Date().timeIntervalSince($0) })
         intake.check(result, of: entry.spec, inputs: board.inputArtifacts(result.taskID), attempt: attempt) { [self] verdict in
-            do { try settle(result, verdict, attempt: attempt, peer: peer) } catch {
+            do { try settle(result, verdict, attempt: attempt, peer: peer, delivered: delivered) } catch {
                 log.error("error taking the result of \(board.summary(result.taskID)) from \(name): \(error)")
             }
         }
     }
 
+    /// The status of `name` (at `peer`) is idle when it runs nothing (a delivered result's
+    /// check is the coordinator's work, and its next task may already run).
+    func idleIfFree(_ peer: Data, _ name: String) {
+        if scheduler.workers[name]?.busy ?? 0 == 0 { sessions.setStatus(peer, "idle") }
+    }
+
     /// Accepts a checked result once, or fails the attempt whose outputs are missing,
-    /// corrupt or not what the step makes (it retries elsewhere, never a silent accept).
-    private func settle(_ result: TaskResult, _ verdict: ResultCheck, attempt: ResultCheck.Attempt, peer: Data) throws {
+    /// corrupt or not what the step makes (it retries elsewhere, never a silent accept). The
+    /// attempt ended when its result was `delivered` (the journal's attempt times say when
+    /// the worker ran it).
+    private func settle(_ result: TaskResult, _ verdict: ResultCheck, attempt: ResultCheck.Attempt, peer: Data, delivered: Double) throws {
         let worker = attempt.worker
         guard let session = sessions[peer], session.name == worker, scheduler.holds(worker, result.taskID, attempt: result.attempt) else {
             // The attempt ended while its outputs were checked (another copy won, or the worker was lost).
@@ -54,13 +67,13 @@ extension SweepServer {
             return
         }
         if let failure = verdict.failure {
-            return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: failure), session: session)
+            return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: failure), session: session, endedAt: delivered)
         }
         guard let task = board[result.taskID]?.spec else { return }
         let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: now())
-        sessions.setStatus(peer, "idle")
+        idleIfFree(peer, worker)
         let elapsed = attempt.wallSeconds ?? verdict.stepSeconds
-        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record)
+        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record, endedAt: delivered)
         try refresh(result.taskID)
         send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
         guard accepted else { return log.notice("dropped a duplicate result of \(task.summary) from \(worker)") }
@@ -73,7 +86,7 @@ extension SweepServer {
         }
         for loser in losers {
             guard let otherPeer = sessions.peer(named: loser.worker) else { continue }
-            sessions.setStatus(otherPeer, "idle")
+            idleIfFree(otherPeer, loser.worker)
             lostRace.insert(otherPeer)
             send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
             log.info("cancelled attempt \(loser.attempt) of \(task.summary) on \(loser.worker): attempt \(result.attempt) on \(worker) finished first")
@@ -82,19 +95,23 @@ extension SweepServer {
         needsDispatch = true
     }
 
-    func fail(_ failure: TaskFailure, session: WorkerSession) throws {
+    /// An attempt failed: its worker's `error`, or its result's outputs refused (then it ended
+    /// `endedAt`, when the result came).
+    func fail(_ failure: TaskFailure, session: WorkerSession, endedAt: Double? = nil) throws {
         guard scheduler.holds(session.name, failure.taskID, attempt: failure.attempt) else { return }
-        sessions.setStatus(session.peer, "idle")
         let summary = board.summary(failure.taskID)
-        if scheduler.failed(failure.taskID, attempt: failure.attempt, on: session.name) {
-            try journal.endCopy(failure.taskID, attempt: failure.attempt, .error, message: failure.message)
+        let another = scheduler.failed(failure.taskID, attempt: failure.attempt, on: session.name)
+        idleIfFree(session.peer, session.name)
+        if another {
+            try journal.endCopy(failure.taskID, attempt: failure.attempt, .error, message: failure.message, endedAt: endedAt)
             log.warning("\(session.name) failed its copy of \(summary): \(failure.message) — the other copy runs on")
             try strike(session.peer, "failed")
             needsDispatch = true
             return
         }
         dispatchedAt[failure.taskID] = nil
-        try journal.abandon(failure.taskID, attempt: failure.attempt, lostWorker: false, message: failure.message, retryLimit: options.retryLimit)
+        try journal.abandon(failure.taskID, attempt: failure.attempt, lostWorker: false, message: failure.message, retryLimit: options.retryLimit,
+                            endedAt: endedAt)
         try refresh(failure.taskID)
         let state = board[failure.taskID]?.row.state
         options.monitor?.taskFailed(failure.taskID, summary: summary, worker: session.name, message: failure.message, givenUp: state == .failed)

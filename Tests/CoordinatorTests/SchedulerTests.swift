@@ -199,4 +199,107 @@ import Testing
         _ = retry.finished("busy", attempt: 1, on: "y", at: 2)
         #expect(Self.starts(retry.place([Scheduler.Ready(id: "t2", workload: nil)], at: 2)) == ["t2": "y"])
     }
+
+    // MARK: a result frees its slot before its verdict (docs/protocol.md, "A result frees its slot")
+
+    /// A one-slot worker that has started `t0` (attempt 1) and asked for its next task.
+    static func runningOne(quarantineAfter: Int = 3, hostCaps: [String: Int] = [:], group: String? = nil) -> Scheduler {
+        var scheduler = Scheduler(quarantineAfter: quarantineAfter, hostCaps: hostCaps)
+        scheduler.joined("a", host: "h", group: group, slots: 1, running: [:])
+        scheduler.started("t0", attempt: 1, on: "a", workload: nil, at: 0)
+        scheduler.granted("a", credit: 1)
+        return scheduler
+    }
+
+    @Test func aDeliveredResultFreesItsSlotAndItsTaskStaysHeldUntilTheVerdict() {
+        var scheduler = Self.runningOne()
+        let next = [Scheduler.Ready(id: "t1", workload: nil)]
+        #expect(Self.starts(scheduler.place(next, at: 1)).isEmpty, "a one-slot worker running a task got another")
+        // Another attempt's result, or a result of a task it does not hold, frees nothing.
+        scheduler.delivered("t0", attempt: 2, by: "a", at: 1)
+        scheduler.delivered("elsewhere", attempt: 1, by: "a", at: 1)
+        #expect(Self.starts(scheduler.place(next, at: 1)).isEmpty)
+        // Its result is here and being checked: its next task goes out at once, and t0 is still its own.
+        scheduler.delivered("t0", attempt: 1, by: "a", at: 1)
+        #expect(Self.starts(scheduler.place(next, at: 1)) == ["t1": "a"])
+        scheduler.started("t1", attempt: 1, on: "a", workload: nil, at: 1)
+        #expect(scheduler.holds("a", "t0", attempt: 1) && scheduler.holds("a", "t1", attempt: 1))
+        // The verdict accepts t0; t1 fills the slot, and asking again gets nothing until t1's result.
+        let losers = scheduler.finished("t0", attempt: 1, on: "a", at: 2)
+        #expect(losers.isEmpty)
+        scheduler.granted("a", credit: 1)
+        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t2", workload: nil)], at: 2)).isEmpty)
+        #expect(scheduler.workers["a"]?.delivered.isEmpty == true && scheduler.workers["a"]?.busy == 1)
+    }
+
+    @Test func aRefusedDeliveredResultRequeuesItsTaskAwayFromItsWorker() {
+        var scheduler = Self.runningOne()
+        scheduler.joined("b", host: "h", group: nil, slots: 1, running: [:])
+        scheduler.delivered("t0", attempt: 1, by: "a", at: 1)
+        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t1", workload: nil)], at: 1)) == ["t1": "a"])
+        scheduler.started("t1", attempt: 1, on: "a", workload: nil, at: 1)
+        // Its outputs fail their check: no other copy runs (the task is requeued), it counts
+        // against "a", and the retry goes to "b".
+        let another = scheduler.failed("t0", attempt: 1, on: "a")
+        let quarantined = scheduler.strike("a")
+        #expect(!another && quarantined == nil && scheduler.workers["a"]?.consecutiveFailures == 1)
+        #expect(!scheduler.holds("a", "t0", attempt: 1) && scheduler.holds("a", "t1", attempt: 1))
+        scheduler.granted("a", credit: 1)
+        scheduler.granted("b", credit: 1)
+        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t0", workload: nil)], at: 2)) == ["t0": "b"])
+    }
+
+    @Test func resultsAwaitingTheirVerdictsFreeAtMostTheWorkersSlots() {
+        var scheduler = Self.runningOne()
+        scheduler.delivered("t0", attempt: 1, by: "a", at: 1)
+        #expect(Self.starts(scheduler.place([Scheduler.Ready(id: "t1", workload: nil)], at: 1)) == ["t1": "a"])
+        scheduler.started("t1", attempt: 1, on: "a", workload: nil, at: 1)
+        // A second result while the first is still checked: one slot frees one result, so the
+        // third task waits for a verdict (results being checked stay bounded by the slots).
+        scheduler.delivered("t1", attempt: 1, by: "a", at: 2)
+        scheduler.granted("a", credit: 1)
+        let third = [Scheduler.Ready(id: "t2", workload: nil)]
+        #expect(Self.starts(scheduler.place(third, at: 2)).isEmpty)
+        _ = scheduler.finished("t0", attempt: 1, on: "a", at: 3)
+        #expect(Self.starts(scheduler.place(third, at: 3)) == ["t2": "a"])
+    }
+
+    @Test func aWorkerWhoseVerdictsCouldQuarantineItWaitsForThem() {
+        var scheduler = Self.runningOne(quarantineAfter: 2)
+        let quarantined = scheduler.strike("a")
+        #expect(quarantined == nil)
+        // One failure in a row, one more would quarantine it: its next task waits for the verdict.
+        scheduler.delivered("t0", attempt: 1, by: "a", at: 1)
+        let next = [Scheduler.Ready(id: "t1", workload: nil)]
+        #expect(Self.starts(scheduler.place(next, at: 1)).isEmpty)
+        // Accepted: the streak ends and the task goes out.
+        _ = scheduler.finished("t0", attempt: 1, on: "a", at: 2)
+        #expect(Self.starts(scheduler.place(next, at: 2)) == ["t1": "a"])
+    }
+
+    @Test func aDeliveredResultFreesItsHostsCap() {
+        var scheduler = Self.runningOne(hostCaps: ["box": 1], group: "box")
+        scheduler.joined("b", host: "h", group: "box", slots: 1, running: [:])
+        scheduler.granted("b", credit: 1)
+        let next = [Scheduler.Ready(id: "t1", workload: nil)]
+        #expect(Self.starts(scheduler.place(next, at: 1)).isEmpty, "a host capped at 1 ran two tasks")
+        scheduler.delivered("t0", attempt: 1, by: "a", at: 1)
+        #expect(Self.starts(scheduler.place(next, at: 1)).count == 1)
+    }
+
+    @Test func aDeliveredTrainingIsNeitherBackedUpNorStalled() {
+        var scheduler = Self.learned(["fast": 1000, "slow": 100])
+        scheduler.started("long", attempt: 1, on: "slow", workload: Self.workload, at: 1000)
+        // "slow" delivered at once (faster than its speed says): the check runs; no idle
+        // worker backs up a training that has finished.
+        scheduler.delivered("long", attempt: 1, by: "slow", at: 1001)
+        scheduler.granted("fast", credit: 1)
+        let backups = scheduler.place([], at: 1001)
+        #expect(backups.isEmpty, "a training whose result is being checked was backed up: \(backups)")
+        // Nor is a check of hours a stall of its worker.
+        var watched = Self.runningOne()
+        watched.delivered("t0", attempt: 1, by: "a", at: 1)
+        let stalls = watched.stalled(at: 100_000)
+        #expect(stalls.isEmpty)
+    }
 }
