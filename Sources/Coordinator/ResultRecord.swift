@@ -46,6 +46,9 @@ public struct ResultRecord: Codable, Equatable, Sendable {
     /// The convolutions the CPU's sparse engine ran (`metrics.json`'s `sparse` adds the mode,
     /// each layer's density and timings); nil for unmasked or GPU runs and older records.
     public var sparseLayers: [String]? = nil
+    /// The CPU's column-chunk budgets (MiB) by wide layer where they left the default, and the
+    /// wide layers evaluated on the direct kernels (`metrics.json`'s fields); nil where none.
+    public var columnChunks: [String: Int]? = nil, evaluationDirectLayers: [String]? = nil
 
     /// Records the build that trained it, from the worker's `hello.build`.
     public mutating func stamp(build identifier: String?) {

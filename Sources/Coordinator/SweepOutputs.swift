@@ -81,6 +81,8 @@ public enum SweepOutputs {
         record.cudaGraphs = summary.cudaGraphs
         record.secondsPerEpoch = summary.history.isEmpty ? nil : summary.history.map(\.seconds).reduce(0, +) / Double(summary.history.count)
         record.sparseLayers = summary.sparse?.sparseLayers
+        record.columnChunks = summary.columnChunks
+        record.evaluationDirectLayers = summary.evaluationDirectLayers
         return record
     }
 }

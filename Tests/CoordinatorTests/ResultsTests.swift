@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+@testable import Model
 import TaskRuntime
 import Testing
 @testable import Coordinator
@@ -28,6 +29,24 @@ import Testing
         try Data("tampered".utf8).write(to: store.url(hash))
         #expect(throws: ArtifactError.self) { try store.data(hash) }
         #expect(throws: ArtifactError.missing("ab12")) { try store.data("ab12") }
+    }
+
+    /// A training's record carries how the CPU ran it, from its `metrics.json`: the sparse layers,
+    /// the column-chunk budgets and the layers evaluated direct.
+    @Test func recordCarriesTheRunsEngineChoices() {
+        let config = TrainingConfig(dataset: .synthetic, width: 64, synthetic: .init(trainCount: 8, testCount: 8, side: 32))
+        var summary = RunSummary(config: config, identity: "x", history: [], bestValidationAccuracy: nil, bestEpoch: nil,
+                                 bestValidationTestAccuracy: nil, finalTestAccuracy: 0.5, parameters: 10, prunable: 8, remaining: 8,
+                                 blasCore: "c", threads: 2)
+        let task = TaskSpec(step: .train(config), inputs: [:],
+                            labels: .init(method: "dense", options: "", seed: 42, round: 0, targetDensity: nil, reported: true))
+        let plain = SweepOutputs.record(for: task, summary: summary, wallSeconds: 1, worker: "w", host: "h", codeVersion: "v")
+        #expect(plain.columnChunks == nil && plain.evaluationDirectLayers == nil && plain.sparseLayers == nil)
+        summary.columnChunks = ["layer1.0.conv1": 8]
+        summary.evaluationDirectLayers = ["conv1", "layer1.0.conv1"]
+        let record = SweepOutputs.record(for: task, summary: summary, wallSeconds: 1, worker: "w", host: "h", codeVersion: "v")
+        #expect(record.columnChunks == ["layer1.0.conv1": 8])
+        #expect(record.evaluationDirectLayers == ["conv1", "layer1.0.conv1"])
     }
 
     @Test func aggregateMatchesAnIndependentComputation() {

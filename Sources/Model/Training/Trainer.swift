@@ -221,7 +221,8 @@ public final class Trainer {
                                  remaining: network.prunableParameters.reduce(0) { $0 + $1.keptCount },
                                  blasCore: BLAS.engineSummary, threads: BLAS.threads,
                                  device: engine.deviceName, precision: engine.precisionName, cudaGraphs: engine.usedCUDAGraphs,
-                                 sparse: sparseChoice)
+                                 sparse: sparseChoice, columnChunks: progress.columnChunks,
+                                 evaluationDirectLayers: progress.evaluationDirectLayers)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -278,4 +279,8 @@ public struct RunSummary: Codable, Sendable {
     public var cudaGraphs: Bool? = nil
     /// The sparse engine's per-layer choice on the CPU; nil for unmasked runs and in older files.
     public var sparse: SparseChoice? = nil
+    /// The CPU's column-chunk budgets (MiB) of the wide layers that left the default, and the
+    /// wide layers evaluated on the direct kernels, as the run started; nil where none (and in
+    /// older files).
+    public var columnChunks: [String: Int]? = nil, evaluationDirectLayers: [String]? = nil
 }
