@@ -110,11 +110,9 @@ public enum ColumnChunkSelection {
         }
         guard !layers.isEmpty else { return ([:], nil) }
         let measured = layers.map { conv, h, w in (conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batch)) }
-        let start = Date()
-        let verdicts = VerdictFile.answer(keys: measured.map(\.key), cache: cache) { index in
+        let (verdicts, when) = VerdictFile.answer(keys: measured.map(\.key), cache: cache) { index in
             measure(measured[index].conv, batch: batch, height: measured[index].height, width: measured[index].width)
         }
-        let fresh = verdicts.values.filter { $0.measuredAt >= start }.count
         var budgets: [String: Int] = [:], parts: [String] = []
         for layer in measured {
             guard let verdict = verdicts[layer.key] else { continue }
@@ -130,7 +128,6 @@ public enum ColumnChunkSelection {
                 : "\(shape) \(verdict.chosen) MiB (\(String(format: "%.2f", verdict.gain))× \(defaultMebibytes) MiB)")
         }
         let unsettled = verdicts.values.contains { !$0.agreed } ? "; some timings disagreed (a busy machine), kept so that every process chunks alike" : ""
-        let when = fresh > 0 ? "\(fresh) shape(s) timed now in \(Int(Date().timeIntervalSince(start).rounded())) s, once per machine" : "kept in \(cache?.lastPathComponent ?? "this process")"
         return (budgets, "column chunks per layer (batch \(batch); \(when)): \(parts.joined(separator: ", "))\(unsettled)")
     }
 

@@ -95,11 +95,9 @@ public enum EvaluationRouteSelection {
             throw .invalidConfiguration("\(variable)=\(text) is not one of on, off, auto; unset it to let each layer's measured speed choose")
         }
         let measured = layers.map { conv, h, w in (conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batch)) }
-        let start = Date()
-        let verdicts = VerdictFile.answer(keys: measured.map(\.key), cache: cache) { index in
+        let (verdicts, when) = VerdictFile.answer(keys: measured.map(\.key), cache: cache) { index in
             measure(measured[index].conv, batch: batch, height: measured[index].height, width: measured[index].width)
         }
-        let fresh = verdicts.values.filter { $0.measuredAt >= start }.count
         let direct = route { conv in measured.first { $0.conv === conv }.flatMap { verdicts[$0.key] }?.direct ?? false }
         var listed = Set<String>(), parts: [String] = []
         for key in measured.map(\.key) where listed.insert(key).inserted {
@@ -108,7 +106,6 @@ public enum EvaluationRouteSelection {
             parts.append("\(shape) \(verdict.direct ? "direct" : "GEMM") (\(String(format: "%.2f", verdict.gain))×)")
         }
         let unsettled = verdicts.values.contains { !$0.agreed } ? "; some timings disagreed (a busy machine)" : ""
-        let when = fresh > 0 ? "\(fresh) shape(s) timed now in \(Int(Date().timeIntervalSince(start).rounded())) s, once per machine" : "kept in \(cache?.lastPathComponent ?? "this process")"
         return (direct, "evaluation: \(direct.count) of \(summary) direct (batch \(batch); \(when); direct ÷ GEMM speed): \(parts.joined(separator: ", "))\(unsettled)")
     }
 
