@@ -473,25 +473,16 @@ void direct_convolution_3x3_stride2_input_gradient(const float *dy, const float 
 }
 
 // ---- Weight gradient (AVX-512 only: on AVX2 it lost to im2col + GEMM) ----------------------
+//
+// Both weight gradients read the saved input as it is: a tap that falls outside the image is
+// a masked-off lane or a row of zeros, never a bordered copy. The copy of the whole batch that
+// these kernels once read cost a write and a read of the layer's input per step (4% of width
+// 16's training step), for values the masks give for free.
 
 enum { gradient_lanes = 16, images_per_block = 8 };
 
-size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height,
-                                                         int width) {
-    return (size_t)in_channels * batch * (height + 2) * (width + 2) + slack +
-           (size_t)out_channels * in_channels * 9 * gradient_lanes;
-}
-
-void direct_convolution_border_images(const float *x, float *scratch, int in_channels, int batch, int height, int width,
-                                      int first_image, int end_image) {
-    const size_t plane = (size_t)(height + 2) * (width + 2);
-    for (int c = 0; c < in_channels; c++) {
-        for (int n = first_image; n < end_image; n++) {
-            const size_t image = (size_t)c * batch + n;
-            border_plane_avx512(x + image * height * width, scratch + image * plane, height, width);
-        }
-    }
-    if (end_image == batch) memset(scratch + (size_t)in_channels * batch * plane, 0, sizeof(float) * slack);
+size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int out_channels) {
+    return (size_t)out_channels * in_channels * 9 * gradient_lanes;
 }
 
 #define AVX512_ATTRIBUTES __attribute__((target("avx512f"), always_inline)) static inline
@@ -500,32 +491,46 @@ AVX512_ATTRIBUTES __m512 v512_load(const float *p) { return _mm512_loadu_ps(p); 
 AVX512_ATTRIBUTES __m512 v512_load_first(const float *p, int count) {
     return _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), p);
 }
+AVX512_ATTRIBUTES __m512 v512_load_masked(const float *p, __mmask16 lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
 AVX512_ATTRIBUTES __m512 v512_fma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 AVX512_ATTRIBUTES __m512 v512_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
 AVX512_ATTRIBUTES void v512_store(float *p, __m512 v) { _mm512_storeu_ps(p, v); }
 
+// The lanes `l` of a vector starting at column `first` (≥ −1) with `0 ≤ first + l < width`.
+static inline unsigned columns_inside(int first, int width) {
+    unsigned lanes = first < 0 ? 0xfffeu : 0xffffu;
+    const int room = width - first;
+    if (room < gradient_lanes) lanes &= room <= 0 ? 0 : (1u << room) - 1;
+    return lanes;
+}
+
 // One block of `OB` output channels against one kernel row `ki` of input channel `c`, over the
 // images of one block: the three taps of the row in `OB × 3` accumulators, added into the
-// weights' partial-sum vectors at the end of the block.
+// weights' partial-sum vectors at the end of the block. The output rows whose input row
+// `row + ki − 1` lies outside the image are skipped: there every product is zero.
 #define GRADIENT_KERNEL(NAME, TARGET, P, VEC, MAX_OB)                                                                   \
     __attribute__((target(TARGET), always_inline)) static inline void NAME(                                            \
-        const float *dy, const float *bordered, float *partials, int in_channels, int batch, int height, int width,     \
-        int o0, int c, int ki, int first_image, int end_image, const int OB, const int XV) {                           \
-        const int pw = width + 2, plane = (height + 2) * pw, last = width - (XV - 1) * gradient_lanes;                 \
+        const float *dy, const float *x, float *partials, int in_channels, int batch, int height, int width, int o0,   \
+        int c, int ki, int first_image, int end_image, const int OB, const int XV) {                                   \
+        const int last = width - (XV - 1) * gradient_lanes;                                                            \
+        const int first_row = ki == 0 ? 1 : 0, end_row = ki == 2 ? height - 1 : height;                                \
+        __mmask16 inside[2][3];                                                                                        \
+        for (int v = 0; v < XV; v++)                                                                                   \
+            for (int kj = 0; kj < 3; kj++) inside[v][kj] = (__mmask16)columns_inside(v * gradient_lanes + kj - 1, width); \
         VEC acc[MAX_OB][3];                                                                                            \
         for (int o = 0; o < OB; o++)                                                                                   \
             for (int kj = 0; kj < 3; kj++) acc[o][kj] = P##_zero();                                                    \
         for (int n = first_image; n < end_image; n++) {                                                                \
-            const float *image = bordered + ((size_t)c * batch + n) * plane + (size_t)ki * pw;                         \
+            const float *image = x + ((size_t)c * batch + n) * height * width;                                         \
             const float *gradient = dy + (((size_t)o0 * batch + n) * height) * width;                                  \
-            for (int row = 0; row < height; row++) {                                                                   \
-                const float *line = image + (size_t)row * pw;                                                          \
+            for (int row = first_row; row < end_row; row++) {                                                          \
+                const float *line = image + (ptrdiff_t)(row + ki - 1) * width;                                         \
                 for (int v = 0; v < XV; v++) {                                                                         \
-                    const int x = v * gradient_lanes;                                                                  \
+                    const int column = v * gradient_lanes;                                                             \
                     VEC in[3];                                                                                         \
-                    for (int kj = 0; kj < 3; kj++) in[kj] = P##_load(line + x + kj);                                   \
+                    for (int kj = 0; kj < 3; kj++) in[kj] = P##_load_masked(line + column + kj - 1, inside[v][kj]);    \
                     for (int o = 0; o < OB; o++) {                                                                     \
-                        const float *g = gradient + (size_t)o * batch * height * width + (size_t)row * width + x;      \
+                        const float *g = gradient + (size_t)o * batch * height * width + (size_t)row * width + column; \
                         VEC d = v < XV - 1 || last == gradient_lanes ? P##_load(g) : P##_load_first(g, last);          \
                         for (int kj = 0; kj < 3; kj++) acc[o][kj] = P##_fma(d, in[kj], acc[o][kj]);                    \
                     }                                                                                                  \
@@ -542,7 +547,7 @@ AVX512_ATTRIBUTES void v512_store(float *p, __m512 v) { _mm512_storeu_ps(p, v); 
 GRADIENT_KERNEL(gradient_avx512, "avx512f", v512, __m512, 8)
 
 #define GRADIENT(KERNEL, OB, XV) \
-    KERNEL(dy, bordered, partials, in_channels, batch, height, width, o0, c, ki, first_image, end_image, OB, XV)
+    KERNEL(dy, x, partials, in_channels, batch, height, width, o0, c, ki, first_image, end_image, OB, XV)
 #define GRADIENT_OUTPUTS(KERNEL, WIDE, XV)                                                     \
     {                                                                                          \
         int o0 = first_output;                                                                 \
@@ -559,22 +564,21 @@ GRADIENT_KERNEL(gradient_avx512, "avx512f", v512, __m512, 8)
         }
 
 __attribute__((target("avx512f"))) static void gradient_block_avx512(
-    const float *dy, const float *bordered, float *partials, int in_channels, int batch, int height, int width,
+    const float *dy, const float *x, float *partials, int in_channels, int batch, int height, int width,
     int first_output, int end_output, int first_image, int end_image) {
     GRADIENT_BLOCKS(gradient_avx512, 8)
 }
 
-void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_channels, int out_channels, int batch,
-                                            int height, int width, int first_output, int end_output, float *scratch) {
-    const float *bordered = scratch;
-    float *partials = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
+void direct_convolution_3x3_weight_gradient(const float *x, const float *dy, float *dw, int in_channels, int out_channels,
+                                            int batch, int height, int width, int first_output, int end_output, float *scratch) {
+    float *partials = scratch;
     const size_t per_output = (size_t)in_channels * 9 * gradient_lanes;
     memset(partials + first_output * per_output, 0, sizeof(float) * (end_output - first_output) * per_output);
-    // Image blocks keep one block's rows of `dy` and of the bordered input in cache while
+    // Image blocks keep one block's rows of `dy` and of the input in cache while
     // every kernel row of every input channel passes over them.
     for (int first_image = 0; first_image < batch; first_image += images_per_block) {
         const int end_image = first_image + images_per_block < batch ? first_image + images_per_block : batch;
-        gradient_block_avx512(dy, bordered, partials, in_channels, batch, height, width, first_output, end_output,
+        gradient_block_avx512(dy, x, partials, in_channels, batch, height, width, first_output, end_output,
                               first_image, end_image);
     }
     for (int o = first_output; o < end_output; o++) {
@@ -591,7 +595,7 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
 //
 // For width 16's stages 2 to 4, where the row-vectorised weight gradient above would idle
 // lanes or lose to GEMM: `∂L/∂Y` is first transposed to `[n][pixel][o]`, so one vector load brings 16 output
-// channels' gradients at a pixel; each input channel's nine taps are broadcast from the bordered
+// channels' gradients at a pixel; each input channel's nine taps are broadcast from the input
 // image at constant offsets, and `9 × V` accumulators (one per tap and 16-channel block) sum
 // over the pixels of a block of images before they are added to the weights' partial sums.
 // Each weight is summed by one thread, over image blocks, images, rows and columns in that
@@ -600,17 +604,16 @@ void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_c
 size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height,
                                                           int width, int stride) {
     const size_t out_area = (size_t)((height - 1) / stride + 1) * ((width - 1) / stride + 1);
-    return (size_t)in_channels * batch * (height + 2) * (width + 2) + slack + (size_t)out_channels * batch * out_area +
-           (size_t)out_channels * in_channels * 9;
+    return (size_t)out_channels * batch * out_area + (size_t)out_channels * in_channels * 9;
 }
 
 // Blocks of 16 output channels × 16 pixels, transposed in registers (`out_channels` is a multiple
 // of 16 wherever the channel-vectorised weight gradient runs).
-__attribute__((target("avx512f"))) void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels,
-                                                                              int out_channels, int batch, int height, int width,
-                                                                              int stride, int first_image, int end_image) {
+__attribute__((target("avx512f"))) void direct_convolution_transpose_gradient(const float *dy, float *scratch, int out_channels,
+                                                                              int batch, int height, int width, int stride,
+                                                                              int first_image, int end_image) {
     const size_t area = (size_t)((height - 1) / stride + 1) * ((width - 1) / stride + 1);
-    float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * (width + 2) + slack;
+    float *transposed = scratch;
     for (int n = first_image; n < end_image; n++)
         for (int o0 = 0; o0 < out_channels; o0 += lanes_per_block)
             for (size_t p0 = 0; p0 < area; p0 += lanes_per_block) {
@@ -624,29 +627,41 @@ __attribute__((target("avx512f"))) void direct_convolution_transpose_gradient(co
             }
 }
 
-// `WIDTH` is the output's width; the bordered input (rows of `pw` floats, `in_height + 2` of
-// them) is read at every `STRIDE`-th pixel.
+// What an input row above or below the image reads: every tap there multiplies a zero.
+static const float zero_row[64];
+
+// `WIDTH` is the output's width. Tap `t` of output pixel (`row`, `col`) reads input row
+// `STRIDE·row + t / 3 − 1` (the zero row outside the image) at column `STRIDE·col + t % 3 − 1`.
+// Left of the image that column is known when the kernel is compiled, and the tap is left out;
+// right of it likewise at stride 1, and at stride 2 only on odd input widths, where it reads zero.
 #define CHANNEL_GRADIENT_KERNEL(WIDTH, V, STRIDE)                                                                       \
     __attribute__((target("avx512f"))) static void channel_gradient_##STRIDE##_##WIDTH##_##V(                          \
-        const float *bordered, const float *transposed, float *partials, int in_channels, int out_channels, int batch,  \
-        int in_height, int in_pw, int height, int c, int block, int first_image, int end_image) {                      \
-        const int pw = STRIDE == 1 ? WIDTH + 2 : in_pw, plane = (in_height + 2) * pw, area = height * WIDTH;           \
+        const float *x, const float *transposed, float *partials, int in_channels, int out_channels, int batch,        \
+        int in_height, int in_width, int height, int c, int block, int first_image, int end_image) {                   \
+        const int plane = in_height * in_width, area = height * WIDTH, odd = in_width < STRIDE * WIDTH;                 \
         {                                                                                                              \
             __m512 acc[9][V];                                                                                          \
             _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++)                                             \
                 _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();        \
             for (int n = first_image; n < end_image; n++) {                                                            \
-                const float *image = bordered + ((size_t)c * batch + n) * plane;                                       \
+                const float *image = x + ((size_t)c * batch + n) * plane;                                              \
                 const float *gradient = transposed + (size_t)n * area * out_channels + (size_t)block * lanes_per_block; \
                 for (int row = 0; row < height; row++) {                                                               \
-                    const float *line = image + (size_t)STRIDE * row * pw;                                             \
+                    const float *lines[3];                                                                             \
+                    for (int i = 0; i < 3; i++) {                                                                      \
+                        const int r = STRIDE * row + i - 1;                                                            \
+                        lines[i] = r >= 0 && r < in_height ? image + (size_t)r * in_width : zero_row;                  \
+                    }                                                                                                  \
                     const float *g = gradient + (size_t)row * WIDTH * out_channels;                                    \
                     _Pragma("clang loop unroll(full)") for (int col = 0; col < WIDTH; col++) {                         \
                         __m512 d[V];                                                                                   \
                         _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                 \
                             d[v] = _mm512_loadu_ps(g + (size_t)col * out_channels + v * lanes_per_block);              \
                         _Pragma("clang loop unroll(full)") for (int t = 0; t < 9; t++) {                               \
-                            const __m512 input = _mm512_set1_ps(line[(t / 3) * pw + STRIDE * col + t % 3]);            \
+                            const int column = STRIDE * col + t % 3 - 1;                                               \
+                            if (column < 0 || (STRIDE == 1 && column >= WIDTH)) continue;                              \
+                            const int edge = STRIDE == 2 && column == STRIDE * WIDTH - 1;                              \
+                            const __m512 input = _mm512_set1_ps(edge && odd ? 0.0f : lines[t / 3][column]);            \
                             _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                             \
                                 acc[t][v] = _mm512_fmadd_ps(d[v], input, acc[t][v]);                                   \
                         }                                                                                              \
@@ -678,12 +693,12 @@ int direct_convolution_channel_gradient_covers(int width, int stride) {
     return (stride == 1 || stride == 2) && (out == 4 || out == 7 || out == 8 || out == 14 || out == 16);
 }
 
-void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
-                                                    int width, int stride, int first_block, int end_block, float *scratch) {
-    const int out_height = (height - 1) / stride + 1, out_width = (width - 1) / stride + 1, pw = width + 2;
-    const float *bordered = scratch;
-    const float *transposed = scratch + (size_t)in_channels * batch * (height + 2) * pw + slack;
-    float *partials = (float *)transposed + (size_t)out_channels * batch * out_height * out_width;
+void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, int in_channels, int out_channels, int batch,
+                                                    int height, int width, int stride, int first_block, int end_block,
+                                                    float *scratch) {
+    const int out_height = (height - 1) / stride + 1, out_width = (width - 1) / stride + 1;
+    const float *transposed = scratch;
+    float *partials = scratch + (size_t)out_channels * batch * out_height * out_width;
     const size_t per_block = (size_t)in_channels * 9 * lanes_per_block;
     memset(partials + first_block * per_block, 0, sizeof(float) * (end_block - first_block) * per_block);
     // Image blocks outermost: one block's transposed gradients stay in cache while every input
@@ -694,10 +709,10 @@ void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, 
             const int pair = block + 2 <= end_block;
             for (int c = 0; c < in_channels; c++) {
 #define CHANNEL_GRADIENT(WIDTH, STRIDE)                                                                            \
-    if (pair) channel_gradient_##STRIDE##_##WIDTH##_2(bordered, transposed, partials, in_channels, out_channels, batch, height, \
-                                                      pw, out_height, c, block, first_image, end_image);            \
-    else channel_gradient_##STRIDE##_##WIDTH##_1(bordered, transposed, partials, in_channels, out_channels, batch, height, \
-                                                 pw, out_height, c, block, first_image, end_image);
+    if (pair) channel_gradient_##STRIDE##_##WIDTH##_2(x, transposed, partials, in_channels, out_channels, batch, height,     \
+                                                      width, out_height, c, block, first_image, end_image);         \
+    else channel_gradient_##STRIDE##_##WIDTH##_1(x, transposed, partials, in_channels, out_channels, batch, height,        \
+                                                 width, out_height, c, block, first_image, end_image);
 #define CHANNEL_GRADIENT_WIDTHS(STRIDE)                  \
     switch (out_width) {                                 \
     case 16: CHANNEL_GRADIENT(16, STRIDE) break;         \

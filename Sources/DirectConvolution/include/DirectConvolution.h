@@ -65,40 +65,34 @@ void direct_convolution_3x3_stride2_input_gradient(const float *dy, const float 
                                                    int out_channels, int batch, int height, int width, int first_image,
                                                    int end_image, float *scratch, int accumulate);
 
-/// Floats of scratch the weight gradient needs: every image of `x` with a zero border
-/// (`[c][n][h + 2][w + 2]`), then one vector of partial sums per weight.
-size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height, int width);
-
-/// Copies the images `first_image..<end_image` of `x` (`[c][n][h][w]`) into the bordered layout
-/// at the start of the weight gradient's scratch. Needs AVX-512F (level 2).
-void direct_convolution_border_images(const float *x, float *scratch, int in_channels, int batch, int height, int width,
-                                      int first_image, int end_image);
+/// Floats of scratch the weight gradient needs: one vector of partial sums per weight.
+size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int out_channels);
 
 /// `∂L/∂w[o][c][i][j] = Σ_{n,y,x} dy[o][n][y][x] · x[c][n][y + i − 1][x + j − 1]` for the output
-/// channels `first_output..<end_output` of a 3×3, stride-1, padding-1 convolution, from the
-/// bordered images in `scratch` (after `direct_convolution_border_images` for all of them).
-/// Needs AVX-512F (level 2). Sums run over images in fixed blocks and over 16 vector lanes in a
-/// fixed order, so the bits do not depend on how output channels are shared out.
-void direct_convolution_3x3_weight_gradient(const float *dy, float *dw, int in_channels, int out_channels, int batch,
-                                            int height, int width, int first_output, int end_output, float *scratch);
+/// channels `first_output..<end_output` of a 3×3, stride-1, padding-1 convolution of `x`
+/// (`[c][n][height][width]`, read in place: taps outside the image are masked off), `width` at
+/// most 32. Needs AVX-512F (level 2). Sums run over images in fixed blocks and over 16 vector
+/// lanes in a fixed order, so the bits do not depend on how output channels are shared out.
+void direct_convolution_3x3_weight_gradient(const float *x, const float *dy, float *dw, int in_channels, int out_channels,
+                                            int batch, int height, int width, int first_output, int end_output, float *scratch);
 
-/// Floats of scratch the channel-vectorised weight gradient needs: the bordered images (as
-/// for `direct_convolution_border_images`), `∂L/∂Y` transposed to `[n][pixel][o]`, and one
-/// partial sum per weight. `height` and `width` are the input's extents.
+/// Floats of scratch the channel-vectorised weight gradient needs: `∂L/∂Y` transposed to
+/// `[n][pixel][o]`, and one partial sum per weight. `height` and `width` are the input's extents.
 size_t direct_convolution_channel_gradient_scratch_floats(int in_channels, int out_channels, int batch, int height, int width,
                                                           int stride);
 /// Writes `dy[o][n][pixel]` of the images `first_image..<end_image` transposed into the scratch.
-void direct_convolution_transpose_gradient(const float *dy, float *scratch, int in_channels, int out_channels, int batch,
-                                           int height, int width, int stride, int first_image, int end_image);
+void direct_convolution_transpose_gradient(const float *dy, float *scratch, int out_channels, int batch, int height, int width,
+                                           int stride, int first_image, int end_image);
 /// Whether the channel-vectorised weight gradient has kernels for inputs `width` columns wide
 /// at `stride` (1 or 2): outputs of 4, 7, 8, 14 and 16 columns (stages 2 to 4 of ResNet18 on
 /// 32- and 28-pixel images, and its downsampling 3×3 layers).
 int direct_convolution_channel_gradient_covers(int width, int stride);
 /// `∂L/∂w` of the 16-channel output blocks `first_block..<end_block` of a 3×3, padding-1
-/// convolution at `stride` on inputs where `direct_convolution_channel_gradient_covers(width, stride)`,
-/// from the scratch after `direct_convolution_border_images` and
+/// convolution of `x` (read in place) at `stride`, on inputs where
+/// `direct_convolution_channel_gradient_covers(width, stride)`, from the scratch after
 /// `direct_convolution_transpose_gradient` for every image. `out_channels` must be a multiple
 /// of 16. Needs AVX-512F (level 2).
-void direct_convolution_3x3_channel_weight_gradient(float *dw, int in_channels, int out_channels, int batch, int height,
-                                                    int width, int stride, int first_block, int end_block, float *scratch);
+void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, int in_channels, int out_channels, int batch,
+                                                    int height, int width, int stride, int first_block, int end_block,
+                                                    float *scratch);
 #endif

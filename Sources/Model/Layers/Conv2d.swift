@@ -440,36 +440,31 @@ public final class Conv2d {
         }
     }
 
-    /// `∂L/∂W` on `DirectConvolution`: the images bordered once (shared out by image), then the
-    /// output channels shared out over the threads. Each weight is summed by one thread in an
-    /// order fixed by the shapes, so the bits do not depend on the thread count.
+    /// `∂L/∂W` on `DirectConvolution`, read from the saved input in place, the output channels
+    /// shared out over the threads (for the channel-vectorised kernels, after `∂L/∂Y` is
+    /// transposed image by image). Each weight is summed by one thread in an order fixed by the
+    /// shapes, so the bits do not depend on the thread count.
     private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
         let (c, o, n, h, w, s) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width), Int32(stride))
         if runsChannelWeightGradient(width: x.width) {
             let scratch = columns.reserve(direct_convolution_channel_gradient_scratch_floats(c, o, n, h, w, s))
             StepProfile.measure(.im2col) {
                 Parallel.forEachRange(x.batch) { images in
-                    direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
-                    direct_convolution_transpose_gradient(dy.data, scratch, c, o, n, h, w, s, Int32(images.lowerBound), Int32(images.upperBound))
+                    direct_convolution_transpose_gradient(dy.data, scratch, o, n, h, w, s, Int32(images.lowerBound), Int32(images.upperBound))
                 }
             }
             StepProfile.measure(.convolutionWeightGradient) {
                 Parallel.forEachRange(outChannels / 16) { blocks in
-                    direct_convolution_3x3_channel_weight_gradient(gradient, c, o, n, h, w, s, Int32(blocks.lowerBound),
+                    direct_convolution_3x3_channel_weight_gradient(x.data, gradient, c, o, n, h, w, s, Int32(blocks.lowerBound),
                                                                    Int32(blocks.upperBound), scratch)
                 }
             }
             return
         }
-        let scratch = columns.reserve(direct_convolution_weight_gradient_scratch_floats(c, o, n, h, w))
-        StepProfile.measure(.im2col) {
-            Parallel.forEachRange(x.batch) { images in
-                direct_convolution_border_images(x.data, scratch, c, n, h, w, Int32(images.lowerBound), Int32(images.upperBound))
-            }
-        }
+        let scratch = columns.reserve(direct_convolution_weight_gradient_scratch_floats(c, o))
         StepProfile.measure(.convolutionWeightGradient) {
             Parallel.forEachRange(outChannels) { outputs in
-                direct_convolution_3x3_weight_gradient(dy.data, gradient, c, o, n, h, w, Int32(outputs.lowerBound),
+                direct_convolution_3x3_weight_gradient(x.data, dy.data, gradient, c, o, n, h, w, Int32(outputs.lowerBound),
                                                        Int32(outputs.upperBound), scratch)
             }
         }
