@@ -80,40 +80,64 @@ CLONES void batch_norm_apply(const float *x, const float *residual, float *y, lo
     }
 }
 
-CLONES void batch_norm_gradient_sums(const float *g, const float *gate, const float *x, float mean, long count, double *sum,
-                                     double *dot_centered) {
-    const lanes16 center = SPLAT(mean);
+// `g` gated lane by lane: `OUTPUT` by the following ReLU's output, `RECTIFIED` by this layer's
+// own ReLU recomputed from `x`, `NONE` not at all. One loop per kind, so the choice is not
+// made per element.
+enum { gate_none, gate_output, gate_rectified };
+static int gate_kind(const batch_norm_gate *gate) { return gate->output ? gate_output : gate->rectified ? gate_rectified : gate_none; }
+#define GATE_LANES(KIND, v, xv, i) \
+    (KIND == gate_output ? GATED(v, gate->output + (i)) : KIND == gate_rectified ? (lanes16)((mask16)(v) & ((xv) * vscale + vshift > 0)) : (v))
+#define GATE_ONE(KIND, v, xv, i) \
+    (KIND == gate_output ? (gate->output[i] > 0 ? (v) : 0) : KIND == gate_rectified ? ((xv) * gate->scale + gate->shift > 0 ? (v) : 0) : (v))
+
+#define GRADIENT_SUMS(KIND)                                                       \
+    for (; i + block <= count; i += block) {                                      \
+        lanes16 s = {}, d = {};                                                   \
+        for (long j = i; j < i + block; j += width) {                             \
+            const lanes16 xv = LOAD(x + j), v = GATE_LANES(KIND, LOAD(g + j), xv, j); \
+            s += v;                                                               \
+            d += v * (xv - center);                                               \
+        }                                                                         \
+        ADD_LANE_SUM(total, s);                                                   \
+        ADD_LANE_SUM(dots, d);                                                    \
+    }                                                                             \
+    for (; i < count; i++) {                                                      \
+        const float v = GATE_ONE(KIND, g[i], x[i], i);                            \
+        total += (double)v;                                                       \
+        dots += (double)(v * (x[i] - mean));                                      \
+    }
+
+CLONES void batch_norm_gradient_sums(const float *g, const batch_norm_gate *gate, const float *x, float mean, long count,
+                                     double *sum, double *dot_centered) {
+    const lanes16 center = SPLAT(mean), vscale = SPLAT(gate->scale), vshift = SPLAT(gate->shift);
     double total = 0, dots = 0;
     long i = 0;
-    for (; i + block <= count; i += block) {
-        lanes16 s = {}, d = {};
-        for (long j = i; j < i + block; j += width) {
-            const lanes16 v = gate ? GATED(LOAD(g + j), gate + j) : LOAD(g + j);
-            s += v;
-            d += v * (LOAD(x + j) - center);
-        }
-        ADD_LANE_SUM(total, s);
-        ADD_LANE_SUM(dots, d);
-    }
-    for (; i < count; i++) {
-        const float v = gate && !(gate[i] > 0) ? 0 : g[i];
-        total += (double)v;
-        dots += (double)(v * (x[i] - mean));
+    switch (gate_kind(gate)) {
+    case gate_output: GRADIENT_SUMS(gate_output) break;
+    case gate_rectified: GRADIENT_SUMS(gate_rectified) break;
+    default: GRADIENT_SUMS(gate_none) break;
     }
     *sum = total;
     *dot_centered = dots;
 }
 
-CLONES void batch_norm_input_gradient(const float *g, const float *gate, const float *x, float *out, long count, float a, float b,
-                                      float c) {
-    const lanes16 va = SPLAT(a), vb = SPLAT(b), vc = SPLAT(c);
-    long i = 0;
-    for (; i + width <= count; i += width) {
-        const lanes16 v = gate ? GATED(LOAD(g + i), gate + i) : LOAD(g + i);
-        STORE(out + i, va * v + vb * LOAD(x + i) + vc);
+#define INPUT_GRADIENT(KIND)                                                      \
+    for (; i + width <= count; i += width) {                                      \
+        const lanes16 xv = LOAD(x + i), v = GATE_LANES(KIND, LOAD(g + i), xv, i); \
+        STORE(out + i, va * v + vb * xv + vc);                                    \
+    }                                                                             \
+    for (; i < count; i++) {                                                      \
+        const float v = GATE_ONE(KIND, g[i], x[i], i);                            \
+        out[i] = a * v + b * x[i] + c;                                            \
     }
-    for (; i < count; i++) {
-        const float v = gate && !(gate[i] > 0) ? 0 : g[i];
-        out[i] = a * v + b * x[i] + c;
+
+CLONES void batch_norm_input_gradient(const float *g, const batch_norm_gate *gate, const float *x, float *out, long count,
+                                      float a, float b, float c) {
+    const lanes16 va = SPLAT(a), vb = SPLAT(b), vc = SPLAT(c), vscale = SPLAT(gate->scale), vshift = SPLAT(gate->shift);
+    long i = 0;
+    switch (gate_kind(gate)) {
+    case gate_output: INPUT_GRADIENT(gate_output) break;
+    case gate_rectified: INPUT_GRADIENT(gate_rectified) break;
+    default: INPUT_GRADIENT(gate_none) break;
     }
 }

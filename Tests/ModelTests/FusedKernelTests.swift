@@ -25,6 +25,35 @@ import Testing
         }
     }
 
+    /// A BatchNorm with its own ReLU gates its backward pass where `x·scale + shift > 0`,
+    /// recomputed from its input: bit for bit what gating by its output gives (a plain
+    /// BatchNorm whose rectified output is passed as the gate), including a channel whose
+    /// values are all exactly zero before the ReLU, and rows with a scalar tail.
+    @Test func reluBatchNormGatesLikeItsOutput() {
+        let x = GradientCheckTests.Map(6, 3, 5, 7, seed: 25, scale: 2), dy = GradientCheckTests.Map(6, 3, 5, 7, seed: 26)
+        func layer(relu: Bool) -> BatchNorm2d {
+            let bn = BatchNorm2d(name: "bn", channels: 6, appliesReLU: relu)
+            GradientCheckTests.randomise(bn.weight, seed: 27)
+            GradientCheckTests.randomise(bn.bias, seed: 28)
+            bn.weight.value[5] = 0
+            bn.bias.value[5] = 0
+            return bn
+        }
+        let rectifying = layer(relu: true), plain = layer(relu: false)
+        let rectified = rectifying.forward(x.map, training: true)
+        let output = plain.forward(x.map, training: true)
+        let gate = (0..<output.count).map { Swift.max(output.data[$0], 0) }
+        #expect((0..<output.count).allSatisfy { rectified.data[$0].bitPattern == gate[$0].bitPattern })
+        #expect(gate.contains(0) && gate.contains { $0 > 0 })
+        let own = Workspace(), given = Workspace()
+        let fromInput = rectifying.backward(dy.map, into: own)
+        let fromOutput = gate.withUnsafeBufferPointer { plain.backward(dy.map, gatedBy: $0.baseAddress, into: given) }
+        defer { withExtendedLifetime((rectifying, plain)) {} }
+        #expect((0..<fromInput.count).allSatisfy { fromInput.data[$0].bitPattern == fromOutput.data[$0].bitPattern })
+        #expect(rectifying.weight.gradient.array.map(\.bitPattern) == plain.weight.gradient.array.map(\.bitPattern))
+        #expect(rectifying.bias.gradient.array.map(\.bitPattern) == plain.bias.gradient.array.map(\.bitPattern))
+    }
+
     /// In evaluation a direct convolution applies the BatchNorm after it (its ReLU, or the
     /// residual sum and ReLU) as each output row leaves the registers: bit for bit the two
     /// steps apart, on every vector level this CPU has, with NaN kept and −0 made +0 as the

@@ -21,6 +21,10 @@ public final class BatchNorm2d {
     private let output = Workspace()
     private let batchMean: UnsafeMutablePointer<Float>
     private let inverseStd: UnsafeMutablePointer<Float>
+    /// The last training forward's `scale` and `shift` per channel: with a fused ReLU, the
+    /// backward pass recomputes from them which values the ReLU passed instead of reading
+    /// the output again.
+    private let trainingScale: UnsafeMutablePointer<Float>, trainingShift: UnsafeMutablePointer<Float>
     private var savedInput: FeatureMap?
 
     /// A BatchNorm whose tensors are named `prefix.weight`, `prefix.bias`, `prefix.running_mean`,
@@ -37,11 +41,17 @@ public final class BatchNorm2d {
         batchMean.initialize(repeating: 0, count: channels)
         inverseStd = .allocate(capacity: channels)
         inverseStd.initialize(repeating: 0, count: channels)
+        trainingScale = .allocate(capacity: channels)
+        trainingScale.initialize(repeating: 0, count: channels)
+        trainingShift = .allocate(capacity: channels)
+        trainingShift.initialize(repeating: 0, count: channels)
     }
 
     deinit {
         batchMean.deallocate()
         inverseStd.deallocate()
+        trainingScale.deallocate()
+        trainingShift.deallocate()
     }
 
     /// The buffer names and tensors, in PyTorch `state_dict` order.
@@ -64,6 +74,7 @@ public final class BatchNorm2d {
         savedInput = training ? x : nil
         let gamma = weight.value.pointer, beta = bias.value.pointer
         let mean = runningMean.pointer, variance = runningVar.pointer, batchMean = batchMean, invStd = inverseStd
+        let trainingScale = trainingScale, trainingShift = trainingShift
         let relu = appliesReLU, eps = epsilon, mom = momentum
         StepProfile.measure(.batchNormForward) {
             Parallel.forEachRange(channels) { range in
@@ -88,6 +99,7 @@ public final class BatchNorm2d {
                         istd = Self.inverseStd(variance: variance[c], epsilon: eps)
                     }
                     let (scale, shift) = Self.affine(gamma: gamma[c], beta: beta[c], mean: mu, inverseStd: istd)
+                    if training { (trainingScale[c], trainingShift[c]) = (scale, shift) }
                     batch_norm_apply(row, skip.map { $0 + c * m }, out, m, scale, shift, relu ? 1 : 0)
                 }
             }
@@ -123,23 +135,26 @@ public final class BatchNorm2d {
     ///
     /// `gate`, when given, is the output of a ReLU that follows this layer outside it (the
     /// residual block's): the incoming gradient is taken as zero where `gate` is not positive,
-    /// which saves the block a separate masking pass. A fused ReLU gates by this layer's output.
+    /// which saves the block a separate masking pass. A fused ReLU gates where it passed the
+    /// value, recomputed from the input (the same bits as reading this layer's output).
     public func backward(_ dy: FeatureMap, gatedBy gate: UnsafePointer<Float>? = nil, into gradient: Workspace) -> FeatureMap {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before a training forward") }
         let m = dy.plane
         let dx = dy.sameShape(at: gradient.reserve(dy.count))
-        let gate = appliesReLU ? UnsafePointer(output.pointer) : gate
+        precondition(!(appliesReLU && gate != nil), "\(weight.name): a BatchNorm with its own ReLU takes no gate")
         let gamma = weight.value.pointer, dGamma = weight.gradient.pointer, dBeta = bias.gradient.pointer
-        let batchMean = batchMean, invStd = inverseStd
+        let batchMean = batchMean, invStd = inverseStd, trainingScale = trainingScale, trainingShift = trainingShift
+        let rectified: Int32 = appliesReLU ? 1 : 0
         StepProfile.measure(.batchNormBackward) {
             Parallel.forEachRange(channels) { range in
                 for c in range {
                     let g = UnsafePointer(dy.data + c * m), input = UnsafePointer(x.data + c * m)
-                    let gateRow = gate.map { $0 + c * m }
+                    var gateRow = batch_norm_gate(output: gate.map { $0 + c * m }, scale: trainingScale[c], shift: trainingShift[c],
+                                                  rectified: rectified)
                     let out = dx.data + c * m
                     let mu = batchMean[c], istd = invStd[c]
                     var sum = 0.0, dotCentered = 0.0
-                    batch_norm_gradient_sums(g, gateRow, input, mu, m, &sum, &dotCentered)
+                    batch_norm_gradient_sums(g, &gateRow, input, mu, m, &sum, &dotCentered)
                     let sumDyXhat = dotCentered * Double(istd)
                     dGamma[c] = Float(sumDyXhat)
                     dBeta[c] = Float(sum)
@@ -147,7 +162,7 @@ public final class BatchNorm2d {
                     let scale = gamma[c] * istd / Float(m)
                     let a = scale * Float(m), b = -scale * istd * Float(sumDyXhat)
                     let shift = -scale * Float(sum) - b * mu
-                    batch_norm_input_gradient(g, gateRow, input, out, m, a, b, shift)
+                    batch_norm_input_gradient(g, &gateRow, input, out, m, a, b, shift)
                 }
             }
         }
