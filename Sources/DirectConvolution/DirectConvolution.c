@@ -77,11 +77,14 @@ static void pad_image(const float *x, float *pad, int channels, int batch, int n
 }
 
 // Writes (or adds) the `width` valid values of one output row of channel `o` from `out`, or
-// stores `max(out·scale + shift (+ residual), 0)` when an epilogue is given (the residual row
-// lies at `offset` in its map, as the output row in `y`).
+// stores `max(out·scale + shift (+ residual), 0)`, or `out + (gate > 0 ? gradient : 0)`, when an
+// epilogue is given (the rows it reads lie at `offset` in their maps, as the output row in `y`).
 static inline void emit(const float *out, float *target, int width, int accumulate, const direct_convolution_epilogue *epilogue,
                         int o, size_t offset) {
-    if (epilogue) {
+    if (epilogue && epilogue->gate) {
+        const float *gate = epilogue->gate + offset, *gradient = epilogue->gradient + offset;
+        for (int x = 0; x < width; x++) target[x] = out[x] + (gate[x] > 0 ? gradient[x] : 0);
+    } else if (epilogue) {
         const float scale = epilogue->scale[o], shift = epilogue->shift[o];
         if (epilogue->residual) {
             const float *add = epilogue->residual + offset;
@@ -248,7 +251,10 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
                                                                                   int accumulate,
                                                                                   const direct_convolution_epilogue *epilogue,
                                                                                   int o, size_t offset) {
-    if (epilogue) {
+    if (epilogue && epilogue->gate) {
+        const __mmask16 open = _mm512_mask_cmp_ps_mask(mask, _mm512_maskz_loadu_ps(mask, epilogue->gate + offset), _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(open, epilogue->gradient + offset));
+    } else if (epilogue) {
         v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(epilogue->scale[o])), _mm512_set1_ps(epilogue->shift[o]));
         if (epilogue->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, epilogue->residual + offset));
         // 0 >= v ? 0 : v, as Swift.max(v, 0): NaN passes, −0 becomes +0.

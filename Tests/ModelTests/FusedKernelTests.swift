@@ -102,6 +102,36 @@ import Testing
         return bn
     }
 
+    /// A residual block's first convolution under an identity shortcut stores its input
+    /// gradient with the shortcut's gated gradient already added: bit for bit the input
+    /// gradient followed by `ReLU.accumulateBackward`, with gates that are closed, exactly zero
+    /// or NaN. (in, out, side): the row kernel on 32 and 14 columns, and with AVX-512 the pixel
+    /// kernels on 8 and 7 (two 16-channel blocks and a remainder on the row kernel).
+    @Test(arguments: [(16, 16, 32), (7, 5, 14), (64, 64, 8), (40, 24, 7)])
+    func shortcutGradientInTheInputGradientsStoreEqualsThePassAfter(_ shape: (Int, Int, Int)) {
+        let (c, o, side) = shape, batch = 3
+        func layer() -> Conv2d {
+            let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: 1, padding: 1)
+            GradientCheckTests.randomise(conv.weight, seed: 46)
+            return conv
+        }
+        let fusedLayer = layer(), plainLayer = layer()
+        guard fusedLayer.runsDirect(width: side) else { return }  // with AVX2, 8 columns stay on GEMM: nothing fused
+        let x = GradientCheckTests.Map(c, batch, side, side, seed: 47)
+        let gate = GradientCheckTests.Map(c, batch, side, side, seed: 48), shortcut = GradientCheckTests.Map(c, batch, side, side, seed: 49)
+        gate.tensor[3] = 0
+        gate.tensor[5] = .nan
+        let (r, dy) = GradientCheckTests.projectionGradient(like: fusedLayer.forward(x.map))
+        _ = plainLayer.forward(x.map)
+        let fusedWorkspace = Workspace(), plainWorkspace = Workspace()
+        let fused = fusedLayer.backward(dy, into: fusedWorkspace, addingGated: shortcut.tensor.pointer, gate: gate.tensor.pointer)
+        let plain = plainLayer.backward(dy, into: plainWorkspace)
+        ReLU.accumulateBackward(shortcut.tensor.pointer, output: gate.tensor.pointer, into: plain.data, count: plain.count)
+        defer { withExtendedLifetime((r, fusedLayer, plainLayer)) {} }
+        #expect((0..<plain.count).allSatisfy { fused.data[$0].bitPattern == plain.data[$0].bitPattern })
+        #expect(fusedLayer.weight.gradient.array.map(\.bitPattern) == plainLayer.weight.gradient.array.map(\.bitPattern))
+    }
+
     @Test func residualGradientEqualsTheScalarLoop() {
         let count = 1_000
         let dy = GradientCheckTests.Map(1, 1, 1, count, seed: 31), output = GradientCheckTests.Map(1, 1, 1, count, seed: 32)

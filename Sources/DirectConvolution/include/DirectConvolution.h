@@ -17,11 +17,17 @@ size_t direct_convolution_scratch_floats(int channels, int height, int width);
 /// BatchNorm that follows the convolution, `v·scale[o] + shift[o]`, then, with `residual`
 /// (a map of the output's shape), `max(… + residual, 0)`, else `max(…, 0)` when `relu` is
 /// nonzero. Each multiply and add is rounded apart, in that order.
+///
+/// With `gate` (maps of the output's shape, as `gradient`; the other fields unused) it is
+/// `v + (gate > 0 ? gradient : 0)` instead: a residual block's input gradient stored with the
+/// identity shortcut's gradient through the block's final ReLU already added.
 typedef struct {
     const float *scale;
     const float *shift;
     const float *residual;
     int relu;
+    const float *gate;
+    const float *gradient;
 } direct_convolution_epilogue;
 
 /// A 3×3, padding-1 convolution of the images `first_image..<end_image`, channel-major

@@ -55,12 +55,10 @@ public final class BasicBlock {
         let gate = UnsafePointer(y.data)
         let da = conv2.backward(bn2.backward(dy, gatedBy: gate, into: temporary), into: output)
         // `da` is dead once bn1 has read it, so conv1 writes `∂L/∂x` over it.
-        let dx = conv1.backward(bn1.backward(da, into: temporary), into: output)
-        if let shortcut {
-            shortcut.conv.backward(shortcut.bn.backward(dy, gatedBy: gate, into: temporary), addingTo: dx)
-        } else {
-            ReLU.accumulateBackward(dy.data, output: gate, into: dx.data, count: dx.count)
-        }
+        let d1 = bn1.backward(da, into: temporary)
+        guard let shortcut else { return conv1.backward(d1, into: output, addingGated: dy.data, gate: gate) }
+        let dx = conv1.backward(d1, into: output)
+        shortcut.conv.backward(shortcut.bn.backward(dy, gatedBy: gate, into: temporary), addingTo: dx)
         return dx
     }
 }

@@ -283,7 +283,7 @@ public final class Conv2d {
         let affine = evaluationAffine.reserve(2 * outChannels)
         bn.evaluationAffine(scale: affine, shift: affine + outChannels)
         var epilogue = direct_convolution_epilogue(scale: affine, shift: affine + outChannels,
-                                                   residual: residual.map { UnsafePointer($0.data) }, relu: 1)
+                                                   residual: residual.map { UnsafePointer($0.data) }, relu: 1, gate: nil, gradient: nil)
         StepProfile.measure(.convolutionForward) {
             withUnsafePointer(to: &epilogue) { epilogue in
                 direct(x, kernel: weight.value.pointer, inChannels: inChannels, outChannels: outChannels, into: y, accumulate: false,
@@ -304,6 +304,31 @@ public final class Conv2d {
         let x = weightGradient(dy)
         let dx = x.sameShape(at: gradient.reserve(x.count))
         inputGradient(dy, into: dx, accumulate: false)
+        return dx
+    }
+
+    /// `backward(_:into:)` for a residual block's first convolution under an identity shortcut:
+    /// the returned `∂L/∂x` also holds the shortcut's gradient, `gradient` where `gate` (the
+    /// block's output, after its final ReLU) is positive. A stride-1 input gradient on
+    /// `DirectConvolution` adds it as each row is stored, which saves a pass that reads and
+    /// writes `∂L/∂x` again; elsewhere that pass runs after. Both round `conv + gated` alike.
+    public func backward(_ dy: FeatureMap, into gradient: Workspace, addingGated shortcut: UnsafePointer<Float>,
+                         gate: UnsafePointer<Float>) -> FeatureMap {
+        guard sparse == nil, stride == 1, runsDirect(width: dy.width) else {
+            let dx = backward(dy, into: gradient)
+            ReLU.accumulateBackward(shortcut, output: gate, into: dx.data, count: dx.count)
+            return dx
+        }
+        let x = weightGradient(dy)
+        let dx = x.sameShape(at: gradient.reserve(x.count))
+        let flipped = StepProfile.measure(.im2col) { flippedKernel() }
+        var epilogue = direct_convolution_epilogue(scale: nil, shift: nil, residual: nil, relu: 0, gate: gate, gradient: shortcut)
+        StepProfile.measure(.convolutionInputGradient) {
+            withUnsafePointer(to: &epilogue) { epilogue in
+                direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: false,
+                       epilogue: epilogue)
+            }
+        }
         return dx
     }
 
