@@ -81,7 +81,9 @@ static void pad_image(const float *x, float *pad, int channels, int batch, int n
 // epilogue is given (the rows it reads lie at `offset` in their maps, as the output row in `y`).
 static inline void emit(const float *out, float *target, int width, int accumulate, const direct_convolution_epilogue *epilogue,
                         int o, size_t offset) {
-    if (epilogue && epilogue->gate) {
+    if (epilogue && epilogue->moments) {
+        memcpy(target, out, sizeof(float) * width);
+    } else if (epilogue && epilogue->gate) {
         const float *gate = epilogue->gate + offset, *gradient = epilogue->gradient + offset;
         for (int x = 0; x < width; x++) target[x] = out[x] + (gate[x] > 0 ? gradient[x] : 0);
     } else if (epilogue) {
@@ -108,9 +110,36 @@ static inline void emit(const float *out, float *target, int width, int accumula
     }
 }
 
+// `Σ v` and `Σ v²` of one output row added into `moments[0]`, `moments[1]`: each row's sums
+// are formed in float, then added in Double, rows in the order the kernels store them (fixed
+// by the shapes, never by the threads).
+static inline void add_moments(float sum, float squares, double *moments) {
+    moments[0] += (double)sum;
+    moments[1] += (double)squares;
+}
+// The AVX2 row kernel: from the stored row, value by value.
+#define row_moments_scalar(acc, out, XV, width, moments)                                 \
+    do {                                                                                 \
+        float sum = 0, squares = 0;                                                      \
+        for (int x = 0; x < (width); x++) {                                              \
+            sum += (out)[x];                                                             \
+            squares += (out)[x] * (out)[x];                                              \
+        }                                                                                \
+        add_moments(sum, squares, moments);                                              \
+    } while (0)
+// The AVX-512 row kernel: from the accumulators, lanes past the row's end masked off.
+#define row_moments_avx512(acc, out, XV, width, moments)                                                                \
+    do {                                                                                                                \
+        const __mmask16 last = (__mmask16)((width) - 16 * ((XV) - 1) >= 16 ? 0xffff : (1u << ((width) - 16 * ((XV) - 1))) - 1); \
+        const __m512 tail = _mm512_maskz_mov_ps(last, (acc)[(XV) - 1]);                                                  \
+        const __m512 sum = (XV) == 2 ? _mm512_add_ps((acc)[0], tail) : tail;                                             \
+        const __m512 squares = (XV) == 2 ? _mm512_fmadd_ps(tail, tail, _mm512_mul_ps((acc)[0], (acc)[0])) : _mm512_mul_ps(tail, tail); \
+        add_moments(_mm512_reduce_add_ps(sum), _mm512_reduce_add_ps(squares), moments);                                \
+    } while (0)
+
 // One output row of `OB` channels from `o0`, `XV` vectors wide. `OB` and `XV` are constants
 // at every call site, so after inlining the accumulators live in registers.
-#define ROW_KERNEL(NAME, TARGET, VEC, LANES, ZERO, LOAD, BROADCAST, FMA, STORE, MAX_OB, MAX_XV)                          \
+#define ROW_KERNEL(NAME, TARGET, VEC, LANES, ZERO, LOAD, BROADCAST, FMA, STORE, MAX_OB, MAX_XV, MOMENTS)                 \
     __attribute__((target(TARGET), always_inline)) static inline void NAME(                                            \
         const float *pad, const float *w, float *y, int in_channels, int batch, int n, int height, int width, int row,  \
         int o0, int accumulate, const direct_convolution_epilogue *epilogue, const int OB, const int XV) {             \
@@ -136,14 +165,16 @@ static inline void emit(const float *out, float *target, int width, int accumula
             float out[MAX_XV * LANES];                                                                                 \
             for (int v = 0; v < XV; v++) STORE(out + LANES * v, acc[o][v]);                                            \
             const size_t offset = (((size_t)(o0 + o) * batch + n) * height + row) * width;                            \
+            if (epilogue && epilogue->moments)                                                                         \
+                MOMENTS(acc[o], out, XV, width, epilogue->moments + 2 * ((size_t)(o0 + o) * batch + n));               \
             emit(out, y + offset, width, accumulate, epilogue, o0 + o, offset);                                        \
         }                                                                                                              \
     }
 
 ROW_KERNEL(row_avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps,
-           _mm512_storeu_ps, 16, 2)
+           _mm512_storeu_ps, 16, 2, row_moments_avx512)
 ROW_KERNEL(row_avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps,
-           _mm256_storeu_ps, 12, 4)
+           _mm256_storeu_ps, 12, 4, row_moments_scalar)
 
 // Every output channel of one row: the widest block of channels the registers hold, then
 // blocks of 4 and single channels for the rest (any channel count works).
@@ -250,8 +281,11 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose_1
 __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(float *target, __m512 v, __mmask16 mask,
                                                                                   int accumulate,
                                                                                   const direct_convolution_epilogue *epilogue,
-                                                                                  int o, size_t offset) {
-    if (epilogue && epilogue->gate) {
+                                                                                  int o, size_t offset, size_t map) {
+    if (epilogue && epilogue->moments) {
+        const __m512 kept = _mm512_maskz_mov_ps(mask, v);
+        add_moments(_mm512_reduce_add_ps(kept), _mm512_reduce_add_ps(_mm512_mul_ps(kept, kept)), epilogue->moments + 2 * map);
+    } else if (epilogue && epilogue->gate) {
         const __mmask16 open = _mm512_mask_cmp_ps_mask(mask, _mm512_maskz_loadu_ps(mask, epilogue->gate + offset), _mm512_setzero_ps(), _CMP_GT_OQ);
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(open, epilogue->gradient + offset));
     } else if (epilogue) {
@@ -306,7 +340,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
                     const __m512 line = r == 0 ? channels[l]                                                          \
                         : _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), \
                                                                  _mm512_set1_epi32(r * COLS)), channels[l]);          \
-                    emit_lanes(y + at, line, valid, accumulate, epilogue, o, at);                                      \
+                    emit_lanes(y + at, line, valid, accumulate, epilogue, o, at, (size_t)o * batch + n);               \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
@@ -454,8 +488,8 @@ __attribute__((target("avx512f"))) static void stride2_gradient_tile(
     const int second = 2 * r + 1 < height;
     for (int l = 0; l < lanes_per_block; l++) {
         float *top = dx + (((size_t)(block * lanes_per_block + l) * batch + n) * height + 2 * r) * width + 2 * s0;
-        emit_lanes(top, channels[l], valid, accumulate, NULL, 0, 0);
-        if (second) emit_lanes(top + width, _mm512_shuffle_f32x4(channels[l], channels[l], 0xee), valid, accumulate, NULL, 0, 0);
+        emit_lanes(top, channels[l], valid, accumulate, NULL, 0, 0, 0);
+        if (second) emit_lanes(top + width, _mm512_shuffle_f32x4(channels[l], channels[l], 0xee), valid, accumulate, NULL, 0, 0, 0);
     }
 }
 

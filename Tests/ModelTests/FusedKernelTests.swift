@@ -90,6 +90,42 @@ import Testing
         }
     }
 
+    /// In training on AVX-512 a direct convolution sums each output plane's values and squares
+    /// as its rows are stored, and the BatchNorm after it takes its batch statistics from those
+    /// sums: the output and the running statistics equal the two steps apart (the BatchNorm's
+    /// own pass over the output) to float rounding, and the bits do not depend on the threads.
+    /// (stride, in, out, side): the row kernel on 32 and 14 columns, the pixel kernels on 8 and
+    /// 7 with a remainder of channels on the row kernel, and stride 2 from 28 and 7 columns.
+    @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"),
+          arguments: [(1, 16, 16, 32), (1, 7, 5, 14), (1, 24, 40, 8), (1, 64, 64, 7), (2, 16, 32, 28), (2, 64, 128, 7)])
+    func trainingConvolutionSumsTheBatchNormsMoments(_ shape: (Int, Int, Int, Int)) {
+        let (stride, c, o, side) = shape
+        let x = GradientCheckTests.Map(c, 3, side, side, seed: 55, scale: 2)
+        func layers(threads: Int) -> (Conv2d, BatchNorm2d, [Float]) {
+            let saved = Parallel.threads
+            Parallel.threads = threads
+            defer { Parallel.threads = saved }
+            let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: stride, padding: 1)
+            GradientCheckTests.randomise(conv.weight, seed: 56)
+            let bn = Self.evaluationBatchNorm(channels: o, appliesReLU: true)
+            let y = conv.forward(x.map, normalisedBy: bn, training: true)
+            return (conv, bn, Array(UnsafeBufferPointer(start: y.data, count: y.count)))
+        }
+        let (conv, fused, output) = layers(threads: 1), (_, _, twoThreads) = layers(threads: 2)
+        #expect(conv.runsDirect(width: side))
+        #expect(output.map(\.bitPattern) == twoThreads.map(\.bitPattern))
+
+        let plainConv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: stride, padding: 1)
+        GradientCheckTests.randomise(plainConv.weight, seed: 56)
+        let plain = Self.evaluationBatchNorm(channels: o, appliesReLU: true)
+        let reference = plain.forward(plainConv.forward(x.map), training: true)
+        defer { withExtendedLifetime((plainConv, plain)) {} }
+        let expected = Array(UnsafeBufferPointer(start: reference.data, count: reference.count))
+        #expect(relativeError(output, expected) < 1e-5)
+        #expect(relativeError(fused.runningMean.array, plain.runningMean.array) < 1e-5)
+        #expect(relativeError(fused.runningVar.array, plain.runningVar.array) < 1e-5)
+    }
+
     /// A BatchNorm with random scale and shift and running statistics that differ by channel.
     static func evaluationBatchNorm(channels: Int, appliesReLU: Bool) -> BatchNorm2d {
         let bn = BatchNorm2d(name: "bn", channels: channels, appliesReLU: appliesReLU)

@@ -21,6 +21,13 @@ size_t direct_convolution_scratch_floats(int channels, int height, int width);
 /// With `gate` (maps of the output's shape, as `gradient`; the other fields unused) it is
 /// `v + (gate > 0 ? gradient : 0)` instead: a residual block's input gradient stored with the
 /// identity shortcut's gradient through the block's final ReLU already added.
+///
+/// With `moments` (the other fields unused) `v` is stored as it is, and `Σ v` and `Σ v²` over
+/// each output plane are added into `moments[2·(o·batch + n)]` and the Double after it (zero
+/// them first): the training BatchNorm's batch statistics, summed as the rows leave the
+/// registers instead of in a pass of their own. Each row's two sums are formed in float and
+/// added in Double, rows in an order fixed by the shapes, so the bits do not depend on the
+/// threads (they do on the vector level).
 typedef struct {
     const float *scale;
     const float *shift;
@@ -28,6 +35,7 @@ typedef struct {
     int relu;
     const float *gate;
     const float *gradient;
+    double *moments;
 } direct_convolution_epilogue;
 
 /// A 3×3, padding-1 convolution of the images `first_image..<end_image`, channel-major

@@ -65,7 +65,12 @@ public final class BatchNorm2d {
     ///
     /// With `residual`, the output is `max(bn(x) + residual, 0)`: the residual block's sum and
     /// final ReLU in the same pass, rounded exactly as the three steps apart.
-    public func forward(_ x: FeatureMap, training: Bool, residual: FeatureMap? = nil) -> FeatureMap {
+    ///
+    /// `planeMoments`, in training, are `Σ x` and `Σ x²` of each plane (`2·(c·batch + n)` and
+    /// the next), already summed by the convolution that wrote `x`: the batch statistics are
+    /// then their totals, added image by image, instead of a pass over `x`.
+    public func forward(_ x: FeatureMap, training: Bool, residual: FeatureMap? = nil,
+                        planeMoments: UnsafePointer<Double>? = nil) -> FeatureMap {
         precondition(x.channels == channels, "\(weight.name): \(x.channels) channels, expected \(channels)")
         precondition(residual.map { $0.channels == channels && $0.plane == x.plane } ?? true, "\(weight.name): residual has the wrong shape")
         let skip = residual.map { UnsafePointer($0.data) }
@@ -83,7 +88,14 @@ public final class BatchNorm2d {
                     let mu: Float, istd: Float
                     if training {
                         var sum = 0.0, sumOfSquares = 0.0
-                        batch_norm_moments(row, m, &sum, &sumOfSquares)
+                        if let planeMoments {
+                            for image in 0..<x.batch {
+                                sum += planeMoments[2 * (c * x.batch + image)]
+                                sumOfSquares += planeMoments[2 * (c * x.batch + image) + 1]
+                            }
+                        } else {
+                            batch_norm_moments(row, m, &sum, &sumOfSquares)
+                        }
                         let mean64 = sum / Double(m)
                         let squared = Swift.max(0, sumOfSquares - sum * mean64)
                         let biased = squared / Double(m)

@@ -48,6 +48,8 @@ public final class Conv2d {
     private let flippedWeight = Workspace()
     /// The following BatchNorm's per-channel scale and shift, for the fused evaluation pass.
     private let evaluationAffine = Workspace()
+    /// Doubles, two per output plane: the training BatchNorm's sums, formed in the direct kernels' stores.
+    private let planeMoments = Workspace()
     /// The kernel (or the flipped one) in blocks of 16 output channels, for `DirectConvolution`'s
     /// AVX-512 pixel kernels.
     private let packedKernel = Workspace()
@@ -272,6 +274,9 @@ public final class Conv2d {
     /// row as it leaves the vector registers: one pass over the output instead of two, with
     /// every value rounded as the two steps round it (`FusedKernelTests`).
     public func forward(_ x: FeatureMap, normalisedBy bn: BatchNorm2d, training: Bool, residual: FeatureMap? = nil) -> FeatureMap {
+        if training && sparse == nil && directLevel == 2 && runsDirect(width: x.width) {
+            return forwardSummingMoments(x, normalisedBy: bn, residual: residual)
+        }
         guard !training, sparse == nil, runsDirect(width: x.width) || evaluatesDirect && runsDirectForward(width: x.width),
               bn.appliesReLU || residual != nil else {
             return bn.forward(forward(x), training: training, residual: residual)
@@ -283,7 +288,8 @@ public final class Conv2d {
         let affine = evaluationAffine.reserve(2 * outChannels)
         bn.evaluationAffine(scale: affine, shift: affine + outChannels)
         var epilogue = direct_convolution_epilogue(scale: affine, shift: affine + outChannels,
-                                                   residual: residual.map { UnsafePointer($0.data) }, relu: 1, gate: nil, gradient: nil)
+                                                   residual: residual.map { UnsafePointer($0.data) }, relu: 1, gate: nil, gradient: nil,
+                                                   moments: nil)
         StepProfile.measure(.convolutionForward) {
             withUnsafePointer(to: &epilogue) { epilogue in
                 direct(x, kernel: weight.value.pointer, inChannels: inChannels, outChannels: outChannels, into: y, accumulate: false,
@@ -291,6 +297,26 @@ public final class Conv2d {
             }
         }
         return y
+    }
+
+    /// The training forward on `DirectConvolution` with AVX-512, whose stores also sum each
+    /// output plane's values and squares, so that the BatchNorm after it needs no pass of its
+    /// own to find the batch statistics.
+    private func forwardSummingMoments(_ x: FeatureMap, normalisedBy bn: BatchNorm2d, residual: FeatureMap?) -> FeatureMap {
+        precondition(x.channels == inChannels, "\(weight.name): input has \(x.channels) channels, expected \(inChannels)")
+        savedInput = x
+        let y = outputMap(for: x)
+        let count = 2 * outChannels * x.batch
+        let sums = UnsafeMutableRawPointer(planeMoments.reserve(2 * count)).bindMemory(to: Double.self, capacity: count)
+        var epilogue = direct_convolution_epilogue(scale: nil, shift: nil, residual: nil, relu: 0, gate: nil, gradient: nil, moments: sums)
+        StepProfile.measure(.convolutionForward) {
+            sums.update(repeating: 0, count: count)
+            withUnsafePointer(to: &epilogue) { epilogue in
+                direct(x, kernel: weight.value.pointer, inChannels: inChannels, outChannels: outChannels, into: y, accumulate: false,
+                       epilogue: epilogue)
+            }
+        }
+        return bn.forward(y, training: true, residual: residual, planeMoments: UnsafePointer(sums))
     }
 
     /// Writes `∂L/∂W` into `weight.gradient` and returns `∂L/∂x`, stored in `gradient`
@@ -322,7 +348,8 @@ public final class Conv2d {
         let x = weightGradient(dy)
         let dx = x.sameShape(at: gradient.reserve(x.count))
         let flipped = StepProfile.measure(.im2col) { flippedKernel() }
-        var epilogue = direct_convolution_epilogue(scale: nil, shift: nil, residual: nil, relu: 0, gate: gate, gradient: shortcut)
+        var epilogue = direct_convolution_epilogue(scale: nil, shift: nil, residual: nil, relu: 0, gate: gate, gradient: shortcut,
+                                                   moments: nil)
         StepProfile.measure(.convolutionInputGradient) {
             withUnsafePointer(to: &epilogue) { epilogue in
                 direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: false,
