@@ -1,11 +1,25 @@
 import Foundation
 import Logging
-import SweepLog
+@testable import SweepLog
 import Testing
 
 /// Log lines carry their time, level and source; the terminal shows the chosen levels as
 /// human lines and the file keeps debug and up as JSON lines that parse.
 @Suite struct LogLineTests {
+    /// The stamps are padded by hand as `String(format:)` padded them, in UTC and local time.
+    @Test(arguments: [0, 0.0005, 59.999, 86_399.5, 951_782_400.25, 1_796_601_612.007, 1_796_601_612.215, 4_102_444_799.9])
+    func stampsAreWhatTheFormatMade(_ time: Double) {
+        var seconds = time_t(time.rounded(.down)), utc = tm(), local = tm()
+        gmtime_r(&seconds, &utc)
+        localtime_r(&seconds, &local)
+        let milliseconds = Int32((time - time.rounded(.down)) * 1000)
+        func format(_ parts: tm, _ pattern: String) -> String {
+            String(format: pattern, parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, milliseconds)
+        }
+        #expect(LogEntry.utcTime(time) == format(utc, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"))
+        #expect(LogEntry.localTime(time) == format(local, "%04d-%02d-%02d %02d:%02d:%02d.%03d"))
+    }
+
     @Test func humanLinesCarryTimeLevelAndSourceAndJSONLinesParse() throws {
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }
