@@ -31,6 +31,7 @@ import Testing
         #"{"t": [1, 2], "u": "string", "__metadata__": "not an object"}"#,
         #"{"\u00e9t\u00e9 \"q\" \\ \/ \ud83d\ude00\n": {"dtype": "F\u0033\u0032", "shape": [-1, 0], "data_offsets": [0, 0]}}"#,
         #"{"t": {"dtype": "F32", "shape": [9223372036854775807, 9223372036854775808], "data_offsets": [0, 1]}}"#,
+        #"{"t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8],}, }"#,
         "{}",
     ])
     func readsWhatAJSONReaderReads(_ json: String) throws {
@@ -41,7 +42,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("[1, 2]", 0), (#"{"t": {"dtype": "F32",}}"#, 22), (#"{"t": {"dtype": "F32"}} x"#, 24), (#"{"t": 01}"#, 7),
+        ("[1, 2]", 0), (#"{"t": {"dtype": "F32",,}}"#, 22), (#"{"t": {"dtype": "F32"}} x"#, 24), (#"{"t": 01}"#, 7),
         (#"{"t": "a\qb"}"#, 10), (#"{"t": tru}"#, 9), (#"{"t": "open"#, 11), (#"{"t" 1}"#, 5), (#"{"t": "\ud800x"}"#, 13),
         ("{\"t\": \"a\u{01}b\"}", 8),
     ])

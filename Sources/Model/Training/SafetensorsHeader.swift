@@ -66,14 +66,22 @@ struct SafetensorsHeader {
         }
 
         /// Whether the object or array ends here (`close`); otherwise eats the comma between
-        /// two members (none before the first).
+        /// two members (none before the first). A comma before the end is allowed, as
+        /// Foundation's reader allows it.
         mutating func closes(_ close: UInt8, first: inout Bool) throws(Malformed) -> Bool {
             skipSpace()
             if next == close {
                 index += 1
                 return true
             }
-            if !first { try expect(UInt8(ascii: ","), "expected , or \(Character(Unicode.Scalar(close)))") }
+            if !first {
+                try expect(UInt8(ascii: ","), "expected , or \(Character(Unicode.Scalar(close)))")
+                skipSpace()
+                if next == close {
+                    index += 1
+                    return true
+                }
+            }
             first = false
             return false
         }
