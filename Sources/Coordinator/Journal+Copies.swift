@@ -61,10 +61,12 @@ extension Journal {
     /// Records a worker's learned speed on a workload (the latest estimate replaces the last).
     public func noteSpeed(worker: String, host: String, workload: String, imagesPerSecond: Double) throws {
         try write { db in
-            try db.execute(sql: """
+            // Through the statement cache: a fleet's workers note a speed per epoch, and parsing
+            // this statement each time was a tenth of the socket thread at 1,000 workers.
+            try Self.execute(db, """
                 INSERT INTO speed (worker, host, workload, imagesPerSecond, updated) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (worker, workload) DO UPDATE SET host = excluded.host, imagesPerSecond = excluded.imagesPerSecond, updated = excluded.updated
-                """, arguments: [worker, host, workload, imagesPerSecond, Self.now()])
+                """, [worker, host, workload, imagesPerSecond, Self.now()])
         }
     }
 

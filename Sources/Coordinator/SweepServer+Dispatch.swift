@@ -106,13 +106,13 @@ extension SweepServer {
         }
         try refresh(id)
         scheduler.started(id, attempt: attempt, on: worker, workload: entry.workload, at: now())
-        sessions.setStatus(peer, entry.spec.summary)
+        sessions.setStatus(peer, entry.summary)
         dispatchedAt[id] = Date()
         send(peer, .task(TaskAssignment(taskID: id, attempt: attempt, spec: entry.row.spec, inputs: inputs,
                                         datasetFiles: options.datasetFiles, takesLogs: true)))
-        options.monitor?.taskStarted(id, summary: entry.spec.summary, worker: worker, attempt: attempt)
+        options.monitor?.taskStarted(id, summary: entry.summary, worker: worker, attempt: attempt)
         let from = entry.row.checkpoint == nil ? "" : " (resuming from its checkpoint)"
-        log.info("start \(entry.spec.summary) on \(worker), attempt \(attempt)\(from)")
+        log.info("start \(entry.summary) on \(worker), attempt \(attempt)\(from)")
     }
 
     /// Sends `worker` a backup copy of a running training, from the task's latest checkpoint.
@@ -126,10 +126,10 @@ extension SweepServer {
         }
         try refresh(choice.task)
         scheduler.started(choice.task, attempt: attempt, on: worker, workload: entry.workload, at: now(), backupOf: choice.original)
-        sessions.setStatus(peer, "backup of \(entry.spec.summary)")
+        sessions.setStatus(peer, "backup of \(entry.summary)")
         send(peer, .task(TaskAssignment(taskID: choice.task, attempt: attempt, spec: entry.row.spec, inputs: inputs, datasetFiles: options.datasetFiles)))
         let holder = scheduler.copies.of(choice.task).first { $0.attempt == choice.original }?.worker ?? "?"
-        log.info("backup of attempt \(choice.original) of \(entry.spec.summary) on \(worker) as attempt \(attempt): expected \(Self.seconds(choice.originalSeconds)) s more on \(holder), \(Self.seconds(choice.backupSeconds)) s here\(entry.row.checkpoint == nil ? "" : " (from its checkpoint)")")
+        log.info("backup of attempt \(choice.original) of \(entry.summary) on \(worker) as attempt \(attempt): expected \(Self.seconds(choice.originalSeconds)) s more on \(holder), \(Self.seconds(choice.backupSeconds)) s here\(entry.row.checkpoint == nil ? "" : " (from its checkpoint)")")
     }
 
     /// Workers listed by name in the status line at most; a fleet's others are counted.

@@ -69,15 +69,16 @@ extension SweepServer {
         if let failure = verdict.failure {
             return try fail(TaskFailure(taskID: result.taskID, attempt: result.attempt, message: failure), session: session, endedAt: delivered)
         }
-        guard let task = board[result.taskID]?.spec else { return }
+        guard let entry = board[result.taskID] else { return }
+        let task = entry.spec, summary = entry.summary
         let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: now())
         idleIfFree(peer, worker)
         let elapsed = attempt.wallSeconds ?? verdict.stepSeconds
         let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record, endedAt: delivered)
         try refresh(result.taskID)
         send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
-        guard accepted else { return log.notice("dropped a duplicate result of \(task.summary) from \(worker)") }
-        options.monitor?.taskDone(result.taskID, summary: task.summary, worker: worker, seconds: elapsed)
+        guard accepted else { return log.notice("dropped a duplicate result of \(summary) from \(worker)") }
+        options.monitor?.taskDone(result.taskID, summary: summary, worker: worker, seconds: elapsed)
         if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - verdict.stepSeconds)) }
         dispatchedAt[result.taskID] = nil
         if case .train = task.step {
@@ -89,9 +90,9 @@ extension SweepServer {
             idleIfFree(otherPeer, loser.worker)
             lostRace.insert(otherPeer)
             send(otherPeer, .cancel(Cancel(taskID: result.taskID, reason: "finished on \(worker)")))
-            log.info("cancelled attempt \(loser.attempt) of \(task.summary) on \(loser.worker): attempt \(result.attempt) on \(worker) finished first")
+            log.info("cancelled attempt \(loser.attempt) of \(summary) on \(loser.worker): attempt \(result.attempt) on \(worker) finished first")
         }
-        log.info("[\(board.counts[.done] ?? 0)/\(board.total)] done \(task.summary) on \(worker) in \(Self.tenths(elapsed)) s")
+        log.info("[\(board.counts[.done] ?? 0)/\(board.total)] done \(summary) on \(worker) in \(Self.tenths(elapsed)) s")
         needsDispatch = true
     }
 

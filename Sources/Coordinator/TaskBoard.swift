@@ -11,6 +11,11 @@ struct TaskBoard {
         var row: Journal.TaskRow
         let spec: TaskSpec
         let workload: TrainingWorkload?
+        /// `spec.summary`, made once (every log line, status and progress of the task names it).
+        let summary: String
+        /// `row.outputs` decoded (once per change of the row: every start and result check
+        /// of a dependant reads its producers' outputs).
+        var outputs: [String: String]?
     }
 
     private var entries: [String: Entry] = [:]
@@ -29,7 +34,7 @@ struct TaskBoard {
     init(_ rows: [Journal.TaskRow]) throws {
         for row in rows {
             let spec = try JSONDecoder().decode(TaskSpec.self, from: Data(row.spec.utf8))
-            entries[row.id] = Entry(row: row, spec: spec, workload: TrainingWorkload(spec))
+            entries[row.id] = Entry(row: row, spec: spec, workload: TrainingWorkload(spec), summary: spec.summary, outputs: row.outputs.flatMap(Journal.decodedOutputs))
             for input in Set(spec.inputs.values) { dependants[input, default: []].append(row.id) }
         }
         for (id, entry) in entries {
@@ -60,12 +65,12 @@ struct TaskBoard {
     var isSettled: Bool { (counts[.queued] ?? 0) + (counts[.running] ?? 0) == 0 }
 
     /// The one-line description of a task (its id's start for an unknown one).
-    func summary(_ id: String) -> String { entries[id]?.spec.summary ?? "task \(id.prefix(12))" }
+    func summary(_ id: String) -> String { entries[id]?.summary ?? "task \(id.prefix(12))" }
 
     /// The artifacts `id` reads by role (`Journal.inputArtifacts`), from the rows in memory.
     func inputArtifacts(_ id: String) -> [String: String] {
         guard let entry = entries[id] else { return [:] }
-        return Journal.inputArtifacts(of: entry.row, spec: entry.spec) { producer in entries[producer]?.row.outputs }
+        return Journal.inputArtifacts(of: entry.row, spec: entry.spec) { producer in entries[producer]?.outputs }
     }
 
     /// Takes the journal's new `row` of a task: its state moves in the counts and the ready
@@ -74,6 +79,7 @@ struct TaskBoard {
         guard var entry = entries[row.id] else { return }
         let old = entry.row.state
         if Self.isTrainingLeft(entry) { trainingsLeft -= 1 }
+        if row.outputs != entry.row.outputs { entry.outputs = row.outputs.flatMap(Journal.decodedOutputs) }
         entry.row = row
         entries[row.id] = entry
         if Self.isTrainingLeft(entry) { trainingsLeft += 1 }

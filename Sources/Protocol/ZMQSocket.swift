@@ -157,20 +157,43 @@ public final class ZMQSocket {
         var frames: [Data] = []
         var userID: String?
         while true {
-            var message = zmq_msg_t()
-            zmq_msg_init(&message)
-            defer { zmq_msg_close(&message) }
-            if zmq_msg_recv(&message, handle, frames.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
+            // On the heap, so that a large frame's `Data` can own it (below).
+            let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+            zmq_msg_init(message)
+            var owned = false
+            defer {
+                if !owned {
+                    zmq_msg_close(message)
+                    message.deallocate()
+                }
+            }
+            if zmq_msg_recv(message, handle, frames.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
                 let error = ZMQError("receive")
                 if error.code == EAGAIN && frames.isEmpty { return nil }
                 throw error
             }
             // A ROUTER's routing-id frame may carry no metadata; the sender's frames do.
-            if userID == nil, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
-            frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
-            if zmq_msg_more(&message) == 0 { return (frames, userID.flatMap { $0.isEmpty ? nil : $0 }) }
+            if userID == nil, let property = zmq_msg_gets(message, "User-Id") { userID = String(cString: property) }
+            let size = zmq_msg_size(message)
+            if size >= Self.borrowedFrameBytes, let bytes = zmq_msg_data(message) {
+                // A large frame (an artifact chunk) is not copied: the `Data` keeps ZeroMQ's
+                // buffer and closes the message when it is freed (copying chunks of uploads
+                // was a tenth of the coordinator's socket thread at 1,000 workers).
+                owned = true
+                frames.append(Data(bytesNoCopy: bytes, count: size, deallocator: .custom { _, _ in
+                    zmq_msg_close(message)
+                    message.deallocate()
+                }))
+            } else {
+                frames.append(Data(bytes: zmq_msg_data(message), count: size))
+            }
+            if zmq_msg_more(message) == 0 { return (frames, userID.flatMap { $0.isEmpty ? nil : $0 }) }
         }
     }
+
+    /// Frames from this size on keep ZeroMQ's buffer instead of being copied (smaller ones
+    /// cost less to copy than to own).
+    static let borrowedFrameBytes = 16 << 10
 }
 
 /// Waits until one of `sockets` has a message or `eventDescriptor` is readable, at most

@@ -8,6 +8,9 @@ import Model
 public struct ArtifactStore: Sendable {
     /// The store's root folder.
     public let root: URL
+    /// `root`'s path: `contains` joins strings (a coordinator asks it per upload and
+    /// checkpoint, and building a `URL` per question was most of its cost).
+    private let rootPath: String
 
     /// The size of artifact chunks on the wire: small enough that a chunk never holds a
     /// socket thread long, large enough that a weights file is a few dozen messages.
@@ -16,6 +19,7 @@ public struct ArtifactStore: Sendable {
     /// A store under `runDirectory/artifacts`.
     public init(runDirectory: URL) throws {
         root = runDirectory.appendingPathComponent("artifacts")
+        rootPath = root.path
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -30,7 +34,7 @@ public struct ArtifactStore: Sendable {
     }
 
     /// Whether the store holds `hash`.
-    public func contains(_ hash: String) -> Bool { FileManager.default.fileExists(atPath: url(hash).path) }
+    public func contains(_ hash: String) -> Bool { access("\(rootPath)/\(hash.prefix(2))/\(hash)", F_OK) == 0 }
 
     /// Stores `data` and returns its hash; with `expected`, refuses bytes that hash otherwise.
     @discardableResult

@@ -1,11 +1,49 @@
 import Foundation
 import Logging
-import SweepLog
+@testable import SweepLog
 import Testing
 
 /// Log lines carry their time, level and source; the terminal shows the chosen levels as
 /// human lines and the file keeps debug and up as JSON lines that parse.
 @Suite struct LogLineTests {
+    /// JSON lines written by hand are what `JSONEncoder` (sorted keys, slashes kept) wrote:
+    /// every ASCII character, non-ASCII text, and metadata keys that take the encoder.
+    @Test func jsonLinesAreWhatTheEncoderWrote() throws {
+        let ascii = String(String.UnicodeScalarView((0...0x7f).compactMap(Unicode.Scalar.init)))
+        let entries = [
+            LogEntry(time: 1_796_601_612.215, level: .info, source: "coordinator", message: ascii),
+            LogEntry(time: 0, level: .warning, source: "p1-7", task: "train dense seed 42", message: "é 😀 \u{2028}\u{2029} a/b \"q\"",
+                     metadata: ["host": "gpu-box", "worker": "w\\1", "zeta": ""]),
+            LogEntry(time: 86_399.5, level: .error, source: "coordinator", message: "m", metadata: ["Upper": "x", "key2": "y", "snake_case": "z"]),
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for entry in entries {
+            var object = entry.metadata ?? [:]
+            object["time"] = LogEntry.utcTime(entry.time)
+            object["level"] = entry.level.rawValue
+            object["source"] = entry.source
+            object["message"] = entry.message
+            if let task = entry.task { object["task"] = task }
+            #expect(entry.jsonLine == String(decoding: try encoder.encode(object), as: UTF8.self))
+            #expect(try LogEntry(jsonLine: entry.jsonLine).message == entry.message)
+        }
+    }
+
+    /// The stamps are padded by hand as `String(format:)` padded them, in UTC and local time.
+    @Test(arguments: [0, 0.0005, 59.999, 86_399.5, 951_782_400.25, 1_796_601_612.007, 1_796_601_612.215, 4_102_444_799.9])
+    func stampsAreWhatTheFormatMade(_ time: Double) {
+        var seconds = time_t(time.rounded(.down)), utc = tm(), local = tm()
+        gmtime_r(&seconds, &utc)
+        localtime_r(&seconds, &local)
+        let milliseconds = Int32((time - time.rounded(.down)) * 1000)
+        func format(_ parts: tm, _ pattern: String) -> String {
+            String(format: pattern, parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, milliseconds)
+        }
+        #expect(LogEntry.utcTime(time) == format(utc, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"))
+        #expect(LogEntry.localTime(time) == format(local, "%04d-%02d-%02d %02d:%02d:%02d.%03d"))
+    }
+
     @Test func humanLinesCarryTimeLevelAndSourceAndJSONLinesParse() throws {
         let directory = try JournalTests.directory()
         defer { try? FileManager.default.removeItem(at: directory) }

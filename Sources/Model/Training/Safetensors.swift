@@ -75,15 +75,21 @@ public struct Safetensors: Sendable {
             throw .invalidCheckpoint("\(source): header length \(headerLength) does not fit in a \(data.count)-byte file (truncated?)")
         }
         let body = data.dropFirst(8 + headerLength)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as? [String: Any] else {
-            throw .invalidCheckpoint("\(source): the header is not a JSON object")
+        let parsed = data.withUnsafeBytes { raw in
+            Result { () throws(SafetensorsHeader.Malformed) in try SafetensorsHeader(UnsafeRawBufferPointer(rebasing: raw[8..<(8 + headerLength)])) }
         }
-        metadata = header["__metadata__"] as? [String: String] ?? [:]
+        let header: SafetensorsHeader
+        switch parsed {
+        case .success(let read): header = read
+        case .failure(let malformed):
+            throw .invalidCheckpoint("\(source): the header is not a JSON object of tensors (\(malformed.reason) at byte \(malformed.offset) of \(headerLength))")
+        }
+        metadata = header.metadata
         entries = [:]
-        var ordered: [(Int, String)] = []
-        for (name, value) in header where name != "__metadata__" {
-            guard let fields = value as? [String: Any], let dtype = fields["dtype"] as? String,
-                  let shape = fields["shape"] as? [Int], let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
+        var begins: [String: Int] = [:]
+        for entry in header.entries {
+            let name = entry.name
+            guard let dtype = entry.dtype, let shape = entry.shape, let offsets = entry.offsets, offsets.count == 2
             else { throw .invalidCheckpoint("\(source): entry \(name) lacks dtype, shape or data_offsets") }
             guard let size = Self.elementSizes[dtype] else {
                 throw .invalidCheckpoint("\(source): \(name) has dtype \(dtype); only F32, F64 and I64 are supported")
@@ -99,9 +105,10 @@ public struct Safetensors: Sendable {
             let slice = body[start..<(start + end - begin)]
             let aligned = slice.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) % UInt(size) == 0 }
             entries[name] = Entry(dtype: dtype, shape: shape, bytes: aligned ? slice : Data(slice))
-            ordered.append((begin, name))
+            // A name given twice: its last entry counts (as a JSON reader's dictionary keeps it).
+            begins[name] = begin
         }
-        names = ordered.sorted { $0 < $1 }.map(\.1)
+        names = begins.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.map(\.key)
     }
 
     /// The serialised bytes: tensors in insertion order, header keys sorted, so equal content
