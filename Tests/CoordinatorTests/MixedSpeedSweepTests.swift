@@ -35,19 +35,26 @@ import Testing
     }
 
     /// The sweep with a coordinator that starts no worker itself, and `workers` (name, core,
-    /// niceness) started by hand, one thread each.
+    /// niceness) started by hand, one thread each, in order: each after the one before it has
+    /// joined. (The slow worker, starting at a sixteenth of a core, once joined when the fast
+    /// one had nearly finished the sweep, and nothing was left to back up.)
     static func run(_ workers: [(name: String, core: Int, niceness: Int)]) throws -> Run {
         let harness = try SweepHarness()
         let (coordinator, log, endpoint) = try HostilePeerTests.start(harness, sweep: sweep, fields: "",
                                                                        hosts: #"[{"name": "manual", "launcher": "manual", "workers": 2}]"#)
         defer { StartedProcesses.stop(coordinator) }
         let worker = CoordinatorProcessTests.coordinator.deletingLastPathComponent().appendingPathComponent("worker").path
-        let processes = try workers.map { name, core, niceness in
-            try pinned(core, niceness: niceness, [worker, "--connect", endpoint, "--name", name, "--threads", "1", "--heartbeat", "0.25", "--missed-heartbeats", "16",
-                              "--cache", harness.directory.appendingPathComponent("cache-\(name)").path],
-                       output: harness.directory.appendingPathComponent("\(name).log"))
-        }
+        var processes: [Process] = []
         defer { processes.forEach(StartedProcesses.stop) }
+        for (name, core, niceness) in workers {
+            processes.append(try pinned(core, niceness: niceness, [worker, "--connect", endpoint, "--name", name, "--threads", "1", "--heartbeat", "0.25",
+                                                                   "--missed-heartbeats", "16", "--cache", harness.directory.appendingPathComponent("cache-\(name)").path],
+                                        output: harness.directory.appendingPathComponent("\(name).log")))
+            let joined = SweepHarness.wait(seconds: 300) {
+                (try? String(contentsOf: log, encoding: .utf8))?.contains("worker \(name) joined") ?? false
+            }
+            try #require(joined, "worker \(name) did not join within 300 s")
+        }
         coordinator.waitUntilExit()
         for process in processes { process.waitUntilExit() }
         let text = try String(contentsOf: log, encoding: .utf8)
