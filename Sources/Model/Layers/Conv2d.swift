@@ -347,15 +347,9 @@ public final class Conv2d {
         }
         let x = weightGradient(dy)
         let dx = x.sameShape(at: gradient.reserve(x.count))
-        let flipped = StepProfile.measure(.im2col) { flippedKernel() }
         var epilogue = direct_convolution_epilogue(scale: nil, shift: nil, residual: nil, relu: 0, gate: gate, gradient: shortcut,
                                                    moments: nil)
-        StepProfile.measure(.convolutionInputGradient) {
-            withUnsafePointer(to: &epilogue) { epilogue in
-                direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: false,
-                       epilogue: epilogue)
-            }
-        }
+        withUnsafePointer(to: &epilogue) { inputGradient(dy, into: dx, accumulate: false, epilogue: $0) }
         return dx
     }
 
@@ -407,7 +401,12 @@ public final class Conv2d {
     }
 
     /// `∂L/∂x` written to `dx`, or added to it when `accumulate`.
-    private func inputGradient(_ dy: FeatureMap, into dx: FeatureMap, accumulate: Bool) {
+    /// `epilogue` replaces the plain stores of the stride-1 input gradient on `DirectConvolution`,
+    /// the only route that takes one.
+    private func inputGradient(_ dy: FeatureMap, into dx: FeatureMap, accumulate: Bool,
+                               epilogue: UnsafePointer<direct_convolution_epilogue>? = nil) {
+        precondition(epilogue == nil || stride == 1 && runsDirect(width: dx.width),
+                     "\(weight.name): only a stride-1 input gradient on DirectConvolution takes an epilogue")
         let beta: Float = accumulate ? 1 : 0
         let area = dy.height * dy.width
         if isPointwise {
@@ -420,7 +419,8 @@ public final class Conv2d {
         } else if runsDirect(width: dx.width) {
             let flipped = StepProfile.measure(.im2col) { flippedKernel() }
             StepProfile.measure(.convolutionInputGradient) {
-                direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: accumulate)
+                direct(dy, kernel: flipped, inChannels: outChannels, outChannels: inChannels, into: dx, accumulate: accumulate,
+                       epilogue: epilogue)
             }
         } else if usesTransposedConvolution {
             let flipped = StepProfile.measure(.im2col) { flippedKernel() }
