@@ -14,20 +14,19 @@ struct DirectConvolutionTests {
     /// Forward and backward of a fresh 3×3 convolution with padding 1 at `level` (0: im2col +
     /// GEMM) on a random `inChannels × batch × side²` input.
     static func pass(_ inChannels: Int, _ outChannels: Int, side: Int, batch: Int, level: Int, threads: Int = 1, stride: Int = 1) -> Pass {
-        let saved = Parallel.threads
-        Parallel.threads = threads
-        defer { Parallel.threads = saved }
-        let conv = Conv2d(name: "conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride, padding: 1)
-        conv.directLevel = level
-        GradientCheckTests.randomise(conv.weight, seed: 3)
-        let x = GradientCheckTests.Map(inChannels, batch, side, side, seed: 4)
-        let y = conv.forward(x.map)
-        let output = Array(UnsafeBufferPointer(start: y.data, count: y.count))
-        let (r, dy) = GradientCheckTests.projectionGradient(like: y)
-        let gradient = Workspace()
-        let dx = withExtendedLifetime(r) { conv.backward(dy, into: gradient) }
-        return Pass(output: output, weightGradient: conv.weight.gradient.array,
-                    inputGradient: Array(UnsafeBufferPointer(start: dx.data, count: dx.count)))
+        Parallel.withThreads(threads) {
+            let conv = Conv2d(name: "conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride, padding: 1)
+            conv.directLevel = level
+            GradientCheckTests.randomise(conv.weight, seed: 3)
+            let x = GradientCheckTests.Map(inChannels, batch, side, side, seed: 4)
+            let y = conv.forward(x.map)
+            let output = Array(UnsafeBufferPointer(start: y.data, count: y.count))
+            let (r, dy) = GradientCheckTests.projectionGradient(like: y)
+            let gradient = Workspace()
+            let dx = withExtendedLifetime(r) { conv.backward(dy, into: gradient) }
+            return Pass(output: output, weightGradient: conv.weight.gradient.array,
+                        inputGradient: Array(UnsafeBufferPointer(start: dx.data, count: dx.count)))
+        }
     }
 
     /// (in, out, side, batch): ResNet18's first two stages at widths 16 and 4, the stem, the

@@ -102,14 +102,13 @@ import Testing
         let (stride, c, o, side) = shape
         let x = GradientCheckTests.Map(c, 3, side, side, seed: 55, scale: 2)
         func layers(threads: Int) -> (Conv2d, BatchNorm2d, [Float]) {
-            let saved = Parallel.threads
-            Parallel.threads = threads
-            defer { Parallel.threads = saved }
-            let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: stride, padding: 1)
-            GradientCheckTests.randomise(conv.weight, seed: 56)
-            let bn = Self.evaluationBatchNorm(channels: o, appliesReLU: true)
-            let y = conv.forward(x.map, normalisedBy: bn, training: true)
-            return (conv, bn, Array(UnsafeBufferPointer(start: y.data, count: y.count)))
+            Parallel.withThreads(threads) {
+                let conv = Conv2d(name: "conv.weight", inChannels: c, outChannels: o, kernel: 3, stride: stride, padding: 1)
+                GradientCheckTests.randomise(conv.weight, seed: 56)
+                let bn = Self.evaluationBatchNorm(channels: o, appliesReLU: true)
+                let y = conv.forward(x.map, normalisedBy: bn, training: true)
+                return (conv, bn, Array(UnsafeBufferPointer(start: y.data, count: y.count)))
+            }
         }
         let (conv, fused, output) = layers(threads: 1), (_, _, twoThreads) = layers(threads: 2)
         #expect(conv.runsDirect(width: side))

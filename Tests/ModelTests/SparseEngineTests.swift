@@ -100,10 +100,7 @@ import Testing
             try network.loadState(from: fixture, prefix: "init.", source: "fixture")
             try Self.applyHashMasks(network) { layer, _ in [0.3, 0.1, 0.03][layer % 3] }
             try Self.setSparse(network, sparse)
-            let saved = Parallel.threads
-            Parallel.threads = threads
-            defer { Parallel.threads = saved }
-            return (Self.step(network, x, labels: labels), network)
+            return Parallel.withThreads(threads) { (Self.step(network, x, labels: labels), network) }
         }
         let (dense, network) = try run(sparse: false, threads: 2)
         let (sparse, _) = try run(sparse: true, threads: 2)

@@ -456,7 +456,8 @@ public final class Conv2d {
     private func direct(_ x: FeatureMap, kernel: UnsafePointer<Float>, inChannels: Int, outChannels: Int, into y: FeatureMap,
                         accumulate: Bool, epilogue: UnsafePointer<direct_convolution_epilogue>? = nil) {
         let perThread = direct_convolution_scratch_floats(Int32(inChannels), Int32(x.height), Int32(x.width))
-        let scratch = columns.reserve(perThread * Parallel.threads)
+        let threads = Parallel.threads
+        let scratch = columns.reserve(perThread * threads)
         let level = Int32(directLevel)
         var packed: UnsafeMutablePointer<Float>?
         if level == 2 && outChannels >= 16 && direct_convolution_packs(Int32(x.width), Int32(stride)) != 0 {
@@ -464,7 +465,7 @@ public final class Conv2d {
             direct_convolution_pack(kernel, kernelPacked, Int32(inChannels), Int32(outChannels))
             packed = kernelPacked
         }
-        Parallel.forEachPart(x.batch) { part, images in
+        Parallel.forEachPart(x.batch, threads: threads) { part, images in
             direct_convolution_3x3(x.data, kernel, packed, y.data, Int32(inChannels), Int32(outChannels), Int32(x.batch),
                                    Int32(x.height), Int32(x.width), Int32(stride), Int32(images.lowerBound), Int32(images.upperBound),
                                    scratch + part * perThread, accumulate ? 1 : 0, epilogue, level)
@@ -481,9 +482,10 @@ public final class Conv2d {
             return packed
         }
         let perThread = direct_convolution_stride2_gradient_scratch_floats(Int32(outChannels), Int32(dx.height), Int32(dx.width))
-        let scratch = columns.reserve(perThread * Parallel.threads)
+        let threads = Parallel.threads
+        let scratch = columns.reserve(perThread * threads)
         StepProfile.measure(.convolutionInputGradient) {
-            Parallel.forEachPart(dx.batch) { part, images in
+            Parallel.forEachPart(dx.batch, threads: threads) { part, images in
                 direct_convolution_3x3_stride2_input_gradient(dy.data, packed, dx.data, Int32(inChannels), Int32(outChannels),
                                                               Int32(dx.batch), Int32(dx.height), Int32(dx.width),
                                                               Int32(images.lowerBound), Int32(images.upperBound),

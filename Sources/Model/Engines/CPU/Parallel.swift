@@ -8,22 +8,33 @@ import Synchronization
 /// to run: resuming from a checkpoint relies on that.
 public enum Parallel {
     private static let threadSetting = Atomic<Int>(1)
+    @TaskLocal private static var scopedThreads: Int?
 
-    /// The number of threads element-wise loops use (the BLAS has its own setting).
+    /// The number of threads element-wise loops use (the BLAS has its own setting): the
+    /// process-wide setting, or inside `withThreads` the count given there.
     public static var threads: Int {
-        get { threadSetting.load(ordering: .relaxed) }
+        get { scopedThreads ?? threadSetting.load(ordering: .relaxed) }
         set { threadSetting.store(Swift.max(1, newValue), ordering: .relaxed) }
+    }
+
+    /// Runs `body` with `threads` set to `count` for the current task only. Tests compare
+    /// thread counts this way: setting the process-wide count changed it under the tests that
+    /// ran beside them, and a layer that sized per-thread scratch for one count could then be
+    /// split for another and write past it.
+    public static func withThreads<Result>(_ count: Int, _ body: () throws -> Result) rethrows -> Result {
+        try $scopedThreads.withValue(Swift.max(1, count), operation: body)
     }
 
     /// Calls `body(range)` for disjoint ranges covering `0..<count`, concurrently when more
     /// than one thread is configured and there is enough work to share.
     public static func forEachRange(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
-        forEachPart(count, minimumPerThread: minimumPerThread) { _, range in body(range) }
+        forEachPart(count, threads: threads, minimumPerThread: minimumPerThread) { _, range in body(range) }
     }
 
-    /// `forEachRange` that also passes each range's part number, below `threads`: the index of
-    /// the per-thread scratch space the part may use.
-    public static func forEachPart(_ count: Int, minimumPerThread: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    /// `forEachRange` on at most `threads` threads (the caller's reading of `threads`, so that
+    /// per-part scratch sized for it cannot be outrun) that also passes each range's part
+    /// number, below `threads`: the index of the per-thread scratch space the part may use.
+    public static func forEachPart(_ count: Int, threads: Int, minimumPerThread: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let parts = Swift.min(threads, Swift.max(1, count / Swift.max(1, minimumPerThread)))
         if parts <= 1 {
             body(0, 0..<count)
