@@ -96,18 +96,27 @@ struct DirectConvolutionTests {
         }
     }
 
+    /// What a direct call of the C kernels takes: a random `c × batch × side²` input (from
+    /// `seed`), a random `o × c × 3 × 3` weight (from `seed + 1`), the weight packed for the pixel
+    /// kernels, and one thread's scratch.
+    static func kernelCall(_ c: Int, _ o: Int, side: Int, batch: Int, seed: UInt64)
+        -> (x: GradientCheckTests.Map, weight: Parameter, packed: Tensor, scratch: Tensor) {
+        let x = GradientCheckTests.Map(c, batch, side, side, seed: seed)
+        let weight = Parameter(name: "w", shape: [o, c, 3, 3], prunable: true)
+        GradientCheckTests.randomise(weight, seed: seed + 1)
+        let packed = Tensor(shape: [Swift.max(1, direct_convolution_packed_floats(Int32(c), Int32(o)))])
+        direct_convolution_pack(weight.value.pointer, packed.pointer, Int32(c), Int32(o))
+        let scratch = Tensor(shape: [direct_convolution_scratch_floats(Int32(c), Int32(side), Int32(side))])
+        return (x, weight, packed, scratch)
+    }
+
     /// The pixel kernels (16 output channels per vector, whole rows in registers) sum every
     /// output as the row kernel does: the same bits on maps of 8, 7 and 4 columns, with and
     /// without a remainder of channels past the 16-channel blocks.
     @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"), arguments: [(64, 64, 8), (128, 128, 4), (24, 40, 7), (16, 16, 4)])
     func pixelKernelsGiveTheRowKernelsBits(_ shape: (Int, Int, Int)) {
         let (c, o, side) = shape, batch = 3
-        let x = GradientCheckTests.Map(c, batch, side, side, seed: 51)
-        let weight = Parameter(name: "w", shape: [o, c, 3, 3], prunable: true)
-        GradientCheckTests.randomise(weight, seed: 52)
-        let packed = Tensor(shape: [Swift.max(1, direct_convolution_packed_floats(Int32(c), Int32(o)))])
-        direct_convolution_pack(weight.value.pointer, packed.pointer, Int32(c), Int32(o))
-        let scratch = Tensor(shape: [direct_convolution_scratch_floats(Int32(c), Int32(side), Int32(side))])
+        let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, batch: batch, seed: 51)
         let pixels = Tensor(shape: [o * batch * side * side]), rows = Tensor(shape: [o * batch * side * side])
         let variants: [(UnsafeMutablePointer<Float>?, Tensor)] = [(packed.pointer, pixels), (nil, rows)]
         for (packing, y) in variants {
@@ -130,12 +139,7 @@ struct DirectConvolutionTests {
     func storesSumEachOutputPlane(_ shape: (Int, Int, Int, Int)) {
         let (stride, c, o, side) = shape, batch = 3, out = (side - 1) / stride + 1
         let levels = (1...Conv2d.availableDirectLevel).filter { $0 == 2 || stride == 1 }
-        let x = GradientCheckTests.Map(c, batch, side, side, seed: 57)
-        let weight = Parameter(name: "w", shape: [o, c, 3, 3], prunable: true)
-        GradientCheckTests.randomise(weight, seed: 58)
-        let packed = Tensor(shape: [Swift.max(1, direct_convolution_packed_floats(Int32(c), Int32(o)))])
-        direct_convolution_pack(weight.value.pointer, packed.pointer, Int32(c), Int32(o))
-        let scratch = Tensor(shape: [direct_convolution_scratch_floats(Int32(c), Int32(side), Int32(side))])
+        let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, batch: batch, seed: 57)
         for level in levels {
             let packing = level == 2 && direct_convolution_packs(Int32(side), Int32(stride)) != 0 ? packed.pointer : nil
             let plain = Tensor(shape: [o * batch * out * out]), summed = Tensor(shape: [o * batch * out * out])
