@@ -24,7 +24,7 @@ import Testing
         // On a loaded machine one worker can fall far enough behind that its last training gets
         // a backup copy (docs/cluster.md); a copy is not a rerun, so only first attempts count.
         for task in try journal.tasks() {
-            let runs = try journal.attemptRecords(task.id).filter { $0.backupOf == nil }
+            let runs = try journal.runWorkers(task.id)
             #expect(runs.count == 1, "task \(task.id.prefix(12)) ran \(runs.count) times besides backup copies")
         }
         let workers = Set(try journal.tasks().flatMap { try journal.attemptWorkers($0.id) })
@@ -79,7 +79,7 @@ import Testing
         #expect(coordinator.terminationStatus == 0, "\(text)")
 
         let journal = try Journal(directory: harness.run)
-        let workers = try journal.attemptWorkers(train)
+        let workers = try journal.runWorkers(train)
         #expect(workers.count == 2 && workers[0] == victim && workers[1] != victim, "resumed on another worker: \(workers)")
         #expect(text.contains("resumes from its last checkpoint"), "\(text)")
         #expect(text.contains("attempt 2 (resuming from its checkpoint)"), "\(text)")

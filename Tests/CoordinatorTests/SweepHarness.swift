@@ -67,3 +67,13 @@ struct SweepHarness {
         return Int32(output[range.upperBound...].prefix { $0.isNumber })
     }
 }
+
+extension Journal {
+    /// The workers of `task`'s attempts that are not backup copies, in order: a worker left
+    /// idle near a sweep's end may back up a running training (docs/cluster.md) whenever its
+    /// speed estimate, measured on a loaded machine, makes the copy look clearly faster, so
+    /// tests about reruns after a fault count only these.
+    func runWorkers(_ task: String) throws -> [String] {
+        try attemptRecords(task).filter { $0.backupOf == nil }.map(\.worker)
+    }
+}
