@@ -18,7 +18,9 @@ import Testing
     /// A wide layer's evaluation pass on the direct kernels, with BatchNorm, ReLU or the residual
     /// sum in their epilogue, equals training's route (im2col + GEMM, then the BatchNorm pass) to
     /// float32 rounding: the products are summed in another order, so some bits differ, which
-    /// also shows that the direct route ran. Arguments (residual, in, out, stride, side): the stem
+    /// also shows that the direct route ran (from 16 input channels: the stem's 27 products may
+    /// be summed in the direct kernels' order by a GEMM that does not split them, as OpenBLAS
+    /// does on an AMD EPYC, and then every bit agrees). Arguments (residual, in, out, stride, side): the stem
     /// and stage 1 of width 64 on the row kernel, the downsampling layers on the stride-2 pixel
     /// kernels, stages 3 and 4 on the stride-1 pixel kernels, and a remainder of 8 channels on the
     /// row kernel beside them.
@@ -47,7 +49,7 @@ import Testing
             if direct.data[i].bitPattern != plain[i].bitPattern { differing += 1 }
         }
         #expect(worst <= 2e-6 * Swift.max(largest, 1), "largest difference \(worst) for outputs up to \(largest)")
-        #expect(differing > 0, "every output has the GEMM route's bits: the direct route did not run")
+        #expect(differing > 0 || c < 16, "every output has the GEMM route's bits: the direct route did not run")
     }
 
     /// The whole network's logits in evaluation, every covered layer direct against none.

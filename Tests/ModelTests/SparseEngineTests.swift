@@ -42,10 +42,12 @@ import Testing
         var logits: [Float], loss: Double, gradients: [String: [Float]], weights: [String: [Float]]
     }
 
-    /// Forward, loss, backward and one SGD step on `network`.
-    static func step(_ network: ResNet18, _ x: FeatureMap, labels: [Int32]) -> Step {
+    /// Forward, loss, backward and one SGD step on `network`; `afterForward` sees the network
+    /// between its forward and backward passes.
+    static func step(_ network: ResNet18, _ x: FeatureMap, labels: [Int32], afterForward: (ResNet18) -> Void = { _ in }) -> Step {
         let loss = CrossEntropy()
         let logits = network.forward(x, training: true)
+        afterForward(network)
         let result = labels.withUnsafeBufferPointer { loss.forward(logits, labels: $0) }
         let logitValues = logits.nchwArray
         network.backward(loss.backward(like: logits))
@@ -114,12 +116,15 @@ import Testing
     /// (its 1×1 shortcuts pruned away entirely), batch 8, against PyTorch float64
     /// (`scripts/sparse_step_reference.py`) and our dense engine.
     ///
-    /// Found here: on this mask both of our engines lose float32 precision in the backward pass
-    /// from layer4.1 down (sampled kept-weight gradients ~1e-3 from float64 sparse, ~8e-3
-    /// dense, where PyTorch float32 stays at 3e-6; a few of layer4.1.conv2's gradients already
-    /// differ between the engines by 0.7% in norm), so each engine is held to float64 here — the
-    /// sparse one at least as close as the dense one — and the strict sparse = dense check is
-    /// the width-8 test's.
+    /// The two engines sum each convolution's products in different orders, and in a network
+    /// this deep a value within float32 rounding of zero lands on the other side of a ReLU in
+    /// one of them now and then: then that position's gradient passes in one engine and not in
+    /// the other, and every gradient below that layer differs by ~1e-3 (on an AMD EPYC the
+    /// sparse engine flipped one gate in layer4.0.bn1 and matched float64 to 4e-6 above it; on
+    /// an Intel Xeon the dense engine flipped one too). So the gates of both forward passes are
+    /// compared: above the lowest block whose gates differ, every kept-weight gradient matches
+    /// float64 as closely as PyTorch float32 does (or 1e-5) and the dense engine to 1e-5; below
+    /// it, within 1e-2 of float64, which a wrong tap or a lost product still exceeds.
     @Test(.timeLimit(.minutes(10))) func width64SynFlowStepMatchesPyTorchAndDense() throws {
         let fixture = try Safetensors(contentsOf: Bundle.module.url(forResource: "resnet18_w64_sparse_step", withExtension: "safetensors",
                                                                       subdirectory: "Fixtures")!)
@@ -132,15 +137,20 @@ import Testing
         let x = pixels.withUnsafeBufferPointer {
             FeatureMap.channelMajor(fromNCHW: $0.baseAddress!, batch: batch, channels: 3, height: 32, width: 32, into: space)
         }
-        func run(sparse: Bool) throws -> (Step, ResNet18) {
+        /// The step, and the gates of each ReLU in forward order: the stem's, then each block's two.
+        func run(sparse: Bool) throws -> (Step, ResNet18, [[Bool]]) {
             let network = ResNet18(.init(width: 64, inputChannels: 3, classes: 10))
             network.initialise(seed: 0)
             try Self.applyHashMasks(network) { _, parameter in (try? fixture.doubles("density." + parameter.name)[0]) ?? 1 }
             try Self.setSparse(network, sparse)
-            return (Self.step(network, x, labels: labels), network)
+            var gates: [[Bool]] = []
+            let step = Self.step(network, x, labels: labels) { network in
+                gates = [network.bn1.trainingGate] + network.blocks.flatMap { [$0.bn1.trainingGate, $0.bn2.trainingGate] }
+            }
+            return (step, network, gates)
         }
-        let (sparse, network) = try run(sparse: true)
-        let (dense, _) = try run(sparse: false)
+        let (sparse, network, sparseGates) = try run(sparse: true)
+        let (dense, _, denseGates) = try run(sparse: false)
         let torchLogits = try fixture.doubles("torch_f32.logits")[0], torchWorst = try fixture.doubles("torch_f32.grad_worst")[0]
         let logitError = Self.relativeError64(sparse.logits.map(Double.init), try fixture.doubles("logits"))
         #expect(logitError <= Swift.max(2 * torchLogits, 1e-5), "logits against float64: \(logitError) (PyTorch float32 \(torchLogits))")
@@ -148,8 +158,19 @@ import Testing
         let loss = try fixture.doubles("loss")[0]
         #expect(abs(sparse.loss - loss) < 1e-5 * loss, "loss \(sparse.loss) vs float64 \(loss)")
         #expect(abs(sparse.loss - dense.loss) < 1e-5 * loss, "loss \(sparse.loss) vs dense \(dense.loss)")
-        var worst = (sparse: 0.0, dense: 0.0)
-        for parameter in network.prunableParameters {
+
+        // Parameters are listed in forward order; gate g (0: the stem's, then two per block)
+        // reaches the gradients of every parameter of its block and before it.
+        let flips = zip(sparseGates, denseGates).map { a, b in zip(a, b).filter { $0 != $1 }.count }
+        let prefixes = ["bn1."] + network.blocks.indices.flatMap { index in
+            let block = network.blocks[index].conv1.weight.name.split(separator: ".").prefix(2).joined(separator: ".") + "."
+            return [block, block]
+        }
+        let reach = flips.indices.last { flips[$0] > 0 }.map { gate in
+            network.parameters.lastIndex { $0.name.hasPrefix(prefixes[gate]) }! + 1
+        } ?? 0
+        var worst = (above: 0.0, below: 0.0, dense: 0.0)
+        for (index, parameter) in network.prunableParameters.map({ p in (network.parameters.firstIndex { $0 === p }!, p) }) {
             let mask = parameter.mask!.array
             let kept = mask.indices.filter { mask[$0] != 0 }
             let reference = try fixture.doubles("grad_sample." + parameter.name)
@@ -158,15 +179,22 @@ import Testing
                 return Self.relativeError64(stride(from: 0, to: kept.count, by: max(1, kept.count / 256)).map { Double(gradient[kept[$0]]) },
                                             reference)
             }
-            let (sparseError, denseError) = (error(sparse), error(dense))
-            worst = (max(worst.sparse, sparseError), max(worst.dense, denseError))
-            #expect(sparseError <= Swift.max(denseError, 2 * torchWorst, 1e-5),
-                    "\(parameter.name): kept-weight gradient \(sparseError) from float64, the dense engine's \(denseError)")
+            let sparseError = error(sparse)
+            if index >= reach {
+                let fromDense = relativeError(kept.map { sparse.gradients[parameter.name]![$0] }, kept.map { dense.gradients[parameter.name]![$0] })
+                worst = (Swift.max(worst.above, sparseError), worst.below, Swift.max(worst.dense, fromDense))
+                #expect(sparseError <= Swift.max(2 * torchWorst, 1e-5), "\(parameter.name): kept-weight gradient \(sparseError) from float64")
+                #expect(fromDense <= 1e-5, "\(parameter.name): kept-weight gradient \(fromDense) from the dense engine's")
+            } else {
+                worst.below = Swift.max(worst.below, sparseError)
+                #expect(sparseError <= 1e-2, "\(parameter.name), below a ReLU gate the engines set differently: \(sparseError) from float64")
+            }
             let pruned = sparse.gradients[parameter.name]!
             #expect(mask.indices.allSatisfy { mask[$0] != 0 || pruned[$0] == 0 || !network.convolutions.contains { $0.weight === parameter } },
                     "\(parameter.name): a pruned weight has a gradient")
         }
-        print("w64 SynFlow-like 5%, batch 8, against float64: logits \(logitError) (PyTorch float32 \(torchLogits)); worst sampled kept-weight gradient sparse \(worst.sparse), dense \(worst.dense), PyTorch float32 \(torchWorst)")
+        let flipped = flips.indices.filter { flips[$0] > 0 }.map { "\(prefixes[$0]) \(flips[$0])" }
+        print("w64 SynFlow-like 5%, batch 8, against float64: logits \(logitError) (PyTorch float32 \(torchLogits)); ReLU gates set differently by the engines: \(flipped.isEmpty ? "none" : flipped.joined(separator: ", ")); worst sampled kept-weight gradient above them \(worst.above) (from dense \(worst.dense)), below \(worst.below), PyTorch float32 \(torchWorst)")
     }
 
     @Test func choiceNeedsTheThreshold() {

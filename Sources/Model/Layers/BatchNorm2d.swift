@@ -122,6 +122,14 @@ public final class BatchNorm2d {
     /// Floats held by this layer between steps: its output.
     var outputElements: Int { output.capacity }
 
+    /// Which values of the last training forward pass's output are positive: where its ReLU
+    /// lets the gradient through. Tests compare two engines' gates with it, since a product
+    /// summed in another order can round a value near zero to the other side.
+    var trainingGate: [Bool] {
+        guard let x = savedInput else { return [] }
+        return UnsafeBufferPointer(start: output.pointer, count: x.count).map { $0 > 0 }
+    }
+
     /// `y = x·scale + shift` for one channel: the normalisation and γ, β in one multiply-add.
     @inline(__always)
     static func affine(gamma: Float, beta: Float, mean: Float, inverseStd: Float) -> (scale: Float, shift: Float) {
