@@ -300,14 +300,15 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
 }
 
 // `ROWS` output rows from `row`, `COLS` columns from `x0`, of `V` blocks of 16 output channels
-// from `block`, on maps `width` wide. The bordered input has rows of `pw` floats and is read at
-// every `STRIDE`-th pixel; with stride 1, `COLS` is the map's width and `pw` a constant too.
-#define PIXEL_KERNEL(COLS, ROWS, V, STRIDE)                                                                            \
-    __attribute__((target("avx512f"))) static void pixels_##STRIDE##_##COLS##_##ROWS##_##V(                            \
+// from `block`, on maps `width` wide, as `pixels_TAG_COLS_ROWS_V`. The bordered input has rows
+// of `PW` floats (an expression of `in_pw`, or a constant where the map's width fixes it) and is
+// read at every `STRIDE`-th pixel.
+#define PIXEL_KERNEL_AS(TAG, COLS, ROWS, V, STRIDE, PW)                                                                \
+    __attribute__((target("avx512f"))) static void pixels_##TAG##_##COLS##_##ROWS##_##V(                               \
         const float *pad, const float *packed, float *y, int in_channels, int batch, int n, int in_height, int in_pw,  \
         int height, int width, int block, int row, int x0, int accumulate, const direct_convolution_epilogue *epilogue) { \
         enum { P = COLS * ROWS };                                                                                      \
-        const int pw = STRIDE == 1 ? COLS + 2 : in_pw, plane = (in_height + 2) * pw, area = height * width;           \
+        const int pw = PW, plane = (in_height + 2) * pw, area = height * width;                                        \
         __m512 acc[V][P];                                                                                              \
         _Pragma("clang loop unroll(full)") for (int v = 0; v < V; v++)                                                 \
             _Pragma("clang loop unroll(full)") for (int p = 0; p < P; p++) acc[v][p] = _mm512_setzero_ps();            \
@@ -346,29 +347,32 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
         }                                                                                                              \
     }
 
+// Stride 1 with `COLS` the map's width, or stride 2 on rows as wide as the input's.
+#define PIXEL_KERNEL(COLS, ROWS, V, STRIDE) PIXEL_KERNEL_AS(STRIDE, COLS, ROWS, V, STRIDE, STRIDE == 1 ? COLS + 2 : in_pw)
+
 // One block pair (`V` 2) or block (`V` 1) over tiles of `ROWS` rows and `COLS` columns, single
-// rows for what the tiles leave.
-#define PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS, V)                                                                       \
+// rows for what the tiles leave, on the kernels tagged `TAG`.
+#define PIXEL_TILES(TAG, WIDTH, COLS, ROWS, V)                                                                          \
     for (int x0 = 0; x0 < WIDTH; x0 += COLS) {                                                                         \
         int row = 0;                                                                                                   \
         for (; row + ROWS <= height; row += ROWS)                                                                      \
-            pixels_##STRIDE##_##COLS##_##ROWS##_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH, \
-                                                    block, row, x0, accumulate, epilogue);                             \
+            pixels_##TAG##_##COLS##_##ROWS##_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH,  \
+                                                 block, row, x0, accumulate, epilogue);                                \
         for (; row < height; row++)                                                                                    \
-            pixels_##STRIDE##_##COLS##_1_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH, block, \
-                                             row, x0, accumulate, epilogue);                                           \
+            pixels_##TAG##_##COLS##_1_##V(pad, packed, y, in_channels, batch, n, in_height, pw, height, WIDTH, block,   \
+                                          row, x0, accumulate, epilogue);                                              \
     }
 
 // Pairs of 16-channel blocks over tiles of `ROWS2` rows, then a last single block over tiles
-// of `ROWS1` rows; columns in tiles of `COLS`.
-#define PIXEL_IMAGE(WIDTH, COLS, STRIDE, ROWS2, ROWS1)                                                                  \
-    static void image_pixels_##STRIDE##_##WIDTH(const float *pad, const float *packed, float *y, int in_channels,      \
-                                                int out_channels, int batch, int n, int in_height, int in_width,        \
-                                                int height, int accumulate, const direct_convolution_epilogue *epilogue) { \
+// of `ROWS1` rows; columns in tiles of `COLS`; as `image_pixels_TAG_WIDTH`.
+#define PIXEL_IMAGE(TAG, WIDTH, COLS, ROWS2, ROWS1)                                                                     \
+    static void image_pixels_##TAG##_##WIDTH(const float *pad, const float *packed, float *y, int in_channels,         \
+                                             int out_channels, int batch, int n, int in_height, int in_width,           \
+                                             int height, int accumulate, const direct_convolution_epilogue *epilogue) { \
         const int blocks = out_channels / lanes_per_block, pw = in_width + 2;                                          \
         int block = 0;                                                                                                 \
-        for (; block + 2 <= blocks; block += 2) PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS2, 2)                            \
-        if (block < blocks) PIXEL_TILES(WIDTH, COLS, STRIDE, ROWS1, 1)                                                 \
+        for (; block + 2 <= blocks; block += 2) PIXEL_TILES(TAG, WIDTH, COLS, ROWS2, 2)                               \
+        if (block < blocks) PIXEL_TILES(TAG, WIDTH, COLS, ROWS1, 1)                                                    \
     }
 
 // The kernels `PIXEL_IMAGE` calls: for 8 and 7 columns a block pair one row at a time and a
@@ -378,24 +382,36 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
     PIXEL_KERNEL(4, 2, 2, STRIDE) PIXEL_KERNEL(4, 1, 2, STRIDE) PIXEL_KERNEL(4, 4, 1, STRIDE) PIXEL_KERNEL(4, 1, 1, STRIDE)
 
 PIXEL_KERNELS_8_7(8, 1)
-PIXEL_IMAGE(8, 8, 1, 1, 2)
+PIXEL_IMAGE(1, 8, 8, 1, 2)
 PIXEL_KERNELS_8_7(7, 1)
-PIXEL_IMAGE(7, 7, 1, 1, 2)
+PIXEL_IMAGE(1, 7, 7, 1, 2)
 PIXEL_KERNELS_4(1)
-PIXEL_IMAGE(4, 4, 1, 2, 4)
+PIXEL_IMAGE(1, 4, 4, 2, 4)
+// Stride 1 on maps 16 and 14 columns wide in two tiles of 8 and 7 (tag `t`: bordered rows of 18
+// and 16 floats), ResNet18's second stage on 32- and 28-pixel images, where the row kernel took
+// 1.3x the time per FLOP of the pixel kernels.
+PIXEL_KERNEL_AS(t, 8, 1, 2, 1, 18)
+PIXEL_KERNEL_AS(t, 8, 2, 1, 1, 18)
+PIXEL_KERNEL_AS(t, 8, 1, 1, 1, 18)
+PIXEL_IMAGE(t, 16, 8, 1, 2)
+PIXEL_KERNEL_AS(t, 7, 1, 2, 1, 16)
+PIXEL_KERNEL_AS(t, 7, 2, 1, 1, 16)
+PIXEL_KERNEL_AS(t, 7, 1, 1, 1, 16)
+PIXEL_IMAGE(t, 14, 7, 1, 2)
 // Stride 2: outputs 16 and 14 columns wide in two tiles, 8, 7 and 4 in one.
 PIXEL_KERNELS_8_7(8, 2)
-PIXEL_IMAGE(16, 8, 2, 1, 2)
-PIXEL_IMAGE(8, 8, 2, 1, 2)
+PIXEL_IMAGE(2, 16, 8, 1, 2)
+PIXEL_IMAGE(2, 8, 8, 1, 2)
 PIXEL_KERNELS_8_7(7, 2)
-PIXEL_IMAGE(14, 7, 2, 1, 2)
-PIXEL_IMAGE(7, 7, 2, 1, 2)
+PIXEL_IMAGE(2, 14, 7, 1, 2)
+PIXEL_IMAGE(2, 7, 7, 1, 2)
 PIXEL_KERNELS_4(2)
-PIXEL_IMAGE(4, 4, 2, 2, 4)
+PIXEL_IMAGE(2, 4, 4, 2, 4)
 
 int direct_convolution_packs(int width, int stride) {
     const int out = (width - 1) / stride + 1;
-    return stride == 1 ? out == 8 || out == 7 || out == 4 : stride == 2 && (out == 16 || out == 14 || out == 8 || out == 7 || out == 4);
+    return stride == 1 ? out == 16 || out == 14 || out == 8 || out == 7 || out == 4
+                       : stride == 2 && (out == 16 || out == 14 || out == 8 || out == 7 || out == 4);
 }
 
 void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
@@ -419,11 +435,13 @@ void direct_convolution_3x3(const float *x, const float *w, const float *packed,
             // Full blocks of 16 channels on the pixel kernels, the rest on the row kernel.
             const int blocked = packed && direct_convolution_packs(width, 1) ? out_channels / lanes_per_block * lanes_per_block : 0;
             if (blocked > 0) {
-#define PIXELS(WIDTH) image_pixels_1_##WIDTH(scratch, packed, y, in_channels, out_channels, batch, n, height, width, height, \
+#define PIXELS(TAG, WIDTH) image_pixels_##TAG##_##WIDTH(scratch, packed, y, in_channels, out_channels, batch, n, height, width, height, \
                                              accumulate, epilogue)
-                if (width == 8) PIXELS(8);
-                else if (width == 7) PIXELS(7);
-                else PIXELS(4);
+                if (width == 16) PIXELS(t, 16);
+                else if (width == 14) PIXELS(t, 14);
+                else if (width == 8) PIXELS(1, 8);
+                else if (width == 7) PIXELS(1, 7);
+                else PIXELS(1, 4);
 #undef PIXELS
             }
             if (blocked < out_channels)

@@ -99,29 +99,34 @@ struct DirectConvolutionTests {
     /// What a direct call of the C kernels takes: a random `c × batch × side²` input (from
     /// `seed`), a random `o × c × 3 × 3` weight (from `seed + 1`), the weight packed for the pixel
     /// kernels, and one thread's scratch.
-    static func kernelCall(_ c: Int, _ o: Int, side: Int, batch: Int, seed: UInt64)
+    static func kernelCall(_ c: Int, _ o: Int, side: Int, height: Int? = nil, batch: Int, seed: UInt64)
         -> (x: GradientCheckTests.Map, weight: Parameter, packed: Tensor, scratch: Tensor) {
-        let x = GradientCheckTests.Map(c, batch, side, side, seed: seed)
+        let height = height ?? side
+        let x = GradientCheckTests.Map(c, batch, height, side, seed: seed)
         let weight = Parameter(name: "w", shape: [o, c, 3, 3], prunable: true)
         GradientCheckTests.randomise(weight, seed: seed + 1)
         let packed = Tensor(shape: [Swift.max(1, direct_convolution_packed_floats(Int32(c), Int32(o)))])
         direct_convolution_pack(weight.value.pointer, packed.pointer, Int32(c), Int32(o))
-        let scratch = Tensor(shape: [direct_convolution_scratch_floats(Int32(c), Int32(side), Int32(side))])
+        let scratch = Tensor(shape: [direct_convolution_scratch_floats(Int32(c), Int32(height), Int32(side))])
         return (x, weight, packed, scratch)
     }
 
     /// The pixel kernels (16 output channels per vector, whole rows in registers) sum every
-    /// output as the row kernel does: the same bits on maps of 8, 7 and 4 columns, with and
-    /// without a remainder of channels past the 16-channel blocks.
-    @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"), arguments: [(64, 64, 8), (128, 128, 4), (24, 40, 7), (16, 16, 4)])
-    func pixelKernelsGiveTheRowKernelsBits(_ shape: (Int, Int, Int)) {
-        let (c, o, side) = shape, batch = 3
-        let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, batch: batch, seed: 51)
-        let pixels = Tensor(shape: [o * batch * side * side]), rows = Tensor(shape: [o * batch * side * side])
+    /// output as the row kernel does: the same bits on maps of 16, 14 (two column tiles), 8, 7
+    /// and 4 columns, with and without a remainder of channels past the 16-channel blocks, and
+    /// with an odd number of rows, which leaves single rows past the two-row tiles.
+    /// (in, out, rows, columns).
+    @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"),
+          arguments: [(64, 64, 8, 8), (128, 128, 4, 4), (24, 40, 7, 7), (16, 16, 4, 4), (32, 48, 16, 16), (32, 48, 15, 16),
+                      (24, 40, 14, 14), (24, 40, 13, 14)])
+    func pixelKernelsGiveTheRowKernelsBits(_ shape: (Int, Int, Int, Int)) {
+        let (c, o, height, side) = shape, batch = 3
+        let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, height: height, batch: batch, seed: 51)
+        let pixels = Tensor(shape: [o * batch * height * side]), rows = Tensor(shape: [o * batch * height * side])
         let variants: [(UnsafeMutablePointer<Float>?, Tensor)] = [(packed.pointer, pixels), (nil, rows)]
         for (packing, y) in variants {
             direct_convolution_3x3(x.tensor.pointer, weight.value.pointer, packing, y.pointer, Int32(c), Int32(o), Int32(batch),
-                                   Int32(side), Int32(side), 1, 0, Int32(batch), scratch.pointer, 0, nil, 2)
+                                   Int32(height), Int32(side), 1, 0, Int32(batch), scratch.pointer, 0, nil, 2)
         }
         #expect(direct_convolution_packs(Int32(side), 1) != 0)
         #expect(pixels.array.map(\.bitPattern) == rows.array.map(\.bitPattern))
@@ -129,13 +134,13 @@ struct DirectConvolutionTests {
 
     /// A store that also sums each output plane (`moments` in the epilogue) writes the plain
     /// store's bits, and its sums equal the output's, added in Double, to float rounding: on the
-    /// row kernel (32, 28 and 14 columns), the pixel kernels with a remainder on the row kernel
-    /// (8 and 7) and at stride 2 (inputs of 32, 28 and 7 columns), over a chunk of images that
+    /// row kernel (32 and 28 columns), the pixel kernels with a remainder on the row kernel
+    /// (16, 14, 8 and 7) and at stride 2 (inputs of 32, 28 and 7 columns), over a chunk of images that
     /// starts past the first. With AVX-512 the row kernel sums from its registers; the AVX2 row
     /// kernel (stride 1 only, no pixel kernels) sums each stored row, and is checked wherever
     /// the CPU has AVX2.
-    @Test(arguments: [(1, 16, 16, 32), (1, 5, 7, 28), (1, 7, 5, 14), (1, 24, 40, 8), (1, 64, 64, 7), (2, 16, 32, 32), (2, 16, 32, 28),
-                      (2, 64, 128, 7)])
+    @Test(arguments: [(1, 16, 16, 32), (1, 5, 7, 28), (1, 32, 40, 16), (1, 7, 20, 14), (1, 24, 40, 8), (1, 64, 64, 7), (2, 16, 32, 32),
+                      (2, 16, 32, 28), (2, 64, 128, 7)])
     func storesSumEachOutputPlane(_ shape: (Int, Int, Int, Int)) {
         let (stride, c, o, side) = shape, batch = 3, out = (side - 1) / stride + 1
         let levels = (1...Conv2d.availableDirectLevel).filter { $0 == 2 || stride == 1 }

@@ -58,9 +58,9 @@ import Testing
     /// residual sum and ReLU) as each output row leaves the registers: bit for bit the two
     /// steps apart, on every vector level this CPU has, with NaN kept and −0 made +0 as the
     /// separate ReLU does. Arguments (residual, in, out, side): the row kernel on 14 columns,
-    /// and with AVX-512 the pixel kernels on 8 (two 16-channel blocks and a remainder of 4 on
-    /// the row kernel).
-    @Test(arguments: [(false, 5, 6, 14), (true, 5, 6, 14), (false, 24, 36, 8), (true, 24, 36, 8)])
+    /// and with AVX-512 the pixel kernels on 16 and 8 (two 16-channel blocks and a remainder of 4
+    /// on the row kernel).
+    @Test(arguments: [(false, 5, 6, 14), (true, 5, 6, 14), (false, 32, 36, 16), (true, 32, 36, 16), (false, 24, 36, 8), (true, 24, 36, 8)])
     func evaluationConvolutionWithBatchNormEqualsTheTwoStepsApart(_ shape: (Bool, Int, Int, Int)) throws {
         let (residual, c, o, side) = shape
         try #require(Conv2d.availableDirectLevel > 0, "no AVX2 on this CPU: the fused pass never runs")
@@ -94,10 +94,10 @@ import Testing
     /// as its rows are stored, and the BatchNorm after it takes its batch statistics from those
     /// sums: the output and the running statistics equal the two steps apart (the BatchNorm's
     /// own pass over the output) to float rounding, and the bits do not depend on the threads.
-    /// (stride, in, out, side): the row kernel on 32 and 14 columns, the pixel kernels on 8 and
-    /// 7 with a remainder of channels on the row kernel, and stride 2 from 28 and 7 columns.
+    /// (stride, in, out, side): the row kernel on 32 and 14 columns, the pixel kernels on 16, and
+    /// on 8 and 7 with a remainder of channels on the row kernel, and stride 2 from 28 and 7 columns.
     @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"),
-          arguments: [(1, 16, 16, 32), (1, 7, 5, 14), (1, 24, 40, 8), (1, 64, 64, 7), (2, 16, 32, 28), (2, 64, 128, 7)])
+          arguments: [(1, 16, 16, 32), (1, 7, 5, 14), (1, 32, 32, 16), (1, 24, 40, 8), (1, 64, 64, 7), (2, 16, 32, 28), (2, 64, 128, 7)])
     func trainingConvolutionSumsTheBatchNormsMoments(_ shape: (Int, Int, Int, Int)) {
         let (stride, c, o, side) = shape
         let x = GradientCheckTests.Map(c, 3, side, side, seed: 55, scale: 2)
@@ -141,8 +141,8 @@ import Testing
     /// gradient with the shortcut's gated gradient already added: bit for bit the input
     /// gradient followed by `ReLU.accumulateBackward`, with gates that are closed, exactly zero
     /// or NaN. (in, out, side): the row kernel on 32 and 14 columns, and with AVX-512 the pixel
-    /// kernels on 8 and 7 (two 16-channel blocks and a remainder on the row kernel).
-    @Test(arguments: [(16, 16, 32), (7, 5, 14), (64, 64, 8), (40, 24, 7)])
+    /// kernels on 14, 8 and 7 (two 16-channel blocks and a remainder on the row kernel).
+    @Test(arguments: [(16, 16, 32), (7, 5, 14), (40, 24, 14), (64, 64, 8), (40, 24, 7)])
     func shortcutGradientInTheInputGradientsStoreEqualsThePassAfter(_ shape: (Int, Int, Int)) {
         let (c, o, side) = shape, batch = 3
         func layer() -> Conv2d {
