@@ -117,8 +117,8 @@ struct DirectConvolutionTests {
     /// with an odd number of rows, which leaves single rows past the two-row tiles.
     /// (in, out, rows, columns).
     @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"),
-          arguments: [(64, 64, 8, 8), (128, 128, 4, 4), (24, 40, 7, 7), (16, 16, 4, 4), (32, 48, 16, 16), (32, 48, 15, 16),
-                      (24, 40, 14, 14), (24, 40, 13, 14)])
+          arguments: [(64, 64, 8, 8), (128, 128, 4, 4), (24, 40, 7, 7), (16, 16, 4, 4), (32, 56, 16, 16), (32, 56, 15, 16),
+                      (24, 56, 14, 14), (24, 56, 13, 14)])
     func pixelKernelsGiveTheRowKernelsBits(_ shape: (Int, Int, Int, Int)) {
         let (c, o, height, side) = shape, batch = 3
         let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, height: height, batch: batch, seed: 51)
@@ -129,7 +129,8 @@ struct DirectConvolutionTests {
                                    Int32(height), Int32(side), 1, 0, Int32(batch), scratch.pointer, 0, nil, 2)
         }
         #expect(direct_convolution_packs(Int32(side), 1) != 0)
-        #expect(pixels.array.map(\.bitPattern) == rows.array.map(\.bitPattern))
+        let differing = zip(pixels.array, rows.array).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(differing) of \(pixels.count) outputs differ from the row kernel's")
     }
 
     /// A store that also sums each output plane (`moments` in the epilogue) writes the plain
