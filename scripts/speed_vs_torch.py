@@ -10,7 +10,9 @@ the rounds' own ratios (this machine kind swings by a third within minutes).
 --im2col adds a variant: our engine with every convolution through im2col and GEMM (the path
 before the direct convolutions). Each --env VAR=VALUE adds one more: our engine with that
 variable set (`--env PRUNESWEEP_EVALUATION_DIRECT=off` gives the evaluation before its direct
-routes). Needs a release build (`swift build -c release`) and `pip install torch`.
+routes). Each --also WORKER adds another worker binary (a build from before a change, copied
+aside), so a change and its baseline meet the same load. Needs a release build (`swift build
+-c release`) and `pip install torch`.
 """
 import argparse
 import os
@@ -47,6 +49,8 @@ def main():
     parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
                         help="also time our engine with this environment variable set (repeatable)")
     parser.add_argument("--worker", default=".build/release/worker")
+    parser.add_argument("--also", action="append", default=[], metavar="WORKER",
+                        help="also time this worker binary, e.g. a build from before a change (repeatable)")
     args = parser.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,6 +61,8 @@ def main():
             variants = {"ours": [args.worker, "bench", "--width", str(width), "--threads", str(threads), "--steps", str(args.steps)]}
             if args.im2col:
                 variants["ours, im2col"] = variants["ours"] + ["--im2col"]
+            for path in args.also:
+                variants[f"ours, {path}"] = [path] + variants["ours"][1:]
             settings = {name: {} for name in variants}
             for setting in args.env:
                 variable, _, value = setting.partition("=")
