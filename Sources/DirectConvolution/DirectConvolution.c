@@ -377,7 +377,9 @@ __attribute__((target("avx512f"), always_inline)) static inline void emit_lanes(
 
 // The kernels `PIXEL_IMAGE` calls: for 8 and 7 columns a block pair one row at a time and a
 // single block two rows at a time; for 4 columns two rows and four.
-#define PIXEL_KERNELS_8_7(COLS, STRIDE) PIXEL_KERNEL(COLS, 1, 2, STRIDE) PIXEL_KERNEL(COLS, 2, 1, STRIDE) PIXEL_KERNEL(COLS, 1, 1, STRIDE)
+#define PIXEL_KERNELS_8_7_AS(TAG, COLS, STRIDE, PW) \
+    PIXEL_KERNEL_AS(TAG, COLS, 1, 2, STRIDE, PW) PIXEL_KERNEL_AS(TAG, COLS, 2, 1, STRIDE, PW) PIXEL_KERNEL_AS(TAG, COLS, 1, 1, STRIDE, PW)
+#define PIXEL_KERNELS_8_7(COLS, STRIDE) PIXEL_KERNELS_8_7_AS(STRIDE, COLS, STRIDE, STRIDE == 1 ? COLS + 2 : in_pw)
 #define PIXEL_KERNELS_4(STRIDE) \
     PIXEL_KERNEL(4, 2, 2, STRIDE) PIXEL_KERNEL(4, 1, 2, STRIDE) PIXEL_KERNEL(4, 4, 1, STRIDE) PIXEL_KERNEL(4, 1, 1, STRIDE)
 
@@ -390,13 +392,9 @@ PIXEL_IMAGE(1, 4, 4, 2, 4)
 // Stride 1 on maps 16 and 14 columns wide in two tiles of 8 and 7 (tag `t`: bordered rows of 18
 // and 16 floats), ResNet18's second stage on 32- and 28-pixel images, where the row kernel took
 // 1.3x the time per FLOP of the pixel kernels.
-PIXEL_KERNEL_AS(t, 8, 1, 2, 1, 18)
-PIXEL_KERNEL_AS(t, 8, 2, 1, 1, 18)
-PIXEL_KERNEL_AS(t, 8, 1, 1, 1, 18)
+PIXEL_KERNELS_8_7_AS(t, 8, 1, 18)
 PIXEL_IMAGE(t, 16, 8, 1, 2)
-PIXEL_KERNEL_AS(t, 7, 1, 2, 1, 16)
-PIXEL_KERNEL_AS(t, 7, 2, 1, 1, 16)
-PIXEL_KERNEL_AS(t, 7, 1, 1, 1, 16)
+PIXEL_KERNELS_8_7_AS(t, 7, 1, 16)
 PIXEL_IMAGE(t, 14, 7, 1, 2)
 // Stride 2: outputs 16 and 14 columns wide in two tiles, 8, 7 and 4 in one.
 PIXEL_KERNELS_8_7(8, 2)
