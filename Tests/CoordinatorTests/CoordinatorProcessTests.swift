@@ -32,6 +32,16 @@ import Testing
         return arguments + ["--no-dashboard"]
     }
 
+    /// `--in-process` chooses the BLAS core by running `blas-probe` of its own program, as a
+    /// worker does: without the command every candidate failed and the slower autodetected
+    /// core stayed.
+    @Test func hasTheBLASProbe() throws {
+        let probe = try Self.run(["blas-probe"])
+        let fields = probe.output.split(separator: " ")
+        #expect(probe.status == 0 && fields.count == 2, "\(probe.output)\(probe.errors)")
+        #expect(fields.count == 2 && Double(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 > 0 } == true, "\(probe.output)")
+    }
+
     @Test(.timeLimit(.minutes(10)))
     func smokeSweepFromASweepFile() throws {
         let directory = try JournalTests.directory()

@@ -16,7 +16,8 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Runs a pruning sweep (method × seed × round tasks) and writes results.json, aggregate.json, figures, report.md and report.html.",
         version: "commit \(BuildInfo.current)",
-        subcommands: [RunSweep.self, PlanSweep.self, Status.self, WriteReport.self, Keygen.self, FleetSim.self, CheckCost.self],
+        subcommands: [RunSweep.self, PlanSweep.self, Status.self, WriteReport.self, Keygen.self, FleetSim.self, CheckCost.self,
+                      BLASProbe.self],
         defaultSubcommand: RunSweep.self)
 
     /// SIGTERM and SIGINT stop the coordinator whatever its parent blocked (`StopSignals`).
@@ -87,10 +88,11 @@ struct RunSweep: ParsableCommand {
             do { try sink.openFile(directory.appendingPathComponent("logs/coordinator.jsonl")) } catch {
                 throw SweepError.invalid("cannot write the log \(directory.path)/logs/coordinator.jsonl: \(error); is the run directory writable?")
             }
-            let line = BLASCoreSelection.ensureBestCore(threads: threads)
+            // Only a sweep run in this process multiplies matrices here; the workers choose their
+            // own BLAS core (and a coordinator that measured for nothing would delay them).
+            if inProcess { log.info("\(BLASCoreSelection.ensureBestCore(threads: threads))") }
             BLAS.threads = threads
             Parallel.threads = threads
-            log.info("\(line)")
             log.info("build: commit \(BuildInfo.current)")
             log.info("sweep \(spec.name) on preset \(spec.preset): \(plan.tasks.count) tasks (\(plan.tasks.filter(\.labels.reported).count) training runs reported) in \(directory.path)")
             let start = Date()
@@ -292,4 +294,15 @@ func openJournal(_ runDir: String) throws -> Journal {
 
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Hidden: what `BLASCoreSelection` runs in a child process per candidate core (for sweeps run
+/// with --in-process); prints "CORE GFLOPS".
+struct BLASProbe: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "blas-probe", shouldDisplay: false)
+
+    func run() throws {
+        guard let line = BLASCoreSelection.probeLine() else { throw ExitCode(1) }
+        print(line)
+    }
 }

@@ -57,9 +57,16 @@ public enum BLASCoreSelection {
         return "BLAS: core \(current), \(threads) thread(s) (re-executing with \(choice.core) failed; \(choice.reason))"
     }
 
+    /// What the hidden `blas-probe` command of each program prints: "CORE GFLOPS", or nil when
+    /// the loaded core computed wrong products. `measure` runs that command of `/proc/self/exe`,
+    /// so every program that calls `ensureBestCore` must have it.
+    public static func probeLine() -> String? {
+        probe().map { "\(BLAS.coreName) \($0)" }
+    }
+
     /// Measures GEMM GFLOP/s on the probe shapes with the loaded core, after checking one
     /// odd-shaped product against a plain loop. Run in a child process per candidate.
-    public static func probe() -> Double? {
+    static func probe() -> Double? {
         guard BLASCheck.maximumError(m: 37, n: 53, k: 29) < 1e-4 else { return nil }
         var seconds = 0.0, flops = 0.0
         for (m, n, k) in probeShapes {
@@ -93,6 +100,8 @@ public enum BLASCoreSelection {
         for core in [current] + candidates(flags: flags) where !results.contains(where: { $0.core == core }) {
             if let rate = runProbe(core: core, threads: threads) { results.append((core, rate)) }
         }
+        // Not kept: a process that cannot run the probe (one without the hidden command) must
+        // not leave its failure to the processes that can.
         guard let best = results.max(by: { $0.rate < $1.rate }) else {
             return Choice(core: current, reason: "autodetected; measuring the alternatives failed")
         }
