@@ -219,32 +219,20 @@ void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t
     dot_portable(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
 }
 
-void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
-                            int32_t height, int32_t width, int32_t halo, int32_t np) {
-    const int64_t paddedWidth = width + 2 * halo, paddedHeight = height + 2 * halo;
-    const int64_t area = (int64_t)height * width, rowFloats = paddedWidth * np;
-    for (int32_t c = first; c < last; c++) {
-        float *d = dst + (int64_t)c * paddedHeight * rowFloats;
-        const float *s = src + (int64_t)c * imageStride * area;
-        memset(d, 0, sizeof(float) * halo * rowFloats);
-        memset(d + (halo + height) * rowFloats, 0, sizeof(float) * halo * rowFloats);
-        for (int32_t y = 0; y < height; y++) {
-            float *row = d + (y + halo) * rowFloats;
-            memset(row, 0, sizeof(float) * halo * np);
-            memset(row + (halo + width) * np, 0, sizeof(float) * halo * np);
-            for (int32_t x = 0; x < width; x++) {
-                float *q = row + (int64_t)(x + halo) * np;
-                const float *column = s + (int64_t)y * width + x;
-                int32_t i = 0;
-                for (; i < n; i++) q[i] = column[i * area];
-                for (; i < np; i++) q[i] = 0;
-            }
-        }
+/* One row of `width` positions: lane i of position x from image i's row `line + i·area`, the
+ * lanes from n on zero. */
+typedef void (*row_to_batch_inner)(float *q, const float *line, int32_t n, int64_t area, int32_t width, int32_t np);
+
+static void row_to_batch_inner_portable(float *q, const float *line, int32_t n, int64_t area, int32_t width, int32_t np) {
+    for (int32_t x = 0; x < width; x++, q += np) {
+        int32_t i = 0;
+        for (; i < n; i++) q[i] = line[i * area + x];
+        for (; i < np; i++) q[i] = 0;
     }
 }
 
-void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
-                              int32_t height, int32_t width, int32_t np, int32_t accumulate) {
+static void from_batch_inner_portable(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                                      int32_t height, int32_t width, int32_t np, int32_t accumulate) {
     const int64_t area = (int64_t)height * width;
     for (int32_t c = first; c < last; c++) {
         float *d = dst + (int64_t)c * imageStride * area;
@@ -262,4 +250,117 @@ void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32
             }
         }
     }
+}
+
+#ifdef CSPARSE_X86
+/* r[i] = row i of an 8×8 block in, column i out. */
+__attribute__((target("avx2,fma")))
+static inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* The first `count` (0–8) lanes set. */
+__attribute__((target("avx2,fma")))
+static inline __m256i first_lanes(int32_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The same copy as the portable row, 8 images × 8 positions at a time through an in-register
+ * transpose instead of one strided load per float (`np` a multiple of 8). */
+__attribute__((target("avx2,fma")))
+static void row_to_batch_inner_avx2(float *q, const float *line, int32_t n, int64_t area, int32_t width, int32_t np) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int32_t b = 0; b < np; b += 8) {
+        const int32_t images = n - b < 0 ? 0 : n - b < 8 ? n - b : 8;
+        for (int32_t x = 0; x < width; x += 8) {
+            const int32_t count = width - x < 8 ? width - x : 8;
+            const __m256i mask = first_lanes(count);
+            __m256 r[8];
+            for (int32_t i = 0; i < 8; i++) {
+                const float *from = line + (int64_t)(b + i) * area + x;
+                r[i] = i >= images ? zero : count == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, mask);
+            }
+            transpose8(r);
+            for (int32_t j = 0; j < count; j++) _mm256_storeu_ps(q + (int64_t)(x + j) * np + b, r[j]);
+        }
+    }
+}
+
+/* The portable loop's copy (or sum: the same one addition per float) through 8×8 transposes. */
+__attribute__((target("avx2,fma")))
+static void from_batch_inner_avx2(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                                  int32_t height, int32_t width, int32_t np, int32_t accumulate) {
+    const int64_t area = (int64_t)height * width;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int32_t c = first; c < last; c++) {
+        float *d = dst + (int64_t)c * imageStride * area;
+        const float *s = src + (int64_t)c * area * np;
+        for (int32_t block = 0; block < n; block += 8) {
+            const int32_t images = n - block < 8 ? n - block : 8;
+            for (int64_t position = 0; position < area; position += 8) {
+                const int32_t count = area - position < 8 ? (int32_t)(area - position) : 8;
+                const __m256i mask = first_lanes(count);
+                __m256 r[8];
+                for (int32_t j = 0; j < 8; j++) r[j] = j < count ? _mm256_loadu_ps(s + (position + j) * np + block) : zero;
+                transpose8(r);
+                for (int32_t i = 0; i < images; i++) {
+                    float *out = d + (int64_t)(block + i) * area + position;
+                    if (count == 8) {
+                        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), r[i]) : r[i]);
+                    } else {
+                        _mm256_maskstore_ps(out, mask, accumulate ? _mm256_add_ps(_mm256_maskload_ps(out, mask), r[i]) : r[i]);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                            int32_t height, int32_t width, int32_t halo, int32_t np) {
+    row_to_batch_inner copy = row_to_batch_inner_portable;
+#ifdef CSPARSE_X86
+    if (has_avx2() && np % 8 == 0) copy = row_to_batch_inner_avx2;
+#endif
+    const int64_t paddedWidth = width + 2 * halo, paddedHeight = height + 2 * halo;
+    const int64_t area = (int64_t)height * width, rowFloats = paddedWidth * np;
+    for (int32_t c = first; c < last; c++) {
+        float *d = dst + (int64_t)c * paddedHeight * rowFloats;
+        const float *s = src + (int64_t)c * imageStride * area;
+        memset(d, 0, sizeof(float) * halo * rowFloats);
+        memset(d + (halo + height) * rowFloats, 0, sizeof(float) * halo * rowFloats);
+        for (int32_t y = 0; y < height; y++) {
+            float *row = d + (y + halo) * rowFloats;
+            memset(row, 0, sizeof(float) * halo * np);
+            memset(row + (halo + width) * np, 0, sizeof(float) * halo * np);
+            copy(row + (int64_t)halo * np, s + (int64_t)y * width, n, area, width, np);
+        }
+    }
+}
+
+void csparse_from_batch_inner(float *dst, const float *src, int32_t first, int32_t last, int32_t n, int32_t imageStride,
+                              int32_t height, int32_t width, int32_t np, int32_t accumulate) {
+#ifdef CSPARSE_X86
+    if (has_avx2() && np % 8 == 0) {
+        from_batch_inner_avx2(dst, src, first, last, n, imageStride, height, width, np, accumulate);
+        return;
+    }
+#endif
+    from_batch_inner_portable(dst, src, first, last, n, imageStride, height, width, np, accumulate);
 }

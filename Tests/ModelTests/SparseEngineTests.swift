@@ -91,6 +91,55 @@ import Testing
 
     /// The width-8 PyTorch fixture's weights and images (batch 4: half of the 8 lanes are
     /// padding), with masks of 30%, 10% and 3% per layer in turn.
+    /// The copies into and out of the batch-inner layout move every float to its place: the
+    /// halo and the lanes past the batch are zero, and the way back writes or adds each value
+    /// once. Odd extents and a short last block take the vector copies' partial tiles.
+    @Test func batchInnerCopiesPlaceEveryValue() {
+        let lanes = SparseConvolution.blockLanes
+        for (height, width, halo) in [(28, 28, 1), (14, 14, 2), (7, 7, 1), (5, 9, 0), (3, 17, 1)] {
+            let channels = 3, batch = 21
+            let count = channels * batch * height * width
+            let source = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            let back = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            defer { source.deallocate(); back.deallocate() }
+            for i in 0..<count { source[i] = Float(i % 1_000) + 0.25 }
+            let x = FeatureMap(data: source, channels: channels, batch: batch, height: height, width: width)
+            let paddedHeight = height + 2 * halo, paddedWidth = width + 2 * halo
+            let inner = UnsafeMutablePointer<Float>.allocate(capacity: channels * paddedHeight * paddedWidth * lanes)
+            let unpadded = UnsafeMutablePointer<Float>.allocate(capacity: channels * height * width * lanes)
+            defer { inner.deallocate(); unpadded.deallocate() }
+            unpadded.initialize(repeating: .nan, count: channels * height * width * lanes)
+            for accumulate in [false, true] {
+                for i in 0..<count { back[i] = accumulate ? 1 : .nan }
+                let y = x.sameShape(at: back)
+                var misplaced = 0
+                for first in Swift.stride(from: 0, to: batch, by: lanes) {
+                    let images = (first: first, count: Swift.min(lanes, batch - first))
+                    inner.initialize(repeating: .nan, count: channels * paddedHeight * paddedWidth * lanes)
+                    SparseConvolution.toBatchInner(x, images: images, into: inner, halo: halo)
+                    for c in 0..<channels {
+                        for row in 0..<paddedHeight {
+                            for column in 0..<paddedWidth {
+                                for lane in 0..<lanes {
+                                    let value = inner[((c * paddedHeight + row) * paddedWidth + column) * lanes + lane]
+                                    let (r, q) = (row - halo, column - halo)
+                                    let inside = r >= 0 && r < height && q >= 0 && q < width && lane < images.count
+                                    let expected = inside ? source[((c * batch + first + lane) * height + r) * width + q] : 0
+                                    if value != expected { misplaced += 1 }
+                                    if inside { unpadded[((c * height + r) * width + q) * lanes + lane] = value }
+                                }
+                            }
+                        }
+                    }
+                    SparseConvolution.fromBatchInner(unpadded, into: y, images: images, accumulate: accumulate)
+                }
+                let wrong = (0..<count).filter { back[$0] != (accumulate ? 1 + source[$0] : source[$0]) }.count
+                #expect(misplaced == 0 && wrong == 0,
+                        "\(height)×\(width) halo \(halo), accumulate \(accumulate): \(misplaced) misplaced in, \(wrong) wrong back")
+            }
+        }
+    }
+
     @Test func width8MaskedStepEqualsDense() throws {
         let fixture = Fixtures.training
         let input = try fixture.tensor("input")

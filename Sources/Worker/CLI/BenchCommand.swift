@@ -20,6 +20,8 @@ struct BenchCommand: ParsableCommand {
     var density: Double?
     @Option(help: "CPU: dense and sparse engines side by side on the masks of this weights, checkpoint or mask file.")
     var mask: String?
+    @Option(help: "CPU, with --density or --mask: image side (default: 28 for a 1-channel mask, as Fashion-MNIST's; 32 otherwise).")
+    var imageSize: Int?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -89,28 +91,32 @@ struct BenchCommand: ParsableCommand {
     /// Dense and sparse side by side: at widths 16 and 64 on SynFlow masks, or at the width a
     /// mask file fits.
     private func sparseComparison() throws -> [SparseBenchmark.Result] {
-        var runs: [(Int, SparseBenchmark.Masks)] = []
+        var runs: [(width: Int, channels: Int, masks: SparseBenchmark.Masks)] = []
         if let mask {
             let file = try failing { () throws(ModelError) in try Safetensors(contentsOf: URL(fileURLWithPath: mask)) }
-            for candidate in [width, 16, 64] where !runs.contains(where: { $0.0 == candidate }) {
-                let network = ResNet18(.init(width: candidate, inputChannels: 3, classes: 10))
-                if (try? MaskSet(from: file, for: network, source: mask)) != nil { runs.append((candidate, .file(file, source: mask))) }
+            for candidate in [width, 16, 64] where !runs.contains(where: { $0.width == candidate }) {
+                for channels in [3, 1] where (try? MaskSet(from: file, for: ResNet18(.init(width: candidate, inputChannels: channels, classes: 10)),
+                                                         source: mask)) != nil {
+                    runs.append((candidate, channels, .file(file, source: mask)))
+                }
             }
             guard !runs.isEmpty else {
-                FileHandle.standardError.write(Data("error: \(mask) holds no masks for a 3-channel, 10-class ResNet18 of width \(width), 16 or 64\n".utf8))
+                FileHandle.standardError.write(Data("error: \(mask) holds no masks for a 3- or 1-channel, 10-class ResNet18 of width \(width), 16 or 64\n".utf8))
                 throw ExitCode(2)
             }
         } else if let density {
-            runs = [(16, .synflow(density: density)), (64, .synflow(density: density))]
+            runs = [(16, 3, .synflow(density: density)), (64, 3, .synflow(density: density))]
         }
         var results: [SparseBenchmark.Result] = []
-        for (width, masks) in runs {
+        for (width, channels, masks) in runs {
             var options = SparseBenchmark.Options()
             options.width = width
+            options.inputChannels = channels
+            options.imageSize = imageSize ?? (channels == 1 ? 28 : 32)
             options.batchSize = batchSize
             options.steps = steps ?? 2
             let result = try failing { () throws(ModelError) in try SparseBenchmark.run(options, masks: masks, log: say) }
-            say("width \(width), density \(String(format: "%.4f", result.density)), batch \(batchSize), \(Parallel.threads) threads (medians of \(options.rounds) interleaved rounds):")
+            say("width \(width), \(channels)×\(options.imageSize)² images, density \(String(format: "%.4f", result.density)), batch \(batchSize), \(Parallel.threads) threads (medians of \(options.rounds) interleaved rounds):")
             say(String(format: "  training    dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseTraining, result.sparseTraining, result.trainingSpeedUp))
             say(String(format: "  evaluation  dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseEvaluation, result.sparseEvaluation, result.evaluationSpeedUp))
             for layer in result.choice.layers {
@@ -172,7 +178,7 @@ struct BLASProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "blas-probe", shouldDisplay: false)
 
     func run() throws {
-        guard let rate = BLASCoreSelection.probe() else { throw ExitCode(1) }
-        say("\(BLAS.coreName) \(rate)")
+        guard let line = BLASCoreSelection.probeLine() else { throw ExitCode(1) }
+        say(line)
     }
 }

@@ -168,13 +168,13 @@ public struct Benchmark {
             + [line("other (unmeasured)", arithmetic: false, Swift.max(0, seconds - measured))]
     }
 
-    static func syntheticSplits(images: Int, side: Int) throws(ModelError) -> DataSplits {
+    static func syntheticSplits(images: Int, side: Int, channels: Int = 3) throws(ModelError) -> DataSplits {
         var random = RandomStream(seed: 1, stream: .synthetic)
         func dataset(_ name: String, count: Int) throws(ModelError) -> ImageDataset {
-            let pixels = (0..<(count * 3 * side * side)).map { _ in UInt8(truncatingIfNeeded: random.nextIndex(256)) }
+            let pixels = (0..<(count * channels * side * side)).map { _ in UInt8(truncatingIfNeeded: random.nextIndex(256)) }
             let labels = (0..<count).map { Int32($0 % 10) }
-            return try ImageDataset(name: name, channels: 3, height: side, width: side, classes: 10, pixels: pixels, labels: labels,
-                                     mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+            return try ImageDataset(name: name, channels: channels, height: side, width: side, classes: 10, pixels: pixels, labels: labels,
+                                     mean: [Float](repeating: 0.5, count: channels), std: [Float](repeating: 0.25, count: channels))
         }
         return try DataSplits(trainFiles: dataset("bench/train", count: images), test: try dataset("bench/test", count: images), validationSize: 0)
     }

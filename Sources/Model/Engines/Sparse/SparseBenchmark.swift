@@ -17,6 +17,8 @@ public enum SparseBenchmark {
         public var rounds = 3
         /// Image side.
         public var imageSize = 32
+        /// Image channels: 3 (CIFAR-10) or 1 (Fashion-MNIST, the quick preset's data).
+        public var inputChannels = 3
         /// SynFlow rounds for a mask made at `density` (when no mask file is given).
         public var synflowIterations = 20
 
@@ -51,7 +53,7 @@ public enum SparseBenchmark {
 
     /// Runs the comparison; `log` hears progress and the choice line.
     public static func run(_ options: Options, masks: Masks, log: (String) -> Void) throws(ModelError) -> Result {
-        let network = ResNet18(.init(width: options.width, inputChannels: 3, classes: 10))
+        let network = ResNet18(.init(width: options.width, inputChannels: options.inputChannels, classes: 10))
         network.initialise(seed: 0)
         let maskSet: MaskSet
         switch masks {
@@ -82,7 +84,8 @@ public enum SparseBenchmark {
 
         // The dense benchmark's synthetic data and training step (batch assembly included).
         let batch = options.batchSize
-        let splits = try Benchmark.syntheticSplits(images: batch * options.steps, side: options.imageSize)
+        let splits = try Benchmark.syntheticSplits(images: batch * options.steps, side: options.imageSize,
+                                                     channels: options.inputChannels)
         let engine = CPUEngine(network: network, data: splits, config: TrainingConfig(batchSize: batch))
         let plans = Benchmark.syntheticPlans(splits.train, batchSize: batch)
         let learningRates = [Float](repeating: 0.01, count: plans.count)
