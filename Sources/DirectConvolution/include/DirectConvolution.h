@@ -85,7 +85,7 @@ size_t direct_convolution_weight_gradient_scratch_floats(int in_channels, int ou
 /// `∂L/∂w[o][c][i][j] = Σ_{n,y,x} dy[o][n][y][x] · x[c][n][y + i − 1][x + j − 1]` for the output
 /// channels `first_output..<end_output` of a 3×3, stride-1, padding-1 convolution of `x`
 /// (`[c][n][height][width]`, read in place: taps outside the image are masked off), `width` at
-/// most 32. Needs AVX-512F (level 2). Sums run over images one at a time and over 16 vector
+/// most 32. Needs AVX-512F (level 2). Sums run over images in fixed blocks and over 16 vector
 /// lanes in a fixed order, so the bits do not depend on how output channels are shared out.
 void direct_convolution_3x3_weight_gradient(const float *x, const float *dy, float *dw, int in_channels, int out_channels,
                                             int batch, int height, int width, int first_output, int end_output, float *scratch);
