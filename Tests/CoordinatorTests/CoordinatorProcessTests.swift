@@ -38,8 +38,8 @@ import Testing
     @Test func hasTheBLASProbe() throws {
         let probe = try Self.run(["blas-probe"])
         let fields = probe.output.split(separator: " ")
-        #expect(probe.status == 0 && fields.count == 2, "\(probe.output)\(probe.errors)")
-        #expect(fields.count == 2 && Double(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 > 0 } == true, "\(probe.output)")
+        let rate = fields.count == 2 ? Double(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+        #expect(probe.status == 0 && rate.map { $0 > 0 } == true, "\(probe.output)\(probe.errors)")
     }
 
     @Test(.timeLimit(.minutes(10)))

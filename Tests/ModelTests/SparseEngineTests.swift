@@ -89,8 +89,6 @@ import Testing
         print("sparse vs dense: logits \(logitError), worst gradient \(worst)")
     }
 
-    /// The width-8 PyTorch fixture's weights and images (batch 4: half of the 8 lanes are
-    /// padding), with masks of 30%, 10% and 3% per layer in turn.
     /// The copies into and out of the batch-inner layout move every float to its place: the
     /// halo and the lanes past the batch are zero, and the way back writes or adds each value
     /// once. Odd extents and a short last block take the vector copies' partial tiles.
@@ -140,6 +138,8 @@ import Testing
         }
     }
 
+    /// The width-8 PyTorch fixture's weights and images (batch 4: half of the 8 lanes are
+    /// padding), with masks of 30%, 10% and 3% per layer in turn.
     @Test func width8MaskedStepEqualsDense() throws {
         let fixture = Fixtures.training
         let input = try fixture.tensor("input")
