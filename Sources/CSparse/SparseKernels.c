@@ -219,6 +219,9 @@ void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t
     dot_portable(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
 }
 
+/* How many rows ahead the copy into the batch-inner layout prefetches its sources. */
+enum { prefetch_rows_ahead = 4 };
+
 /* One row of `width` positions: lane i of position x from image i's row `line + i·area`, the
  * lanes from n on zero. */
 typedef void (*row_to_batch_inner)(float *q, const float *line, int32_t n, int64_t area, int32_t width, int32_t np);
@@ -346,6 +349,21 @@ void csparse_to_batch_inner(float *dst, const float *src, int32_t first, int32_t
         memset(d, 0, sizeof(float) * halo * rowFloats);
         memset(d + (halo + height) * rowFloats, 0, sizeof(float) * halo * rowFloats);
         for (int32_t y = 0; y < height; y++) {
+            /* The n source rows are n streams the hardware prefetchers lose track of: ask for
+             * each image's row `prefetch_rows_ahead` on (in the next channel past the plane's
+             * end). Loads were most of this copy's time; this took 14–34% off it (`perf`
+             * samples of quick-preset epochs at 1% density, AMD EPYC). Writing back, the same
+             * for the stores changed nothing. */
+            const int32_t next = y + prefetch_rows_ahead;
+            const float *ahead = next < height ? s + (int64_t)next * width
+                                 : next - height < height && c + 1 < last ? s + (int64_t)imageStride * area + (int64_t)(next - height) * width
+                                                                          : NULL;
+            if (ahead) {
+                for (int32_t i = 0; i < n; i++) {
+                    __builtin_prefetch(ahead + (int64_t)i * area, 0, 3);
+                    __builtin_prefetch(ahead + (int64_t)i * area + width - 1, 0, 3);
+                }
+            }
             float *row = d + (y + halo) * rowFloats;
             memset(row, 0, sizeof(float) * halo * np);
             memset(row + (halo + width) * np, 0, sizeof(float) * halo * np);

@@ -743,27 +743,33 @@ CHANNEL_GRADIENT_KERNELS(14, 2)
 CHANNEL_GRADIENT_KERNELS(8, 2)
 CHANNEL_GRADIENT_KERNELS(7, 2)
 CHANNEL_GRADIENT_KERNELS(4, 2)
+CHANNEL_GRADIENT_KERNELS(28, 1)
+CHANNEL_GRADIENT_KERNELS(32, 1)
 
 int direct_convolution_channel_gradient_covers(int width, int stride) {
     const int out = (width - 1) / stride + 1;
-    return (stride == 1 || stride == 2) && (out == 4 || out == 7 || out == 8 || out == 14 || out == 16);
+    return (stride == 1 || stride == 2) && (out == 4 || out == 7 || out == 8 || out == 14 || out == 16) ||
+           stride == 1 && (out == 28 || out == 32);
 }
 
 void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, int in_channels, int out_channels, int batch,
-                                                    int height, int width, int stride, int first_block, int end_block,
+                                                    int height, int width, int stride, int first_channel, int end_channel,
                                                     float *scratch) {
     const int out_height = (height - 1) / stride + 1, out_width = (width - 1) / stride + 1;
+    const int blocks = out_channels / lanes_per_block;
     const float *transposed = scratch;
     float *partials = scratch + (size_t)out_channels * batch * out_height * out_width;
-    const size_t per_block = (size_t)in_channels * 9 * lanes_per_block;
-    memset(partials + first_block * per_block, 0, sizeof(float) * (end_block - first_block) * per_block);
+    const size_t per_channel = (size_t)9 * lanes_per_block;
+    for (int block = 0; block < blocks; block++)
+        memset(partials + ((size_t)block * in_channels + first_channel) * per_channel, 0,
+               sizeof(float) * (end_channel - first_channel) * per_channel);
     // Image blocks outermost: one block's transposed gradients stay in cache while every input
     // channel passes over them.
     for (int first_image = 0; first_image < batch; first_image += images_per_block) {
         const int end_image = first_image + images_per_block < batch ? first_image + images_per_block : batch;
-        for (int block = first_block; block < end_block;) {
-            const int pair = block + 2 <= end_block;
-            for (int c = 0; c < in_channels; c++) {
+        for (int block = 0; block < blocks;) {
+            const int pair = block + 2 <= blocks;
+            for (int c = first_channel; c < end_channel; c++) {
 #define CHANNEL_GRADIENT(WIDTH, STRIDE)                                                                            \
     if (pair) channel_gradient_##STRIDE##_##WIDTH##_2(x, transposed, partials, in_channels, out_channels, batch, height,     \
                                                       width, out_height, c, block, first_image, end_image);         \
@@ -777,7 +783,11 @@ void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, i
     case 7: CHANNEL_GRADIENT(7, STRIDE) break;           \
     default: CHANNEL_GRADIENT(4, STRIDE) break;          \
     }
-                if (stride == 1) {
+                if (stride == 1 && out_width == 28) {
+                    CHANNEL_GRADIENT(28, 1)
+                } else if (stride == 1 && out_width == 32) {
+                    CHANNEL_GRADIENT(32, 1)
+                } else if (stride == 1) {
                     CHANNEL_GRADIENT_WIDTHS(1)
                 } else {
                     CHANNEL_GRADIENT_WIDTHS(2)
@@ -788,8 +798,8 @@ void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, i
             block += pair ? 2 : 1;
         }
     }
-    for (int block = first_block; block < end_block; block++)
-        for (int c = 0; c < in_channels; c++)
+    for (int block = 0; block < blocks; block++)
+        for (int c = first_channel; c < end_channel; c++)
             for (int t = 0; t < 9; t++)
                 for (int l = 0; l < lanes_per_block; l++) {
                     const int o = block * lanes_per_block + l;

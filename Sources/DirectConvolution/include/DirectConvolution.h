@@ -99,14 +99,16 @@ void direct_convolution_transpose_gradient(const float *dy, float *scratch, int 
                                            int stride, int first_image, int end_image);
 /// Whether the channel-vectorised weight gradient has kernels for inputs `width` columns wide
 /// at `stride` (1 or 2): outputs of 4, 7, 8, 14 and 16 columns (stages 2 to 4 of ResNet18 on
-/// 32- and 28-pixel images, and its downsampling 3×3 layers).
+/// 32- and 28-pixel images, and its downsampling 3×3 layers), and at stride 1 also 28 and 32
+/// (the first stage).
 int direct_convolution_channel_gradient_covers(int width, int stride);
-/// `∂L/∂w` of the 16-channel output blocks `first_block..<end_block` of a 3×3, padding-1
-/// convolution of `x` (read in place) at `stride`, on inputs where
+/// `∂L/∂w[o][c]` of the input channels `first_channel..<end_channel` (every output channel) of a
+/// 3×3, padding-1 convolution of `x` (read in place) at `stride`, on inputs where
 /// `direct_convolution_channel_gradient_covers(width, stride)`, from the scratch after
 /// `direct_convolution_transpose_gradient` for every image. `out_channels` must be a multiple
-/// of 16. Needs AVX-512F (level 2).
+/// of 16. Needs AVX-512F (level 2). Callers share the input channels out over threads: a
+/// 16-channel layer has one block of output channels but 16 input channels.
 void direct_convolution_3x3_channel_weight_gradient(const float *x, float *dw, int in_channels, int out_channels, int batch,
-                                                    int height, int width, int stride, int first_block, int end_block,
+                                                    int height, int width, int stride, int first_channel, int end_channel,
                                                     float *scratch);
 #endif

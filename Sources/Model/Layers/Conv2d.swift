@@ -149,17 +149,19 @@ public final class Conv2d {
     public static let directNarrowMapChannelLimit = 128
 
     /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: with
-    /// AVX-512 only, row-vectorised on the first stage (24 columns or more), where it beat
-    /// im2col + GEMM (at 16 columns they tied, and with AVX2 it lost), and 16 output channels
-    /// per vector on maps of 16, 14, 8, 7 and 4 columns (stages 2–4; 1.6–3× im2col + GEMM).
+    /// AVX-512 only, 16 output channels per vector on maps of 32, 28, 16, 14, 8, 7 and 4
+    /// columns (1.6–3× im2col + GEMM on stages 2–4; on the first stage, 28 columns, half the
+    /// time of the row-vectorised kernel, which lost a sixth of its lanes there), and
+    /// row-vectorised on other maps of 24 columns or more, where it beat im2col + GEMM (at 16
+    /// columns they tied, and with AVX2 it lost).
     public func runsDirectWeightGradient(width: Int) -> Bool {
         runsDirect(width: width) && directLevel == 2 && (stride == 1 && width >= 24 || runsChannelWeightGradient(width: width))
     }
 
     /// The weight gradient with 16 output channels per vector: maps it has kernels for (every
-    /// stride-2 layer that runs direct), whole blocks of 16 output channels.
+    /// stride-2 layer that runs direct, and the first stage's), whole blocks of 16 output channels.
     private func runsChannelWeightGradient(width: Int) -> Bool {
-        (stride == 2 || width < 24) && direct_convolution_channel_gradient_covers(Int32(width), Int32(stride)) != 0 && outChannels % 16 == 0
+        direct_convolution_channel_gradient_covers(Int32(width), Int32(stride)) != 0 && outChannels % 16 == 0
     }
 
     /// How the input gradient is formed on maps `width` wide, for reports: "direct transposed
@@ -496,8 +498,9 @@ public final class Conv2d {
 
     /// `∂L/∂W` on `DirectConvolution`, read from the saved input in place, the output channels
     /// shared out over the threads (for the channel-vectorised kernels, after `∂L/∂Y` is
-    /// transposed image by image). Each weight is summed by one thread in an order fixed by the
-    /// shapes, so the bits do not depend on the thread count.
+    /// transposed image by image, the input channels: a 16-channel layer is one block of output
+    /// channels). Each weight is summed by one thread in an order fixed by the shapes, so the
+    /// bits do not depend on the thread count.
     private func directWeightGradient(_ x: FeatureMap, _ dy: FeatureMap, into gradient: UnsafeMutablePointer<Float>) {
         let (c, o, n, h, w, s) = (Int32(inChannels), Int32(outChannels), Int32(x.batch), Int32(x.height), Int32(x.width), Int32(stride))
         if runsChannelWeightGradient(width: x.width) {
@@ -508,9 +511,9 @@ public final class Conv2d {
                 }
             }
             StepProfile.measure(.convolutionWeightGradient) {
-                Parallel.forEachRange(outChannels / 16) { blocks in
-                    direct_convolution_3x3_channel_weight_gradient(x.data, gradient, c, o, n, h, w, s, Int32(blocks.lowerBound),
-                                                                   Int32(blocks.upperBound), scratch)
+                Parallel.forEachRange(inChannels) { channels in
+                    direct_convolution_3x3_channel_weight_gradient(x.data, gradient, c, o, n, h, w, s, Int32(channels.lowerBound),
+                                                                   Int32(channels.upperBound), scratch)
                 }
             }
             return
