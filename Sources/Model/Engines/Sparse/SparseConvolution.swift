@@ -84,16 +84,8 @@ public final class SparseConvolution {
                            height: pattern.outputHeight, width: pattern.outputWidth)
         for block in Self.blocks(x.batch) {
             Self.toBatchInner(x, images: block, into: input, halo: padding)
-            forwardValues.withUnsafeBufferPointer { values in
-                Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: area) { o, taps in
-                    pattern.outputPositions.outBase.withUnsafeBufferPointer { outBase in
-                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { sourceBase in
-                            csparse_gather(result + o * area * lanes, input, outBase.baseAddress, sourceBase.baseAddress, Int32(area),
-                                           taps.offsets, values.baseAddress.map { $0 + taps.first }, Int32(taps.count), Int32(lanes))
-                        }
-                    }
-                }
-            }
+            Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: forwardValues,
+                        into: result, groupStride: area * lanes)
             Self.fromBatchInner(result, into: y, images: block, accumulate: false)
         }
         return y
@@ -118,7 +110,7 @@ public final class SparseConvolution {
                 blockGradient.withUnsafeMutableBufferPointer { partial in
                     // No kept weight: no weight gradient to sum.
                     guard let keptBase = kept.baseAddress, let partialBase = partial.baseAddress else { return }
-                    Self.gather(pattern.rows, groups: 0..<outChannels, positionsPerGroup: outputArea) { o, taps in
+                    Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
                         pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
                             pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
                                 csparse_dot(partialBase + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
@@ -134,18 +126,10 @@ public final class SparseConvolution {
             guard let dx else { continue }
             // The padded input is dead now: the input gradient takes its place.
             let inputGradient = input
-            backwardValues.withUnsafeBufferPointer { values in
-                Self.gather(pattern.columns, groups: 0..<(inChannels * classes), positionsPerGroup: area / classes,
-                            channelsOf: classes) { group, taps in
-                    let c = group / classes, positions = pattern.classes[group % classes]
-                    positions.outBase.withUnsafeBufferPointer { outBase in
-                        positions.sourceBase.withUnsafeBufferPointer { sourceBase in
-                            csparse_gather(inputGradient + c * area * lanes, gradient, outBase.baseAddress, sourceBase.baseAddress,
-                                           Int32(outBase.count), taps.offsets, values.baseAddress.map { $0 + taps.first }, Int32(taps.count),
-                                           Int32(lanes))
-                        }
-                    }
-                }
+            // Group `c·classes + r` writes input channel c's positions of class r.
+            for r in 0..<classes {
+                Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
+                            values: backwardValues, into: inputGradient, groupStride: area * lanes)
             }
             Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
         }
@@ -167,6 +151,30 @@ public final class SparseConvolution {
         }
     }
 
+    /// Gathers the groups `first`, `first + step`, … (`groups` of them) of `taps` at `positions`
+    /// of `source`, group k's output at `out + k·groupStride`. The positions are shared out over
+    /// the threads, each gathering every group at its own: a run of positions' sources then
+    /// stays in L1 while all the groups read it. Each output is summed by one thread in tap
+    /// order, so the bits do not depend on the thread count.
+    static func gather(_ taps: SparsePattern.Taps, first: Int = 0, step: Int = 1, groups: Int, at positions: SparsePattern.Positions,
+                       from source: UnsafePointer<Float>, values: [Float], into out: UnsafeMutablePointer<Float>, groupStride: Int) {
+        positions.outBase.withUnsafeBufferPointer { outBase in
+            positions.sourceBase.withUnsafeBufferPointer { sourceBase in
+                taps.start.withUnsafeBufferPointer { start in
+                    taps.offsets.withUnsafeBufferPointer { offsets in
+                        values.withUnsafeBufferPointer { values in
+                            Parallel.forEachRange(outBase.count) { range in
+                                csparse_gather_groups(out, Int64(groupStride), source, outBase.baseAddress, sourceBase.baseAddress,
+                                                      Int32(range.lowerBound), Int32(range.upperBound), start.baseAddress, Int32(first),
+                                                      Int32(step), Int32(groups), offsets.baseAddress, values.baseAddress, Int32(blockLanes))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// One group's taps as the kernels take them.
     struct GroupTaps {
         /// nil only where the layer keeps no weight (then `count` is 0).
@@ -175,34 +183,26 @@ public final class SparseConvolution {
         var count: Int
     }
 
-    /// Calls `body` for every group of `taps` in `groups`, the groups cut into one run per
-    /// thread of about equal work (taps + 1 per position). `channelsOf` groups form one
-    /// channel and are never split, so no two threads write the same plane.
-    static func gather(_ taps: SparsePattern.Taps, groups: Range<Int>, positionsPerGroup: Int, channelsOf: Int = 1,
-                       _ body: (Int, GroupTaps) -> Void) {
-        let channels = groups.count / channelsOf
-        var cost = [Int](repeating: 0, count: channels + 1)
-        for c in 0..<channels {
-            var work = 0
-            for g in (c * channelsOf)..<((c + 1) * channelsOf) { work += (taps.count(g) + 1) * positionsPerGroup }
-            cost[c + 1] = cost[c] + work
-        }
-        let parts = Swift.min(Parallel.threads, channels)
-        var cuts = [0], c = 0
+    /// Calls `body` for each of the first `count` groups of `taps`, the groups cut into one run
+    /// per thread of about equal work (taps + 1 per position): the weight gradient's split,
+    /// where each group's sums belong to one thread.
+    static func forEachGroup(_ taps: SparsePattern.Taps, count: Int, positionsPerGroup: Int, _ body: (Int, GroupTaps) -> Void) {
+        var cost = [Int](repeating: 0, count: count + 1)
+        for g in 0..<count { cost[g + 1] = cost[g] + (taps.count(g) + 1) * positionsPerGroup }
+        let parts = Swift.min(Parallel.threads, count)
+        var cuts = [0], g = 0
         for part in 1..<Swift.max(parts, 1) {
-            let goal = cost[channels] * part / parts
-            while c < channels && cost[c + 1] <= goal { c += 1 }
-            cuts.append(c)
+            let goal = cost[count] * part / parts
+            while g < count && cost[g + 1] <= goal { g += 1 }
+            cuts.append(g)
         }
-        cuts.append(channels)
+        cuts.append(count)
         taps.offsets.withUnsafeBufferPointer { offsets in
             Parallel.forEachRange(cuts.count - 1) { range in
                 for part in range {
-                    for c in cuts[part]..<cuts[part + 1] {
-                        for g in (c * channelsOf)..<((c + 1) * channelsOf) {
-                            let first = taps.start[g]
-                            body(g, GroupTaps(offsets: offsets.baseAddress.map { $0 + first }, first: first, count: taps.count(g)))
-                        }
+                    for g in cuts[part]..<cuts[part + 1] {
+                        let first = taps.start[g]
+                        body(g, GroupTaps(offsets: offsets.baseAddress.map { $0 + first }, first: first, count: taps.count(g)))
                     }
                 }
             }

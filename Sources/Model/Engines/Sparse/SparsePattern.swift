@@ -11,8 +11,8 @@
 ///   from the padded input at `position base + offset`;
 /// - input gradient: by input channel and by the class of input positions a stride reaches
 ///   (`(y + padding) mod stride`, the same across), the taps read from the padded output
-///   gradient — the transposed convolution as a gather, so each input channel is written by
-///   one thread and nothing is scattered.
+///   gradient — the transposed convolution as a gather, so each input-gradient value has one
+///   writer and nothing is scattered.
 public struct SparsePattern: Sendable {
     /// The convolution's geometry and the input extents the offsets were computed for.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, height: Int, width: Int
