@@ -35,94 +35,12 @@ static void dot_portable(float *gradient, const float *x, const float *dy, const
 }
 
 #ifdef CSPARSE_X86
-/* Output-stationary: 64 lanes of one position stay in eight registers while every tap adds
- * one broadcast weight times a contiguous 64-lane run of the source. */
-__attribute__((target("avx2,fma")))
-static void gather_avx2(float *out, const float *src, const int32_t *outBase, const int32_t *srcBase,
-                        int32_t positions, const int32_t *offset, const float *w, int32_t taps, int32_t np) {
-    int32_t p = 0;
-    if (np == 16) {
-        /* Lane blocks of 16 (two vectors) keep the source in cache; four positions at a
-         * time give the eight independent sums that hide the FMA latency. */
-        for (; p + 4 <= positions; p += 4) {
-            const float *s0 = src + (int64_t)srcBase[p] * 16, *s1 = src + (int64_t)srcBase[p + 1] * 16;
-            const float *s2 = src + (int64_t)srcBase[p + 2] * 16, *s3 = src + (int64_t)srcBase[p + 3] * 16;
-            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-            for (int32_t t = 0; t < taps; t++) {
-                const int64_t o = (int64_t)offset[t] * 16;
-                const __m256 wt = _mm256_broadcast_ss(w + t);
-                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
-                b0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o + 8), b0);
-                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o), a1);
-                b1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o + 8), b1);
-                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o), a2);
-                b2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o + 8), b2);
-                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o), a3);
-                b3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o + 8), b3);
-            }
-            float *o0 = out + (int64_t)outBase[p] * 16, *o1 = out + (int64_t)outBase[p + 1] * 16;
-            float *o2 = out + (int64_t)outBase[p + 2] * 16, *o3 = out + (int64_t)outBase[p + 3] * 16;
-            _mm256_storeu_ps(o0, a0);
-            _mm256_storeu_ps(o0 + 8, b0);
-            _mm256_storeu_ps(o1, a1);
-            _mm256_storeu_ps(o1 + 8, b1);
-            _mm256_storeu_ps(o2, a2);
-            _mm256_storeu_ps(o2 + 8, b2);
-            _mm256_storeu_ps(o3, a3);
-            _mm256_storeu_ps(o3 + 8, b3);
-        }
-    }
-    for (; p < positions; p++) {
-        float *o = out + (int64_t)outBase[p] * np;
-        const float *s = src + (int64_t)srcBase[p] * np;
-        int32_t l = 0;
-        for (; l + 64 <= np; l += 64) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            for (int32_t t = 0; t < taps; t++) {
-                const float *x = s + (int64_t)offset[t] * np + l;
-                const __m256 wt = _mm256_broadcast_ss(w + t);
-                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x), a0);
-                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 8), a1);
-                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 16), a2);
-                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 24), a3);
-                a4 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 32), a4);
-                a5 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 40), a5);
-                a6 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 48), a6);
-                a7 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 56), a7);
-            }
-            _mm256_storeu_ps(o + l, a0);
-            _mm256_storeu_ps(o + l + 8, a1);
-            _mm256_storeu_ps(o + l + 16, a2);
-            _mm256_storeu_ps(o + l + 24, a3);
-            _mm256_storeu_ps(o + l + 32, a4);
-            _mm256_storeu_ps(o + l + 40, a5);
-            _mm256_storeu_ps(o + l + 48, a6);
-            _mm256_storeu_ps(o + l + 56, a7);
-        }
-        for (; l + 16 <= np; l += 16) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-            for (int32_t t = 0; t < taps; t++) {
-                const float *x = s + (int64_t)offset[t] * np + l;
-                const __m256 wt = _mm256_broadcast_ss(w + t);
-                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x), a0);
-                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(x + 8), a1);
-            }
-            _mm256_storeu_ps(o + l, a0);
-            _mm256_storeu_ps(o + l + 8, a1);
-        }
-        for (; l < np; l += 8) {
-            __m256 a0 = _mm256_setzero_ps();
-            for (int32_t t = 0; t < taps; t++)
-                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_loadu_ps(s + (int64_t)offset[t] * np + l), a0);
-            _mm256_storeu_ps(o + l, a0);
-        }
-    }
-}
-
-/* `gather_avx2` on 16 lanes for every group of a range, positions outermost: the sources of
- * four positions (every input channel's taps around them, 18 KB for 16 channels) stay in L1
- * while each group gathers from them, where group by group the whole input block passed
- * through L1 once per group. The sums are those of `gather_avx2`, in the same order. */
+/* The gather on 16 lanes (the engine's blocks) for every group of a range, positions
+ * outermost: the sources of four positions (every input channel's taps around them, 18 KB for
+ * 16 channels) stay in L1 while each group gathers from them, where group by group the whole
+ * input block passed through L1 once per group. Output-stationary: four positions × 16 lanes
+ * stay in eight registers while every tap adds one broadcast weight times each position's
+ * lanes, in the portable loop's order. */
 __attribute__((target("avx2,fma")))
 static void gather_groups_16_avx2(float *out, int64_t outStride, const float *src, const int32_t *outBase,
                                   const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *start,
@@ -268,13 +186,6 @@ void csparse_gather_groups(float *out, int64_t outStride, const float *src, cons
     for (int32_t k = 0; k < groups; k++) {
         const intptr_t g = first + (intptr_t)k * step, t = start[g];
         const int32_t taps = (int32_t)(start[g + 1] - t);
-#ifdef CSPARSE_X86
-        if (has_avx2()) {
-            gather_avx2(out + k * outStride, src, outBase + firstPosition, srcBase + firstPosition, endPosition - firstPosition,
-                        offset + t, w + t, taps, np);
-            continue;
-        }
-#endif
         gather_portable(out + k * outStride, src, outBase + firstPosition, srcBase + firstPosition, endPosition - firstPosition,
                         offset + t, w + t, taps, np);
     }
