@@ -77,11 +77,17 @@ public final class SparseConvolution {
         savedInput = x
         let pattern = layout(height: x.height, width: x.width)
         let lanes = Self.blockLanes
-        let (input, result) = scratch(pattern, in: workspace)
-        gatherValues(pattern.rows.weightIndices, into: &forwardValues)
         let area = pattern.outputHeight * pattern.outputWidth
         let y = FeatureMap(data: output.reserve(outChannels * x.batch * area), channels: outChannels, batch: x.batch,
                            height: pattern.outputHeight, width: pattern.outputWidth)
+        // A layer without kept weights (SynFlow removes the 1×1 shortcuts at 5%) outputs zeros,
+        // as the gather would, without the layout copies.
+        if pattern.kept == 0 {
+            y.data.update(repeating: 0, count: y.count)
+            return y
+        }
+        let (input, result) = scratch(pattern, in: workspace)
+        gatherValues(pattern.rows.weightIndices, into: &forwardValues)
         for block in Self.blocks(x.batch) {
             Self.toBatchInner(x, images: block, into: input, halo: padding)
             Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: forwardValues,
@@ -96,6 +102,11 @@ public final class SparseConvolution {
     public func backward(_ dy: FeatureMap, dx: FeatureMap?, accumulate: Bool, workspace: Workspace) {
         guard let x = savedInput else { preconditionFailure("\(weight.name): backward before forward") }
         let pattern = layout(height: x.height, width: x.width)
+        if pattern.kept == 0 {
+            weight.gradient.fill(0)
+            if let dx, !accumulate { dx.data.update(repeating: 0, count: dx.count) }
+            return
+        }
         let lanes = Self.blockLanes
         let (input, gradient) = scratch(pattern, in: workspace)
         let outputArea = pattern.outputHeight * pattern.outputWidth
