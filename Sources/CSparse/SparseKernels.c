@@ -95,6 +95,42 @@ static void gather_groups_16_avx2(float *out, int64_t outStride, const float *sr
     }
 }
 
+/* `gather_groups_16_avx2` with AVX-512: a position's 16 lanes in one register, so a run of
+ * eight positions shares each tap's broadcast and offset. Each lane sums the same products in
+ * the same order: the same bits. */
+__attribute__((target("avx512f")))
+static void gather_groups_16_avx512(float *out, int64_t outStride, const float *src, const int32_t *outBase,
+                                    const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *start,
+                                    int32_t first, int32_t step, int32_t groups, const int32_t *offset, const float *w) {
+    enum { run = 8 };
+    int32_t p = firstPosition;
+    for (; p + run <= endPosition; p += run) {
+        const float *s[run];
+        for (int32_t i = 0; i < run; i++) s[i] = src + (int64_t)srcBase[p + i] * 16;
+        for (int32_t k = 0; k < groups; k++) {
+            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
+            __m512 a[run];
+            for (int32_t i = 0; i < run; i++) a[i] = _mm512_setzero_ps();
+            for (intptr_t t = start[g]; t < end; t++) {
+                const int64_t o = (int64_t)offset[t] * 16;
+                const __m512 wt = _mm512_set1_ps(w[t]);
+                for (int32_t i = 0; i < run; i++) a[i] = _mm512_fmadd_ps(wt, _mm512_loadu_ps(s[i] + o), a[i]);
+            }
+            float *target = out + k * outStride;
+            for (int32_t i = 0; i < run; i++) _mm512_storeu_ps(target + (int64_t)outBase[p + i] * 16, a[i]);
+        }
+    }
+    for (; p < endPosition; p++) {
+        const float *s0 = src + (int64_t)srcBase[p] * 16;
+        for (int32_t k = 0; k < groups; k++) {
+            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
+            __m512 a = _mm512_setzero_ps();
+            for (intptr_t t = start[g]; t < end; t++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(s0 + (int64_t)offset[t] * 16), a);
+            _mm512_storeu_ps(out + k * outStride + (int64_t)outBase[p] * 16, a);
+        }
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static float horizontal_sum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -158,7 +194,51 @@ static void dot_avx2(float *gradient, const float *x, const float *dy, const int
     }
 }
 
-static int avx2_state = -1;
+/* `dot_avx2` on the engine's 16 lanes with AVX-512: one register per tap instead of two, so
+ * eight taps share each load of dY (four there) and the position indices. Each lane sums over
+ * the positions in the same order, and the sixteen lanes are folded as `dot_avx2` folds its
+ * two halves (lane l + lane l + 8, then `horizontal_sum`): the same bits. */
+__attribute__((target("avx512f,avx2,fma")))
+static float fold16(__m512 v) {
+    return horizontal_sum(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+
+__attribute__((target("avx512f,avx2,fma")))
+static void dot_16_avx512(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
+                          int32_t positions, const int32_t *offset, int32_t taps) {
+    int32_t t = 0;
+    for (; t + 8 <= taps; t += 8) {
+        __m512 a[8];
+        int64_t o[8];
+        for (int32_t k = 0; k < 8; k++) {
+            a[k] = _mm512_setzero_ps();
+            o[k] = (int64_t)offset[t + k] * 16;
+        }
+        for (int32_t p = 0; p < positions; p++) {
+            const __m512 d = _mm512_loadu_ps(dy + (int64_t)dyBase[p] * 16);
+            const float *s = x + (int64_t)xBase[p] * 16;
+            for (int32_t k = 0; k < 8; k++) a[k] = _mm512_fmadd_ps(d, _mm512_loadu_ps(s + o[k]), a[k]);
+        }
+        for (int32_t k = 0; k < 8; k++) gradient[t + k] = fold16(a[k]);
+    }
+    for (; t < taps; t++) {
+        __m512 a = _mm512_setzero_ps();
+        const int64_t o = (int64_t)offset[t] * 16;
+        for (int32_t p = 0; p < positions; p++)
+            a = _mm512_fmadd_ps(_mm512_loadu_ps(dy + (int64_t)dyBase[p] * 16), _mm512_loadu_ps(x + (int64_t)xBase[p] * 16 + o), a);
+        gradient[t] = fold16(a);
+    }
+}
+
+static int avx2_state = -1, avx512_state = -1;
+
+static int has_avx512(void) {
+    if (avx512_state < 0) {
+        __builtin_cpu_init();
+        avx512_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return avx512_state;
+}
 
 static int has_avx2(void) {
     if (avx2_state < 0) {
@@ -177,6 +257,11 @@ void csparse_gather_groups(float *out, int64_t outStride, const float *src, cons
                            int32_t firstPosition, int32_t endPosition, const intptr_t *start, int32_t first, int32_t step,
                            int32_t groups, const int32_t *offset, const float *w, int32_t np) {
 #ifdef CSPARSE_X86
+    if (has_avx512() && np == 16) {
+        gather_groups_16_avx512(out, outStride, src, outBase, srcBase, firstPosition, endPosition, start, first, step, groups,
+                                offset, w);
+        return;
+    }
     if (has_avx2() && np == 16) {
         gather_groups_16_avx2(out, outStride, src, outBase, srcBase, firstPosition, endPosition, start, first, step, groups,
                               offset, w);
@@ -194,6 +279,10 @@ void csparse_gather_groups(float *out, int64_t outStride, const float *src, cons
 void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,
                  int32_t positions, const int32_t *offset, int32_t taps, int32_t np) {
 #ifdef CSPARSE_X86
+    if (has_avx512() && np == 16) {
+        dot_16_avx512(gradient, x, dy, xBase, dyBase, positions, offset, taps);
+        return;
+    }
     if (has_avx2()) {
         dot_avx2(gradient, x, dy, xBase, dyBase, positions, offset, taps, np);
         return;

@@ -1,7 +1,7 @@
 #ifndef CSPARSE_H
 #define CSPARSE_H
 /*
- * The sparse engine's inner loops (Sources/Model/Sparse drives them). Activations here are
+ * The sparse engine's inner loops (Sources/Model/Engines/Sparse drives them). Activations here are
  * "batch-inner": [channel][row][column][lane], `np` lanes per position (a block of the batch
  * rounded up to a multiple of 8, the extra lanes zero). Every index below counts positions; the kernels
  * multiply by `np`.
