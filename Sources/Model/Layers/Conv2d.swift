@@ -151,7 +151,7 @@ public final class Conv2d {
     /// Whether the weight gradient on maps `width` wide runs on `DirectConvolution`: with
     /// AVX-512 only, 16 output channels per vector on maps of 32, 28, 16, 14, 8, 7 and 4
     /// columns (1.6–3× im2col + GEMM on stages 2–4; on the first stage, 28 columns, half the
-    /// time of the row-vectorised kernel, which lost a sixth of its lanes there), and
+    /// time of the row-vectorised kernel, which idled 4 of every 32 lanes there), and
     /// row-vectorised on other maps of 24 columns or more, where it beat im2col + GEMM (at 16
     /// columns they tied, and with AVX2 it lost).
     public func runsDirectWeightGradient(width: Int) -> Bool {
