@@ -230,26 +230,23 @@ static void dot_16_avx512(float *gradient, const float *x, const float *dy, cons
     }
 }
 
-static int avx2_state = -1, avx512_state = -1;
-
-static int has_avx512(void) {
-    if (avx512_state < 0) {
+/* The vector instructions this CPU runs: 2 AVX-512F (with AVX2 and FMA), 1 AVX2 with FMA, 0
+ * neither; probed once. */
+static int vector_level(void) {
+    static int level = -1;
+    if (level < 0) {
         __builtin_cpu_init();
-        avx512_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        level = avx2 ? (__builtin_cpu_supports("avx512f") ? 2 : 1) : 0;
     }
-    return avx512_state;
-}
-
-static int has_avx2(void) {
-    if (avx2_state < 0) {
-        __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avx2_state;
+    return level;
 }
 #else
-static int has_avx2(void) { return 0; }
+static int vector_level(void) { return 0; }
 #endif
+
+static inline int has_avx2(void) { return vector_level() >= 1; }
+static inline int has_avx512(void) { return vector_level() == 2; }
 
 int32_t csparse_uses_avx2(void) { return has_avx2(); }
 

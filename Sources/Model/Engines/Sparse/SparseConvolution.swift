@@ -119,7 +119,7 @@ public final class SparseConvolution {
             // Each block's sums go to `blockGradient`, then into `keptGradient` in block order.
             keptGradient.withUnsafeMutableBufferPointer { kept in
                 blockGradient.withUnsafeMutableBufferPointer { partial in
-                    // No kept weight: no weight gradient to sum.
+                    // Never empty here (a layer without kept weights returned above); unwrapped for the kernel.
                     guard let keptBase = kept.baseAddress, let partialBase = partial.baseAddress else { return }
                     Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
                         pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
