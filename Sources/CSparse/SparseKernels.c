@@ -43,46 +43,64 @@ static void dot_portable(float *gradient, const float *x, const float *dy, const
  * lanes, in the portable loop's order. */
 __attribute__((target("avx2,fma")))
 static void gather_groups_16_avx2(float *out, int64_t outStride, const float *src, const int32_t *outBase,
-                                  const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *start,
-                                  int32_t first, int32_t step, int32_t groups, const int32_t *offset, const float *w) {
+                                  const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *bounds,
+                                  int32_t chunks, int32_t first, int32_t step, int32_t groups, const int32_t *offset,
+                                  const float *w) {
+    const intptr_t span = chunks + 1;
     int32_t p = firstPosition;
     for (; p + 4 <= endPosition; p += 4) {
         const float *s0 = src + (int64_t)srcBase[p] * 16, *s1 = src + (int64_t)srcBase[p + 1] * 16;
         const float *s2 = src + (int64_t)srcBase[p + 2] * 16, *s3 = src + (int64_t)srcBase[p + 3] * 16;
-        for (int32_t k = 0; k < groups; k++) {
-            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
-            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-            for (intptr_t t = start[g]; t < end; t++) {
-                const int64_t o = (int64_t)offset[t] * 16;
-                const __m256 wt = _mm256_broadcast_ss(w + t);
-                a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
-                b0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o + 8), b0);
-                a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o), a1);
-                b1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o + 8), b1);
-                a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o), a2);
-                b2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o + 8), b2);
-                a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o), a3);
-                b3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o + 8), b3);
+        const int64_t q0 = (int64_t)outBase[p] * 16, q1 = (int64_t)outBase[p + 1] * 16;
+        const int64_t q2 = (int64_t)outBase[p + 2] * 16, q3 = (int64_t)outBase[p + 3] * 16;
+        for (int32_t j = 0; j < chunks; j++) {
+            for (int32_t k = 0; k < groups; k++) {
+                const intptr_t *b = bounds + (first + (intptr_t)k * step) * span + j;
+                const intptr_t end = b[1];
+                if (j > 0 && b[0] == end) continue;
+                float *target = out + k * outStride;
+                float *o0 = target + q0, *o1 = target + q1, *o2 = target + q2, *o3 = target + q3;
+                __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+                if (j > 0) {
+                    a0 = _mm256_loadu_ps(o0);
+                    b0 = _mm256_loadu_ps(o0 + 8);
+                    a1 = _mm256_loadu_ps(o1);
+                    b1 = _mm256_loadu_ps(o1 + 8);
+                    a2 = _mm256_loadu_ps(o2);
+                    b2 = _mm256_loadu_ps(o2 + 8);
+                    a3 = _mm256_loadu_ps(o3);
+                    b3 = _mm256_loadu_ps(o3 + 8);
+                }
+                for (intptr_t t = b[0]; t < end; t++) {
+                    const int64_t o = (int64_t)offset[t] * 16;
+                    const __m256 wt = _mm256_broadcast_ss(w + t);
+                    a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
+                    b0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o + 8), b0);
+                    a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o), a1);
+                    b1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s1 + o + 8), b1);
+                    a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o), a2);
+                    b2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s2 + o + 8), b2);
+                    a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o), a3);
+                    b3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s3 + o + 8), b3);
+                }
+                _mm256_storeu_ps(o0, a0);
+                _mm256_storeu_ps(o0 + 8, b0);
+                _mm256_storeu_ps(o1, a1);
+                _mm256_storeu_ps(o1 + 8, b1);
+                _mm256_storeu_ps(o2, a2);
+                _mm256_storeu_ps(o2 + 8, b2);
+                _mm256_storeu_ps(o3, a3);
+                _mm256_storeu_ps(o3 + 8, b3);
             }
-            float *target = out + k * outStride;
-            float *o0 = target + (int64_t)outBase[p] * 16, *o1 = target + (int64_t)outBase[p + 1] * 16;
-            float *o2 = target + (int64_t)outBase[p + 2] * 16, *o3 = target + (int64_t)outBase[p + 3] * 16;
-            _mm256_storeu_ps(o0, a0);
-            _mm256_storeu_ps(o0 + 8, b0);
-            _mm256_storeu_ps(o1, a1);
-            _mm256_storeu_ps(o1 + 8, b1);
-            _mm256_storeu_ps(o2, a2);
-            _mm256_storeu_ps(o2 + 8, b2);
-            _mm256_storeu_ps(o3, a3);
-            _mm256_storeu_ps(o3 + 8, b3);
         }
     }
     for (; p < endPosition; p++) {
         const float *s0 = src + (int64_t)srcBase[p] * 16;
         for (int32_t k = 0; k < groups; k++) {
-            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
+            const intptr_t *b = bounds + (first + (intptr_t)k * step) * span;
+            const intptr_t end = b[chunks];
             __m256 a0 = _mm256_setzero_ps(), b0 = a0;
-            for (intptr_t t = start[g]; t < end; t++) {
+            for (intptr_t t = b[0]; t < end; t++) {
                 const int64_t o = (int64_t)offset[t] * 16;
                 const __m256 wt = _mm256_broadcast_ss(w + t);
                 a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s0 + o), a0);
@@ -95,37 +113,94 @@ static void gather_groups_16_avx2(float *out, int64_t outStride, const float *sr
     }
 }
 
+/* Taps of one kernel row that read neighbouring positions (offsets o, o ± 1, o ± 2), applied
+ * to eight neighbouring positions: the 8 + 2 source vectors they read are loaded once (10
+ * loads for 24 multiply-adds where tap by tap took 24). `x` is the lowest source; tap r of
+ * the run reads x + (shift_r + i)·16 for position i. Each position adds the taps in their
+ * order, as tap by tap. */
+__attribute__((target("avx512f"), always_inline))
+static inline void taps3_8(__m512 a[8], const float *x, const float *w, int s0, int s1, int s2) {
+    __m512 v[10];
+    for (int m = 0; m < 10; m++) v[m] = _mm512_loadu_ps(x + m * 16);
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
+    for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(w0, v[s0 + i], a[i]);
+    for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(w1, v[s1 + i], a[i]);
+    for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(w2, v[s2 + i], a[i]);
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void taps2_8(__m512 a[8], const float *x, const float *w, int s0, int s1) {
+    __m512 v[9];
+    for (int m = 0; m < 9; m++) v[m] = _mm512_loadu_ps(x + m * 16);
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]);
+    for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(w0, v[s0 + i], a[i]);
+    for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(w1, v[s1 + i], a[i]);
+}
+
 /* `gather_groups_16_avx2` with AVX-512: a position's 16 lanes in one register, so a run of
  * eight positions shares each tap's broadcast and offset. Each lane sums the same products in
  * the same order: the same bits. */
 __attribute__((target("avx512f")))
 static void gather_groups_16_avx512(float *out, int64_t outStride, const float *src, const int32_t *outBase,
-                                    const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *start,
-                                    int32_t first, int32_t step, int32_t groups, const int32_t *offset, const float *w) {
+                                    const int32_t *srcBase, int32_t firstPosition, int32_t endPosition, const intptr_t *bounds,
+                                    int32_t chunks, int32_t first, int32_t step, int32_t groups, const int32_t *offset,
+                                    const float *w) {
     enum { run = 8 };
+    const intptr_t span = chunks + 1;
     int32_t p = firstPosition;
     for (; p + run <= endPosition; p += run) {
         const float *s[run];
-        for (int32_t i = 0; i < run; i++) s[i] = src + (int64_t)srcBase[p + i] * 16;
-        for (int32_t k = 0; k < groups; k++) {
-            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
-            __m512 a[run];
-            for (int32_t i = 0; i < run; i++) a[i] = _mm512_setzero_ps();
-            for (intptr_t t = start[g]; t < end; t++) {
-                const int64_t o = (int64_t)offset[t] * 16;
-                const __m512 wt = _mm512_set1_ps(w[t]);
-                for (int32_t i = 0; i < run; i++) a[i] = _mm512_fmadd_ps(wt, _mm512_loadu_ps(s[i] + o), a[i]);
+        int64_t q[run];
+        int consecutive = 1;
+        for (int32_t i = 0; i < run; i++) {
+            s[i] = src + (int64_t)srcBase[p + i] * 16;
+            q[i] = (int64_t)outBase[p + i] * 16;
+            consecutive &= srcBase[p + i] == srcBase[p] + i;
+        }
+        for (int32_t j = 0; j < chunks; j++) {
+            for (int32_t k = 0; k < groups; k++) {
+                const intptr_t *b = bounds + (first + (intptr_t)k * step) * span + j;
+                const intptr_t end = b[1];
+                if (j > 0 && b[0] == end) continue;
+                float *target = out + k * outStride;
+                __m512 a[run];
+                for (int32_t i = 0; i < run; i++) a[i] = j == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(target + q[i]);
+                intptr_t t = b[0];
+                if (consecutive) {
+                    while (t < end) {
+                        const int32_t o = offset[t];
+                        const int32_t d = t + 1 < end ? offset[t + 1] - o : 0;
+                        if ((d == 1 || d == -1) && t + 2 < end && offset[t + 2] - offset[t + 1] == d) {
+                            if (d == 1) taps3_8(a, s[0] + (int64_t)o * 16, w + t, 0, 1, 2);
+                            else taps3_8(a, s[0] + (int64_t)(o - 2) * 16, w + t, 2, 1, 0);
+                            t += 3;
+                        } else if (d == 1 || d == -1) {
+                            if (d == 1) taps2_8(a, s[0] + (int64_t)o * 16, w + t, 0, 1);
+                            else taps2_8(a, s[0] + (int64_t)(o - 1) * 16, w + t, 1, 0);
+                            t += 2;
+                        } else {
+                            const __m512 wt = _mm512_set1_ps(w[t]);
+                            for (int32_t i = 0; i < run; i++) a[i] = _mm512_fmadd_ps(wt, _mm512_loadu_ps(s[i] + (int64_t)o * 16), a[i]);
+                            t += 1;
+                        }
+                    }
+                }
+                for (; t < end; t++) {
+                    const int64_t o = (int64_t)offset[t] * 16;
+                    const __m512 wt = _mm512_set1_ps(w[t]);
+                    for (int32_t i = 0; i < run; i++) a[i] = _mm512_fmadd_ps(wt, _mm512_loadu_ps(s[i] + o), a[i]);
+                }
+                for (int32_t i = 0; i < run; i++) _mm512_storeu_ps(target + q[i], a[i]);
             }
-            float *target = out + k * outStride;
-            for (int32_t i = 0; i < run; i++) _mm512_storeu_ps(target + (int64_t)outBase[p + i] * 16, a[i]);
         }
     }
     for (; p < endPosition; p++) {
         const float *s0 = src + (int64_t)srcBase[p] * 16;
         for (int32_t k = 0; k < groups; k++) {
-            const intptr_t g = first + (intptr_t)k * step, end = start[g + 1];
+            const intptr_t *b = bounds + (first + (intptr_t)k * step) * span;
+            const intptr_t end = b[chunks];
             __m512 a = _mm512_setzero_ps();
-            for (intptr_t t = start[g]; t < end; t++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(s0 + (int64_t)offset[t] * 16), a);
+            for (intptr_t t = b[0]; t < end; t++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(s0 + (int64_t)offset[t] * 16), a);
             _mm512_storeu_ps(out + k * outStride + (int64_t)outBase[p] * 16, a);
         }
     }
@@ -251,23 +326,23 @@ static inline int has_avx512(void) { return vector_level() == 2; }
 int32_t csparse_uses_avx2(void) { return has_avx2(); }
 
 void csparse_gather_groups(float *out, int64_t outStride, const float *src, const int32_t *outBase, const int32_t *srcBase,
-                           int32_t firstPosition, int32_t endPosition, const intptr_t *start, int32_t first, int32_t step,
-                           int32_t groups, const int32_t *offset, const float *w, int32_t np) {
+                           int32_t firstPosition, int32_t endPosition, const intptr_t *bounds, int32_t chunks, int32_t first,
+                           int32_t step, int32_t groups, const int32_t *offset, const float *w, int32_t np) {
 #ifdef CSPARSE_X86
     if (has_avx512() && np == 16) {
-        gather_groups_16_avx512(out, outStride, src, outBase, srcBase, firstPosition, endPosition, start, first, step, groups,
-                                offset, w);
+        gather_groups_16_avx512(out, outStride, src, outBase, srcBase, firstPosition, endPosition, bounds, chunks, first, step,
+                                groups, offset, w);
         return;
     }
     if (has_avx2() && np == 16) {
-        gather_groups_16_avx2(out, outStride, src, outBase, srcBase, firstPosition, endPosition, start, first, step, groups,
-                              offset, w);
+        gather_groups_16_avx2(out, outStride, src, outBase, srcBase, firstPosition, endPosition, bounds, chunks, first, step,
+                              groups, offset, w);
         return;
     }
 #endif
     for (int32_t k = 0; k < groups; k++) {
-        const intptr_t g = first + (intptr_t)k * step, t = start[g];
-        const int32_t taps = (int32_t)(start[g + 1] - t);
+        const intptr_t *b = bounds + (first + (intptr_t)k * step) * (chunks + 1), t = b[0];
+        const int32_t taps = (int32_t)(b[chunks] - t);
         gather_portable(out + k * outStride, src, outBase + firstPosition, srcBase + firstPosition, endPosition - firstPosition,
                         offset + t, w + t, taps, np);
     }

@@ -138,6 +138,60 @@ import Testing
         }
     }
 
+    /// The gather sums each output's taps in tap order, one fused multiply-add each from zero,
+    /// however it blocks them: cut into chunks of 16 channels (40 channels make three), taps of
+    /// a kernel row that read neighbouring positions taken together, runs of positions that
+    /// cross a row. A scalar loop with the same order must give the same bits, forward (stride
+    /// 1 and 2) and for the input gradient's transposed taps.
+    @Test func gatherSumsEachOutputInTapOrder() {
+        let lanes = SparseConvolution.blockLanes
+        var random = RandomStream(seed: 7, stream: .synthetic)
+        for (inChannels, outChannels, stride, height, width, density) in [(40, 24, 1, 9, 13, 0.75), (40, 24, 1, 9, 13, 0.3),
+                                                                             (20, 40, 2, 10, 11, 0.75), (24, 40, 1, 5, 5, 0.5)] {
+            let k = 3
+            let mask = (0..<(outChannels * inChannels * k * k)).map { _ in Float(Double(random.nextUnitFloat()) < density ? 1 : 0) }
+            let pattern = mask.withUnsafeBufferPointer {
+                SparsePattern(mask: $0.baseAddress!, inChannels: inChannels, outChannels: outChannels, kernel: k, stride: stride,
+                              padding: 1, height: height, width: width)
+            }
+            #expect(pattern.rows.chunks == (inChannels + 15) / 16 && pattern.columns.chunks == (outChannels + 15) / 16)
+            let weights = (0..<mask.count).map { _ in random.nextSymmetric(1) }
+            func check(_ taps: SparsePattern.Taps, first: Int, step: Int, groups: Int, positions: SparsePattern.Positions,
+                       sourceCount: Int, outputArea: Int, what: String) {
+                let source = (0..<(sourceCount * lanes)).map { _ in random.nextSymmetric(1) }
+                let values = taps.weightIndices.map { weights[Int($0)] }
+                var out = [Float](repeating: .nan, count: groups * outputArea * lanes)
+                source.withUnsafeBufferPointer { source in
+                    out.withUnsafeMutableBufferPointer { out in
+                        SparseConvolution.gather(taps, first: first, step: step, groups: groups, at: positions, from: source.baseAddress!,
+                                                 values: values, into: out.baseAddress!, groupStride: outputArea * lanes)
+                    }
+                }
+                var wrong = 0
+                for group in 0..<groups {
+                    let g = first + group * step
+                    for (p, base) in positions.sourceBase.enumerated() {
+                        for lane in 0..<lanes {
+                            var sum: Float = 0
+                            for t in taps.start[g]..<taps.start[g + 1] {
+                                sum = sum.addingProduct(values[t], source[(Int(base) + Int(taps.offsets[t])) * lanes + lane])
+                            }
+                            if out[(group * outputArea + Int(positions.outBase[p])) * lanes + lane].bitPattern != sum.bitPattern { wrong += 1 }
+                        }
+                    }
+                }
+                #expect(wrong == 0, "\(what), \(inChannels)>\(outChannels) stride \(stride) density \(density): \(wrong) values differ")
+            }
+            check(pattern.rows, first: 0, step: 1, groups: outChannels, positions: pattern.outputPositions,
+                  sourceCount: pattern.paddedInputPositions, outputArea: pattern.outputHeight * pattern.outputWidth, what: "forward")
+            let classes = stride * stride
+            for r in 0..<classes {
+                check(pattern.columns, first: r, step: classes, groups: inChannels, positions: pattern.classes[r],
+                      sourceCount: pattern.paddedGradientPositions, outputArea: height * width, what: "input gradient class \(r)")
+            }
+        }
+    }
+
     /// The width-8 PyTorch fixture's weights and images (batch 4: half of the 8 lanes are
     /// padding), with masks of 30%, 10% and 3% per layer in turn.
     @Test func width8MaskedStepEqualsDense() throws {

@@ -11,13 +11,17 @@
  */
 #include <stdint.h>
 
-/* For the groups g = first + k·step, k < groups, whose taps are t in [start[g], start[g + 1]):
+/* For the groups g = first + k·step, k < groups, whose taps are t in [bounds[g·(chunks+1)],
+ * bounds[g·(chunks+1) + chunks]):
  * out_k[outBase[p]][l] = sum over t of w[t] * src[srcBase[p] + offset[t]][l], out_k = out + k·outStride,
  * for every position firstPosition <= p < endPosition and lane l < np (t ascending, one fused
- * multiply-add each, from zero). A group without taps writes zeros. */
+ * multiply-add each, from zero). A group without taps writes zeros. The chunk bounds in between
+ * (bounds[g·(chunks+1) + j], j < chunks, ascending) cut each group's taps into runs worked through
+ * one after the other for every group, the partial sums kept in `out` between runs: the same
+ * order of operations, so the same bits for any chunks. */
 void csparse_gather_groups(float *out, int64_t outStride, const float *src, const int32_t *outBase, const int32_t *srcBase,
-                           int32_t firstPosition, int32_t endPosition, const intptr_t *start, int32_t first, int32_t step,
-                           int32_t groups, const int32_t *offset, const float *w, int32_t np);
+                           int32_t firstPosition, int32_t endPosition, const intptr_t *bounds, int32_t chunks, int32_t first,
+                           int32_t step, int32_t groups, const int32_t *offset, const float *w, int32_t np);
 
 /* gradient[t] = sum over p, l of dy[dyBase[p]][l] * x[xBase[p] + offset[t]][l]. */
 void csparse_dot(float *gradient, const float *x, const float *dy, const int32_t *xBase, const int32_t *dyBase,

@@ -171,12 +171,12 @@ public final class SparseConvolution {
                        from source: UnsafePointer<Float>, values: [Float], into out: UnsafeMutablePointer<Float>, groupStride: Int) {
         positions.outBase.withUnsafeBufferPointer { outBase in
             positions.sourceBase.withUnsafeBufferPointer { sourceBase in
-                taps.start.withUnsafeBufferPointer { start in
+                taps.bounds.withUnsafeBufferPointer { bounds in
                     taps.offsets.withUnsafeBufferPointer { offsets in
                         values.withUnsafeBufferPointer { values in
                             Parallel.forEachRange(outBase.count) { range in
                                 csparse_gather_groups(out, Int64(groupStride), source, outBase.baseAddress, sourceBase.baseAddress,
-                                                      Int32(range.lowerBound), Int32(range.upperBound), start.baseAddress, Int32(first),
+                                                      Int32(range.lowerBound), Int32(range.upperBound), bounds.baseAddress, Int32(taps.chunks), Int32(first),
                                                       Int32(step), Int32(groups), offsets.baseAddress, values.baseAddress, Int32(blockLanes))
                             }
                         }

@@ -37,6 +37,31 @@ public struct SparsePattern: Sendable {
 
         /// Taps in group `g`.
         public func count(_ g: Int) -> Int { start[g + 1] - start[g] }
+
+        /// Runs of channels each group's taps are cut into for the gather (see `divide`).
+        public private(set) var chunks = 1
+        /// Group `g`'s chunk `j` is `bounds[g·(chunks + 1) + j]..<bounds[g·(chunks + 1) + j + 1]`.
+        public private(set) var bounds: [Int] = []
+
+        /// Cuts every group's taps where the channel they read (`channel(index)`, ascending
+        /// within a group) crosses a multiple of `channelsPerChunk`: the gather then works
+        /// through the first chunk of every group before the next, so that the sources it
+        /// reads between two passes over the groups (a run of positions' taps in
+        /// `channelsPerChunk` channels) fit in L1 rather than in L2.
+        mutating func divide(channels: Int, channelsPerChunk: Int, channel: (Int) -> Int) {
+            chunks = (channels + channelsPerChunk - 1) / channelsPerChunk
+            bounds = []
+            bounds.reserveCapacity((start.count - 1) * (chunks + 1))
+            for g in 0..<(start.count - 1) {
+                var t = start[g]
+                bounds.append(t)
+                for j in 1..<chunks {
+                    while t < start[g + 1] && channel(Int(weightIndices[t])) < j * channelsPerChunk { t += 1 }
+                    bounds.append(t)
+                }
+                bounds.append(start[g + 1])
+            }
+        }
     }
 
     /// A set of positions a group of taps runs over: where each writes and where it reads.
@@ -89,6 +114,7 @@ public struct SparsePattern: Sendable {
             }
             rows.closeGroup()
         }
+        rows.divide(channels: inChannels, channelsPerChunk: Self.channelsPerChunk) { ($0 / (k * k)) % inChannels }
         self.rows = rows
         kept = rows.offsets.count
 
@@ -156,8 +182,16 @@ public struct SparsePattern: Sendable {
                 columns.closeGroup()
             }
         }
+        columns.divide(channels: outChannels, channelsPerChunk: Self.channelsPerChunk) { $0 / (inChannels * k * k) }
         self.columns = columns
     }
+
+    /// Channels per chunk of the gather's taps (`Taps.divide`): a run of eight positions reads
+    /// about 2 KB per channel (3 rows of 10 positions, 64 bytes each), so 16 channels' sources
+    /// are about an L1 (32 KB on the AMD EPYC measured). On a masked width-64 epoch (SynFlow
+    /// 5%, 1 thread) 16 channels took 10% fewer samples in the gather than no cut; 8 the same
+    /// as 16, 32 no gain.
+    static let channelsPerChunk = 16
 
     /// Positions of the padded input (per channel, all channels).
     public var paddedInputPositions: Int { inChannels * (height + 2 * padding) * (width + 2 * padding) }
