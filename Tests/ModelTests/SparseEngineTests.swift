@@ -215,6 +215,35 @@ import Testing
                 "the sparse step differs between 1 and 2 threads")
     }
 
+    /// A batch of three lane blocks (16, 16 and 8 images), which the threads share out block by
+    /// block: the same step, bit for bit, on 1, 2 and 3 threads (2 threads take one and two
+    /// blocks, 3 one each), and the dense engine's to float32 rounding.
+    @Test func blocksSharedOutOverThreadsGiveTheSameStep() throws {
+        let batch = 40
+        var random = RandomStream(seed: 3, stream: .synthetic)
+        let pixels = (0..<(batch * 3 * 32 * 32)).map { _ in random.nextSymmetric(1) }
+        let labels = (0..<batch).map { Int32($0 % 10) }
+        let space = Workspace()
+        let x = pixels.withUnsafeBufferPointer {
+            FeatureMap.channelMajor(fromNCHW: $0.baseAddress!, batch: batch, channels: 3, height: 32, width: 32, into: space)
+        }
+        func run(sparse: Bool, threads: Int) throws -> (Step, ResNet18) {
+            let network = ResNet18(.init(width: 8, inputChannels: 3, classes: 10))
+            network.initialise(seed: 1)
+            try Self.applyHashMasks(network) { layer, _ in [0.7, 0.25, 0.05][layer % 3] }
+            try Self.setSparse(network, sparse)
+            return Parallel.withThreads(threads) { (Self.step(network, x, labels: labels), network) }
+        }
+        let (dense, network) = try run(sparse: false, threads: 2)
+        let (oneThread, _) = try run(sparse: true, threads: 1)
+        Self.expectSameStep(oneThread, dense, network: network, tolerance: 1e-5)
+        for threads in [2, 3] {
+            let (shared, _) = try run(sparse: true, threads: threads)
+            #expect(shared.logits == oneThread.logits && shared.gradients == oneThread.gradients,
+                    "the sparse step on \(threads) threads differs from 1 thread's")
+        }
+    }
+
     /// The paper's width-64 network (seed 0) with SynFlow's per-layer densities at 5% in all
     /// (its 1×1 shortcuts pruned away entirely), batch 8, against PyTorch float64
     /// (`scripts/sparse_step_reference.py`) and our dense engine.

@@ -53,13 +53,43 @@ public final class SparseConvolution {
         return built
     }
 
-    /// The two scratch regions for one lane block: (padded input / input gradient, output / output gradient).
-    private func scratch(_ pattern: SparsePattern, in workspace: Workspace) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
-        let lanes = Self.blockLanes
-        let first = Swift.max(pattern.paddedInputPositions, inChannels * pattern.height * pattern.width) * lanes
-        let second = Swift.max(pattern.paddedGradientPositions, outChannels * pattern.outputHeight * pattern.outputWidth) * lanes
-        let base = workspace.reserve(first + second)
-        return (base, base + first)
+    /// Scratch for `parts` lane blocks worked on at once, two regions each: (padded input /
+    /// input gradient, output / padded output gradient).
+    private struct Scratch {
+        let base: UnsafeMutablePointer<Float>
+        let first: Int, second: Int
+
+        init(_ pattern: SparsePattern, inChannels: Int, outChannels: Int, parts: Int, in workspace: Workspace) {
+            let lanes = SparseConvolution.blockLanes
+            first = Swift.max(pattern.paddedInputPositions, inChannels * pattern.height * pattern.width) * lanes
+            second = Swift.max(pattern.paddedGradientPositions, outChannels * pattern.outputHeight * pattern.outputWidth) * lanes
+            base = workspace.reserve(parts * (first + second))
+        }
+
+        func regions(_ part: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+            let start = base + part * (first + second)
+            return (start, start + first)
+        }
+    }
+
+    /// Runs `body` for every lane block of a batch of `batch` images (its index and images),
+    /// the blocks shared out over the threads in contiguous runs, one run per part (`part`
+    /// numbers the scratch to use). A block is one thread's work from copy-in to copy-out: the
+    /// threads meet once per pass instead of at every step of every block, and each works in
+    /// its own core's caches. Where there are fewer blocks than threads, each part's steps
+    /// share out the threads left over.
+    private static func forEachBlock(_ batch: Int, parts: Int, _ body: (_ part: Int, _ index: Int, _ images: (first: Int, count: Int)) -> Void) {
+        let blocks = Self.blocks(batch), threads = Parallel.threads
+        Parallel.forEachPart(blocks.count, threads: parts) { part, range in
+            Parallel.withThreads(Swift.max(1, threads / parts)) {
+                for index in range { body(part, index, blocks[index]) }
+            }
+        }
+    }
+
+    /// Parts the blocks of a batch of `batch` images are shared out in.
+    private static func parts(_ batch: Int) -> Int {
+        Swift.max(1, Swift.min(Parallel.threads, blocks(batch).count))
     }
 
     /// Images per block: the batch is worked through 16 images (two vectors) at a time, so
@@ -86,11 +116,14 @@ public final class SparseConvolution {
             y.data.update(repeating: 0, count: y.count)
             return y
         }
-        let (input, result) = scratch(pattern, in: workspace)
+        let parts = Self.parts(x.batch)
+        let scratch = Scratch(pattern, inChannels: inChannels, outChannels: outChannels, parts: parts, in: workspace)
         gatherValues(pattern.rows.weightIndices, into: &forwardValues)
-        for block in Self.blocks(x.batch) {
+        let values = forwardValues
+        Self.forEachBlock(x.batch, parts: parts) { part, _, block in
+            let (input, result) = scratch.regions(part)
             Self.toBatchInner(x, images: block, into: input, halo: padding)
-            Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: forwardValues,
+            Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: values,
                         into: result, groupStride: area * lanes)
             Self.fromBatchInner(result, into: y, images: block, accumulate: false)
         }
@@ -108,41 +141,49 @@ public final class SparseConvolution {
             return
         }
         let lanes = Self.blockLanes
-        let (input, gradient) = scratch(pattern, in: workspace)
+        let parts = Self.parts(x.batch), blockCount = Self.blocks(x.batch).count
+        let scratch = Scratch(pattern, inChannels: inChannels, outChannels: outChannels, parts: parts, in: workspace)
         let outputArea = pattern.outputHeight * pattern.outputWidth
         let gradientPlane = (pattern.outputHeight + 2 * pattern.gradientHalo) * (pattern.outputWidth + 2 * pattern.gradientHalo)
         let area = pattern.height * pattern.width, classes = stride * stride
         if dx != nil { gatherValues(pattern.columns.weightIndices, into: &backwardValues) }
-        for (index, block) in Self.blocks(x.batch).enumerated() {
-            Self.toBatchInner(x, images: block, into: input, halo: padding)
-            Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
-            // Each block's sums go to `blockGradient`, then into `keptGradient` in block order.
-            keptGradient.withUnsafeMutableBufferPointer { kept in
-                blockGradient.withUnsafeMutableBufferPointer { partial in
-                    // Never empty here (a layer without kept weights returned above); unwrapped for the kernel.
-                    guard let keptBase = kept.baseAddress, let partialBase = partial.baseAddress else { return }
-                    Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
-                        pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
-                            pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
-                                csparse_dot(partialBase + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
-                                            dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
-                            }
-                        }
-                        for t in taps.first..<(taps.first + taps.count) {
-                            keptBase[t] = index == 0 ? partialBase[t] : keptBase[t] + partialBase[t]
+        let values = backwardValues, kept = pattern.kept
+        // Each block's kept-weight sums go to its own row of `blockGradient`; the rows are then
+        // added in block order, so the sums do not depend on which thread ran which block.
+        if blockGradient.count < blockCount * kept { blockGradient = [Float](repeating: 0, count: blockCount * kept) }
+        blockGradient.withUnsafeMutableBufferPointer { partial in
+            // Never empty here (a layer without kept weights returned above); unwrapped for the kernel.
+            guard let partialBase = partial.baseAddress else { return }
+            Self.forEachBlock(x.batch, parts: parts) { part, index, block in
+                let (input, gradient) = scratch.regions(part)
+                Self.toBatchInner(x, images: block, into: input, halo: padding)
+                Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
+                let sums = partialBase + index * kept
+                Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
+                    pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
+                        pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
+                            csparse_dot(sums + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
+                                        dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
                         }
                     }
                 }
+                guard let dx else { return }
+                // The padded input is dead now: the input gradient takes its place.
+                let inputGradient = input
+                // Group `c·classes + r` writes input channel c's positions of class r.
+                for r in 0..<classes {
+                    Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
+                                values: values, into: inputGradient, groupStride: area * lanes)
+                }
+                Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
             }
-            guard let dx else { continue }
-            // The padded input is dead now: the input gradient takes its place.
-            let inputGradient = input
-            // Group `c·classes + r` writes input channel c's positions of class r.
-            for r in 0..<classes {
-                Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
-                            values: backwardValues, into: inputGradient, groupStride: area * lanes)
+            keptGradient.withUnsafeMutableBufferPointer { total in
+                for t in 0..<kept { total[t] = partialBase[t] }
+                for index in 1..<Swift.max(1, blockCount) {
+                    let sums = partialBase + index * kept
+                    for t in 0..<kept { total[t] += sums[t] }
+                }
             }
-            Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
         }
         weight.gradient.fill(0)
         let target = weight.gradient.pointer
