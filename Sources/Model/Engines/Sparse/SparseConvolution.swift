@@ -20,7 +20,7 @@ public final class SparseConvolution {
     private let mask: Tensor
     private let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     private var pattern: SparsePattern?
-    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = [], blockGradient: [Float] = []
+    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = []
     private var savedInput: FeatureMap?
 
     /// The sparse path of `convolution`, which must carry a mask.
@@ -48,28 +48,32 @@ public final class SparseConvolution {
         forwardValues = [Float](repeating: 0, count: built.kept)
         backwardValues = forwardValues
         keptGradient = forwardValues
-        blockGradient = forwardValues
         pattern = built
         return built
     }
 
     /// Scratch for `parts` lane blocks worked on at once, two regions each: (padded input /
-    /// input gradient, output / padded output gradient).
+    /// input gradient, output / padded output gradient); then, for the backward pass, each
+    /// block's kept-weight sums (`sums` floats per block).
     private struct Scratch {
         let base: UnsafeMutablePointer<Float>
-        let first: Int, second: Int
+        let first: Int, second: Int, parts: Int
 
-        init(_ pattern: SparsePattern, inChannels: Int, outChannels: Int, parts: Int, in workspace: Workspace) {
+        init(_ pattern: SparsePattern, inChannels: Int, outChannels: Int, parts: Int, sums: Int = 0, in workspace: Workspace) {
             let lanes = SparseConvolution.blockLanes
             first = Swift.max(pattern.paddedInputPositions, inChannels * pattern.height * pattern.width) * lanes
             second = Swift.max(pattern.paddedGradientPositions, outChannels * pattern.outputHeight * pattern.outputWidth) * lanes
-            base = workspace.reserve(parts * (first + second))
+            self.parts = parts
+            base = workspace.reserve(parts * (first + second) + sums)
         }
 
         func regions(_ part: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
             let start = base + part * (first + second)
             return (start, start + first)
         }
+
+        /// Where the block sums begin.
+        var sums: UnsafeMutablePointer<Float> { base + parts * (first + second) }
     }
 
     /// Runs `body` for every lane block of a batch of `batch` images (its index and images),
@@ -142,47 +146,44 @@ public final class SparseConvolution {
         }
         let lanes = Self.blockLanes
         let parts = Self.parts(x.batch), blockCount = Self.blocks(x.batch).count
-        let scratch = Scratch(pattern, inChannels: inChannels, outChannels: outChannels, parts: parts, in: workspace)
+        let kept = pattern.kept
+        // Each block's kept-weight sums go to a row of their own; the rows are then added in
+        // block order, so the sums do not depend on which thread ran which block.
+        let scratch = Scratch(pattern, inChannels: inChannels, outChannels: outChannels, parts: parts, sums: blockCount * kept,
+                              in: workspace)
         let outputArea = pattern.outputHeight * pattern.outputWidth
         let gradientPlane = (pattern.outputHeight + 2 * pattern.gradientHalo) * (pattern.outputWidth + 2 * pattern.gradientHalo)
         let area = pattern.height * pattern.width, classes = stride * stride
         if dx != nil { gatherValues(pattern.columns.weightIndices, into: &backwardValues) }
-        let values = backwardValues, kept = pattern.kept
-        // Each block's kept-weight sums go to its own row of `blockGradient`; the rows are then
-        // added in block order, so the sums do not depend on which thread ran which block.
-        if blockGradient.count < blockCount * kept { blockGradient = [Float](repeating: 0, count: blockCount * kept) }
-        blockGradient.withUnsafeMutableBufferPointer { partial in
-            // Never empty here (a layer without kept weights returned above); unwrapped for the kernel.
-            guard let partialBase = partial.baseAddress else { return }
-            Self.forEachBlock(x.batch, parts: parts) { part, index, block in
-                let (input, gradient) = scratch.regions(part)
-                Self.toBatchInner(x, images: block, into: input, halo: padding)
-                Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
-                let sums = partialBase + index * kept
-                Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
-                    pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
-                        pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
-                            csparse_dot(sums + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
-                                        dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
-                        }
+        let values = backwardValues, partialBase = scratch.sums
+        Self.forEachBlock(x.batch, parts: parts) { part, index, block in
+            let (input, gradient) = scratch.regions(part)
+            Self.toBatchInner(x, images: block, into: input, halo: padding)
+            Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
+            let sums = partialBase + index * kept
+            Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
+                pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
+                    pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
+                        csparse_dot(sums + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
+                                    dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
                     }
                 }
-                guard let dx else { return }
-                // The padded input is dead now: the input gradient takes its place.
-                let inputGradient = input
-                // Group `c·classes + r` writes input channel c's positions of class r.
-                for r in 0..<classes {
-                    Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
-                                values: values, into: inputGradient, groupStride: area * lanes)
-                }
-                Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
             }
-            keptGradient.withUnsafeMutableBufferPointer { total in
-                for t in 0..<kept { total[t] = partialBase[t] }
-                for index in 1..<Swift.max(1, blockCount) {
-                    let sums = partialBase + index * kept
-                    for t in 0..<kept { total[t] += sums[t] }
-                }
+            guard let dx else { return }
+            // The padded input is dead now: the input gradient takes its place.
+            let inputGradient = input
+            // Group `c·classes + r` writes input channel c's positions of class r.
+            for r in 0..<classes {
+                Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
+                            values: values, into: inputGradient, groupStride: area * lanes)
+            }
+            Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
+        }
+        keptGradient.withUnsafeMutableBufferPointer { total in
+            for t in 0..<kept { total[t] = partialBase[t] }
+            for index in 1..<Swift.max(1, blockCount) {
+                let sums = partialBase + index * kept
+                for t in 0..<kept { total[t] += sums[t] }
             }
         }
         weight.gradient.fill(0)
