@@ -1,5 +1,4 @@
 import Foundation
-import Model
 import Protocol
 import TaskRuntime
 
@@ -13,15 +12,8 @@ final class ResultIntake: @unchecked Sendable {
     private let files: FileWork
     /// Results whose check has not come back yet.
     private(set) var checking = 0
-    /// A mask's kept weights, by hash and the architecture it was checked for, from every
-    /// passed check that counted it (a prune's output): a training that reads the mask is
-    /// checked against the count instead of reading, hashing and counting the mask again.
-    /// The hash names the bytes, so the count stays true; one entry per mask of the sweep.
-    private var maskKept: [MaskKey: Int] = [:]
-
-    private struct MaskKey: Hashable {
-        var hash: String, architecture: ResNet18.Architecture
-    }
+    /// The masks passed checks counted (a prune's output mask, read again by its trainings).
+    private var maskCounts = MaskCounts()
 
     /// Intake checking against `store` on `files`.
     init(store: ArtifactStore, files: FileWork) {
@@ -35,12 +27,10 @@ final class ResultIntake: @unchecked Sendable {
                then: @escaping @Sendable (ResultCheck) -> Void) {
         checking += 1
         let store = self.store, architecture = task.step.architecture
-        let known = inputs["mask"].flatMap { maskKept[MaskKey(hash: $0, architecture: architecture)] }
+        let known = inputs["mask"].flatMap { maskCounts.kept($0, for: architecture) }
         files.run(after: attempt.worker, { ResultCheck(task, result: result, inputs: inputs, attempt: attempt, store: store, inputMaskKept: known) }) { [self] verdict in
             checking -= 1
-            if verdict.failure == nil {
-                for (hash, kept) in verdict.maskKept { maskKept[MaskKey(hash: hash, architecture: architecture)] = kept }
-            }
+            maskCounts.remember(verdict, for: architecture)
             then(verdict)
         }
     }
