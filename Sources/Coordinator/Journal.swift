@@ -292,7 +292,11 @@ public final class Journal: Sendable {
     }
 
     /// Marks `task` running on `worker` and returns the attempt number.
-    public func start(_ task: String, worker: String) throws -> Int {
+    public func start(_ task: String, worker: String) throws -> Int { try started(task, worker: worker).attempts }
+
+    /// `start`, returning the task's new row: the server hands it to its `TaskBoard` instead
+    /// of reading it back (a read per start and per result on the socket thread).
+    func started(_ task: String, worker: String) throws -> TaskRow {
         try write { db in
             guard var row = try Self.taskRow(db, task) else { throw SweepError.invalid("unknown task \(task)") }
             row.state = .running
@@ -301,7 +305,7 @@ public final class Journal: Sendable {
             try Self.execute(db, "INSERT INTO attempt (task, number, worker, started) VALUES (?, ?, ?, ?)",
                            [task, row.attempts, worker, Self.now()])
             try Self.event(db, "start", "{\"task\":\"\(task)\",\"attempt\":\(row.attempts),\"worker\":\"\(worker)\"}")
-            return row.attempts
+            return row
         }
     }
 
@@ -372,10 +376,15 @@ public final class Journal: Sendable {
     /// Accepts a result once per task: returns false (and changes nothing) for a duplicate.
     /// The attempt ended `endedAt` (when its result arrived; now by default).
     public func complete(_ task: String, attempt: Int, outputs: [String: String], record: String, endedAt: Double? = nil) throws -> Bool {
-        try write { db in
+        try completed(task, attempt: attempt, outputs: outputs, record: record, endedAt: endedAt) != nil
+    }
+
+    /// `complete`, returning the task's new row (nil for a duplicate, which changes no row).
+    func completed(_ task: String, attempt: Int, outputs: [String: String], record: String, endedAt: Double? = nil) throws -> TaskRow? {
+        try write { db -> TaskRow? in
             guard var row = try Self.taskRow(db, task), row.state != .done else {
                 try Self.event(db, "duplicate-result", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
-                return false
+                return nil
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -389,7 +398,7 @@ public final class Journal: Sendable {
             try Self.execute(db, "UPDATE attempt SET ended = ?, outcome = 'superseded' WHERE task = ? AND number != ? AND ended IS NULL",
                            [Self.now(), task, attempt])
             try Self.event(db, "done", "{\"task\":\"\(task)\",\"attempt\":\(attempt)}")
-            return true
+            return row
         }
     }
 

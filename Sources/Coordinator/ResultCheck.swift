@@ -23,20 +23,22 @@ struct ResultCheck: Sendable {
     var record = "{}"
     /// The seconds the worker's step took (its own measure; 0 when it gave none).
     var stepSeconds = 0.0
+    /// The kept weights of each mask the check counted, by hash (`ResultIntake` remembers
+    /// them for the trainings that read those masks).
+    var maskKept: [String: Int] = [:]
 
-    /// The check of `result` of `task`, whose inputs are `inputs`, against `store`.
-    init(_ task: TaskSpec, result: TaskResult, inputs: [String: String], attempt: Attempt, store: ArtifactStore) {
+    /// The check of `result` of `task`, whose inputs are `inputs`, against `store`;
+    /// `inputMaskKept` is the input mask's kept count when an earlier check counted it.
+    init(_ task: TaskSpec, result: TaskResult, inputs: [String: String], attempt: Attempt, store: ArtifactStore, inputMaskKept: Int? = nil) {
         stepSeconds = (try? JSONDecoder().decode(StepTimes.self, from: Data(result.metrics.utf8)))?.stepSeconds ?? 0
-        do { try task.checkOutputs(result.outputs, inputs: inputs, store: store) } catch {
+        let checked: TaskSpec.CheckedOutputs
+        do { checked = try task.checkOutputs(result.outputs, inputs: inputs, store: store, inputMaskKept: inputMaskKept) } catch {
             failure = "\(error)"
             return
         }
-        guard task.labels.reported, let metrics = result.outputs["metrics"] else { return }
-        let summary: RunSummary
-        do { summary = try JSONDecoder().decode(RunSummary.self, from: try store.data(metrics)) } catch {
-            failure = "the metrics output of \(task.summary) does not decode as a run summary: \(error)"
-            return
-        }
+        maskKept = checked.maskKept
+        // The check decoded a training's metrics already; reading them again was a tenth of the lanes' time.
+        guard task.labels.reported, let summary = checked.summary else { return }
         var line = SweepOutputs.record(for: task, summary: summary, wallSeconds: attempt.wallSeconds ?? stepSeconds, worker: attempt.worker,
                                        host: attempt.host, codeVersion: CodeVersion.current)
         line.gpu = attempt.gpu

@@ -12,6 +12,8 @@ final class ResultIntake: @unchecked Sendable {
     private let files: FileWork
     /// Results whose check has not come back yet.
     private(set) var checking = 0
+    /// The masks passed checks counted (a prune's output mask, read again by its trainings).
+    private var maskCounts = MaskCounts()
 
     /// Intake checking against `store` on `files`.
     init(store: ArtifactStore, files: FileWork) {
@@ -24,9 +26,11 @@ final class ResultIntake: @unchecked Sendable {
     func check(_ result: TaskResult, of task: TaskSpec, inputs: [String: String], attempt: ResultCheck.Attempt,
                then: @escaping @Sendable (ResultCheck) -> Void) {
         checking += 1
-        let store = self.store
-        files.run(after: attempt.worker, { ResultCheck(task, result: result, inputs: inputs, attempt: attempt, store: store) }) { [self] verdict in
+        let store = self.store, architecture = task.step.architecture
+        let known = inputs["mask"].flatMap { maskCounts.kept($0, for: architecture) }
+        files.run(after: attempt.worker, { ResultCheck(task, result: result, inputs: inputs, attempt: attempt, store: store, inputMaskKept: known) }) { [self] verdict in
             checking -= 1
+            maskCounts.remember(verdict, for: architecture)
             then(verdict)
         }
     }

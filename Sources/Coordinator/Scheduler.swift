@@ -225,12 +225,14 @@ struct Scheduler {
     /// and silence; each is taken from its worker (`lost`) and counts as a failure there.
     mutating func stalled(at time: Double) -> [(task: String, attempt: Int, worker: String, silence: Double)] {
         var found: [(task: String, attempt: Int, worker: String, silence: Double)] = []
-        for worker in workers.values.sorted(by: { $0.name < $1.name }) {
+        for worker in workers.values {
             // A delivered result waits for its check, not for its worker.
-            for (task, attempt) in worker.running.sorted(by: { $0.key < $1.key }) where !worker.delivered.contains(task) {
+            for (task, attempt) in worker.running where !worker.delivered.contains(task) {
                 if let silence = stallWatch.stalled(task, at: time) { found.append((task, attempt, worker.name, silence)) }
             }
         }
+        // By worker, then task: sorting the few found, not every worker (this runs every 50 ms).
+        found.sort { ($0.worker, $0.task) < ($1.worker, $1.task) }
         for stall in found { failedOn[stall.task, default: []].insert(stall.worker) }
         return found
     }
@@ -405,7 +407,7 @@ struct Scheduler {
     private mutating func backups(at time: Double) -> [Decision] {
         let idle = workers.values.filter(mayStart).sorted { $0.name < $1.name }
         guard !idle.isEmpty else { return [] }
-        var running = Dictionary(grouping: copies.all, by: \.task).compactMap { task, list -> BackupTasks.Running? in
+        let candidates = Dictionary(grouping: copies.all, by: \.task).compactMap { task, list -> BackupTasks.Running? in
             // A copy whose result is being checked is not backed up: it has finished.
             guard list.count == 1, let copy = list.first, !copies.backedUp.contains(task),
                   workers[copy.worker]?.delivered.contains(task) != true else { return nil }
@@ -415,11 +417,12 @@ struct Scheduler {
                                        imagesForBackup: copy.workload.imagesLeft(after: copies.checkpointEpoch(task)),
                                        excluded: Set([copy.worker]).union(failedOn[task] ?? []))
         }
+        var running = BackupTasks.latestFirst(candidates)
         let workloads = Dictionary(copies.all.map { ($0.workload.key, $0.workload) }, uniquingKeysWith: { first, _ in first })
         var decisions: [Decision] = []
         for worker in idle {
             let idleSpeeds = workloads.compactMapValues { imagesPerSecond(worker, $0) }
-            guard let choice = BackupTasks.choose(for: worker.name, speeds: idleSpeeds, running: running) else { continue }
+            guard let choice = BackupTasks.choose(for: worker.name, speeds: idleSpeeds, latestFirst: running) else { continue }
             running.removeAll { $0.task == choice.task }
             reserve(choice.task, on: worker.name)
             decisions.append(.backup(choice, worker: worker.name))

@@ -99,12 +99,13 @@ extension SweepServer {
     private func start(_ id: String, on worker: String) throws {
         guard let peer = sessions.peer(named: worker), let entry = board[id] else { return scheduler.unplaced(id, on: worker) }
         let inputs = board.inputArtifacts(id)
-        let attempt: Int
-        do { attempt = try journal.start(id, worker: worker) } catch {
+        let row: Journal.TaskRow
+        do { row = try journal.started(id, worker: worker) } catch {
             scheduler.unplaced(id, on: worker)
             throw error
         }
-        try refresh(id)
+        board.update(row)
+        let attempt = row.attempts
         scheduler.started(id, attempt: attempt, on: worker, workload: entry.workload, at: now())
         sessions.setStatus(peer, entry.summary)
         dispatchedAt[id] = Date()

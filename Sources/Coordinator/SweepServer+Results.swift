@@ -74,10 +74,10 @@ extension SweepServer {
         let losers = scheduler.finished(result.taskID, attempt: result.attempt, on: worker, at: now())
         idleIfFree(peer, worker)
         let elapsed = attempt.wallSeconds ?? verdict.stepSeconds
-        let accepted = try journal.complete(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record, endedAt: delivered)
-        try refresh(result.taskID)
-        send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: !accepted)))
-        guard accepted else { return log.notice("dropped a duplicate result of \(summary) from \(worker)") }
+        let row = try journal.completed(result.taskID, attempt: result.attempt, outputs: result.outputs, record: verdict.record, endedAt: delivered)
+        if let row { board.update(row) }
+        send(peer, .accepted(Accepted(taskID: result.taskID, attempt: result.attempt, duplicate: row == nil)))
+        guard row != nil else { return log.notice("dropped a duplicate result of \(summary) from \(worker)") }
         options.monitor?.taskDone(result.taskID, summary: summary, worker: worker, seconds: elapsed)
         if dispatchedAt[result.taskID] != nil { overheads.append(max(0, elapsed - verdict.stepSeconds)) }
         dispatchedAt[result.taskID] = nil

@@ -302,4 +302,25 @@ import Testing
         let stalls = watched.stalled(at: 100_000)
         #expect(stalls.isEmpty)
     }
+
+    /// Ordered once per dispatch, the running trainings give each idle worker the one
+    /// expected to finish last that it may take (the first of equals), as `choose` over the
+    /// unordered list does; after a backup of it, the next idle worker looks at the rest.
+    @Test func idleWorkersTakeTheLatestTrainingTheyMayFromOneOrdering() {
+        func running(_ task: String, left: Double?, on worker: String) -> BackupTasks.Running {
+            BackupTasks.Running(task: task, attempt: 1, workload: "w", secondsLeft: left, imagesForBackup: 100, excluded: [worker])
+        }
+        let list = [running("a", left: 20, on: "x"), running("b", left: 40, on: "fast"), running("c", left: nil, on: "x"),
+                    running("d", left: 40, on: "x"), running("e", left: 40, on: "y")]
+        let speeds = ["w": 100.0]
+        let ordered = BackupTasks.latestFirst(list)
+        #expect(ordered.map(\.task) == ["b", "d", "e", "a"], "longest first, ties in their order, unknown times left out")
+        for idle in ["fast", "x", "y", "z"] {
+            #expect(BackupTasks.choose(for: idle, speeds: speeds, latestFirst: ordered) == BackupTasks.choose(for: idle, speeds: speeds, running: list))
+        }
+        #expect(BackupTasks.choose(for: "fast", speeds: speeds, latestFirst: ordered)?.task == "d", "its own training skipped, the first of the equals taken")
+        #expect(BackupTasks.choose(for: "x", speeds: speeds, latestFirst: ordered)?.task == "b")
+        #expect(BackupTasks.choose(for: "x", speeds: speeds, latestFirst: ordered.filter { $0.task != "b" })?.task == "e")
+        #expect(BackupTasks.choose(for: "x", speeds: speeds, latestFirst: [running("a", left: 1, on: "y")]) == nil, "1 s left: a backup of 1 s is no gain")
+    }
 }
