@@ -22,12 +22,7 @@ struct MaskCount: Sendable {
         total = 0
         for layer in layout.prunable {
             let name = layer.name
-            let key = file.entries["mask." + name] != nil ? "mask." + name : name
-            guard let entry = file.entries[key] else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
-            guard entry.dtype == "F32" else { throw .invalidCheckpoint("\(key) is \(entry.dtype), expected F32") }
-            guard entry.shape == layer.shape else {
-                throw .invalidCheckpoint("\(source): mask \(name) has shape \(entry.shape), the network needs \(layer.shape)")
-            }
+            let entry = try MaskSet.entry(for: layer, in: file, source: source)
             let counted = entry.bytes.withUnsafeBytes { bytes -> (ones: Int, count: Int, bad: UInt32?) in
                 let count = bytes.count / MemoryLayout<UInt32>.size
                 var ones = 0

@@ -43,13 +43,9 @@ public struct MaskSet: Sendable, Equatable {
         names = layout.prunable.map(\.name)
         shapes = Dictionary(uniqueKeysWithValues: layout.prunable.map { ($0.name, $0.shape) })
         values = [:]
-        for name in names {
-            let key = file.entries["mask." + name] != nil ? "mask." + name : name
-            guard let entry = file.entries[key] else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
-            guard entry.dtype == "F32" else { throw .invalidCheckpoint("\(key) is \(entry.dtype), expected F32") }
-            guard entry.shape == shapes[name] else {
-                throw .invalidCheckpoint("\(source): mask \(name) has shape \(entry.shape), the network needs \(shapes[name] ?? [])")
-            }
+        for layer in layout.prunable {
+            let name = layer.name
+            let entry = try Self.entry(for: layer, in: file, source: source)
             // Read straight from the file's bytes (one copy; a width-64 mask is 11 M floats).
             let mask = entry.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             if let bad = mask.first(where: { $0 != 0 && $0 != 1 }) {
@@ -57,6 +53,21 @@ public struct MaskSet: Sendable, Equatable {
             }
             values[name] = mask
         }
+    }
+
+    /// The mask entry of `layer` in `file` (`mask.NAME`, or `NAME` in a mask file), checked to
+    /// be `F32` of the layer's shape; `source` names the file in errors. Its values are the
+    /// caller's to check (0 and 1 only).
+    public static func entry(for layer: ResNet18.Layout.Entry, in file: Safetensors, source: String) throws(ModelError)
+        -> Safetensors.Entry {
+        let name = layer.name
+        let key = file.entries["mask." + name] != nil ? "mask." + name : name
+        guard let entry = file.entries[key] else { throw .invalidCheckpoint("\(source) has no mask for \(name)") }
+        guard entry.dtype == "F32" else { throw .invalidCheckpoint("\(key) is \(entry.dtype), expected F32") }
+        guard entry.shape == layer.shape else {
+            throw .invalidCheckpoint("\(source): mask \(name) has shape \(entry.shape), the network needs \(layer.shape)")
+        }
+        return entry
     }
 
     /// Installs the masks on `network` (zeroing pruned weights and their momentum).

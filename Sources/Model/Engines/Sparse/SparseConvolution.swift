@@ -20,7 +20,7 @@ public final class SparseConvolution {
     private let mask: Tensor
     private let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     private var pattern: SparsePattern?
-    private var forwardValues: [Float] = [], backwardValues: [Float] = [], keptGradient: [Float] = []
+    private var forwardValues: [Float] = [], backwardValues: [Float] = []
     private var savedInput: FeatureMap?
 
     /// The sparse path of `convolution`, which must carry a mask.
@@ -47,7 +47,6 @@ public final class SparseConvolution {
                                   stride: stride, padding: padding, height: height, width: width)
         forwardValues = [Float](repeating: 0, count: built.kept)
         backwardValues = forwardValues
-        keptGradient = forwardValues
         pattern = built
         return built
     }
@@ -179,19 +178,15 @@ public final class SparseConvolution {
             }
             Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
         }
-        keptGradient.withUnsafeMutableBufferPointer { total in
-            for t in 0..<kept { total[t] = partialBase[t] }
-            for index in 1..<Swift.max(1, blockCount) {
-                let sums = partialBase + index * kept
-                for t in 0..<kept { total[t] += sums[t] }
-            }
+        // Block 0's row takes the others' sums in block order, then goes to the kept weights.
+        for index in 1..<Swift.max(1, blockCount) {
+            let sums = partialBase + index * kept
+            for t in 0..<kept { partialBase[t] += sums[t] }
         }
         weight.gradient.fill(0)
         let target = weight.gradient.pointer
         pattern.rows.weightIndices.withUnsafeBufferPointer { indices in
-            keptGradient.withUnsafeBufferPointer { kept in
-                for t in 0..<indices.count { target[Int(indices[t])] = kept[t] }
-            }
+            for t in 0..<indices.count { target[Int(indices[t])] = partialBase[t] }
         }
     }
 
