@@ -17,6 +17,13 @@ Stored (all F64):
                             in flat index order
   torch_f32.grad_worst      PyTorch float32's worst relative error over those samples
   torch_f32.logits          PyTorch float32's logits relative error
+  near_zero.relu, near_zero.index, near_zero.value
+                            every ReLU input within --near-zero of zero in float64: which
+                            ReLU (0 the stem's, then each block's first and last, in forward
+                            order), the position (flat NCHW) and the value. A float32 engine
+                            may round such a value to the other side of zero; the test then
+                            sets that gate as float64 has it (PyTorch float32 here too), and
+                            holds every gradient to float64 to 1e-5
   init.checksum, input.checksum  as in bn_gradient_reference.py
 
 Regenerate (a few minutes on 2 cores; needs only `pip install torch`):
@@ -86,10 +93,22 @@ def synflow_densities(model32, width, density, rounds):
     return {name: float(m.mean()) for (name, _), m in zip(layers, masks)}
 
 
-def step(model, images, labels):
+def relu_forward(model, x, relu):
+    """The model's forward pass with `relu(z, k)` as its k-th ReLU."""
+    out = relu(model.bn1(model.conv1(x)), 0)
+    k = 1
+    for stage in range(4):
+        for block in getattr(model, f"layer{stage + 1}"):
+            hidden = relu(block.bn1(block.conv1(out)), k)
+            out = relu(block.bn2(block.conv2(hidden)) + block.shortcut(out), k + 1)
+            k += 2
+    return model.linear(F.avg_pool2d(out, 4).flatten(1))
+
+
+def step(model, images, labels, relu):
     model.train()
     model.zero_grad(set_to_none=False)
-    logits = model(images)
+    logits = relu_forward(model, images, relu)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     return logits.detach(), loss.detach(), {name: p.grad.detach().clone() for name, p in prunable(model)}
@@ -101,6 +120,7 @@ def main():
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--near-zero", type=float, default=1e-4)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -121,8 +141,25 @@ def main():
     tensors["input.checksum"] = np.array([pixels.astype(np.float64).sum()])
     images = torch.from_numpy(pixels.copy())
     labels = torch.arange(args.batch) % 10
-    logits64, loss64, grads64 = step(model64, images.double(), labels)
-    logits32, _, grads32 = step(model32, images, labels)
+    near = []  # (relu, flat NCHW index, float64 value)
+
+    def recording_relu(z, k):
+        for i in torch.nonzero(z.detach().flatten().abs() < args.near_zero).flatten().tolist():
+            near.append((k, i, z.detach().flatten()[i].item()))
+        return F.relu(z)
+
+    def reference_gated_relu(z, k):
+        gate = (z > 0).flatten().clone()
+        for relu, i, value in near:
+            if relu == k:
+                gate[i] = value > 0
+        return z * gate.view_as(z).to(z.dtype)
+
+    logits64, loss64, grads64 = step(model64, images.double(), labels, recording_relu)
+    logits32, _, grads32 = step(model32, images, labels, reference_gated_relu)
+    tensors["near_zero.relu"] = np.array([float(k) for k, _, _ in near])
+    tensors["near_zero.index"] = np.array([float(i) for _, i, _ in near])
+    tensors["near_zero.value"] = np.array([v for _, _, v in near])
     worst = 0.0
     for layer, (name, p) in enumerate(prunable(model64)):
         kept = np.flatnonzero(hash_keep(layer, p.numel(), densities[name]))
@@ -136,10 +173,11 @@ def main():
     kept = sum(int(hash_keep(i, p.numel(), densities[n]).sum()) for i, (n, p) in enumerate(prunable(model32)))
     total = sum(p.numel() for _, p in prunable(model32))
     print(f"density {kept / total:.4f} ({kept} of {total}); loss {loss64.item():.6f}; PyTorch float32: worst sampled "
-          f"gradient error {worst:.2e}, logits {tensors['torch_f32.logits'][0]:.2e}")
+          f"gradient error {worst:.2e}, logits {tensors['torch_f32.logits'][0]:.2e}; {len(near)} ReLU inputs within "
+          f"{args.near_zero:g} of zero, the nearest {min(abs(v) for _, _, v in near):.1e}")
     print("per-layer densities: " + ", ".join(f"{n} {d:.3f}" for n, d in densities.items()))
     write_safetensors(args.out, tensors, {"width": str(args.width), "density": str(args.density), "rounds": str(args.rounds),
-                                          "batch": str(args.batch), "torch": torch.__version__,
+                                          "batch": str(args.batch), "near_zero": str(args.near_zero), "torch": torch.__version__,
                                           "made_by": "scripts/sparse_step_reference.py"})
     print(f"wrote {args.out} ({os.path.getsize(args.out) // 1024} KiB)")
 

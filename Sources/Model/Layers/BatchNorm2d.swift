@@ -130,6 +130,31 @@ public final class BatchNorm2d {
         return UnsafeBufferPointer(start: output.pointer, count: x.count).map { $0 > 0 }
     }
 
+    /// Sets whether the last training forward's ReLU lets the gradient through at `index` of
+    /// its output, for tests that hold two engines to a float64 reference's gates where the
+    /// reference's value lies within rounding of zero. Returns the value the ReLU saw, or,
+    /// for a ReLU after this layer (the block's, gated by the output), what it passed.
+    ///
+    /// A fused ReLU's gate is recomputed from the input in the backward pass, so the input
+    /// moves by as many units in the last place as it takes; the output follows.
+    func forceTrainingGate(at index: Int, open: Bool) -> Float {
+        guard let x = savedInput else { preconditionFailure("\(weight.name): no training forward to set a gate of") }
+        let out = output.pointer + index
+        guard appliesReLU else {
+            let seen = out.pointee
+            if (seen > 0) != open { out.pointee = open ? .leastNormalMagnitude : 0 }
+            return seen
+        }
+        let c = index / x.plane, scale = trainingScale[c], shift = trainingShift[c]
+        let seen = x.data[index] * scale + shift
+        precondition(scale != 0, "\(weight.name): channel \(c) maps every value to \(shift); no input changes its gate")
+        while (x.data[index] * scale + shift > 0) != open {
+            x.data[index] = open == (scale > 0) ? x.data[index].nextUp : x.data[index].nextDown
+        }
+        out.pointee = Swift.max(x.data[index] * scale + shift, 0)
+        return seen
+    }
+
     /// `y = x·scale + shift` for one channel: the normalisation and γ, β in one multiply-add.
     @inline(__always)
     static func affine(gamma: Float, beta: Float, mean: Float, inverseStd: Float) -> (scale: Float, shift: Float) {
