@@ -144,37 +144,42 @@ import Testing
     }
 
     /// Three masked epochs on Fashion-MNIST: the dense engine (`PRUNESWEEP_SPARSE=off`) and the
-    /// sparse one (`=on`, every masked layer sparse) reach the same test accuracy to within
-    /// `accuracyTolerance`. Sized for CI's two cores (the two runs side by side, one thread each,
-    /// about 2 minutes): width 8, a 30% mask, the first 6,000 training images, no validation
-    /// split, and the whole test set (10,000 images).
+    /// sparse one (`=on`, every masked layer sparse) reach the same test accuracy to ±0.2
+    /// points on the whole test set (10,000 images). The masked epochs fine-tune a pruned
+    /// trained network, as Han et al. do: width 8 trained dense for three epochs on the first
+    /// 6,000 training images, pruned to 30% by magnitude (one lottery-ticket round at rate
+    /// 0.7), then trained under that mask from those weights at learning rate 0.02, the two
+    /// engines side by side on one thread each (about 30 s on CI's two cores).
     ///
-    /// The issue asks for ±0.2 points; at an affordable size that does not hold. The two runs
-    /// differ only in float rounding, and three epochs grow that into different weights; the
-    /// gap is then the spread between two such networks on the 10,000 test images, not a
-    /// property of the engines. Measured on a 2-core AVX-512 Xeon (both runs deterministic, so
-    /// a CPU gives the same gap every time), width 8, 6,000 images, learning rate 0.05, batch
-    /// 128, 30% masks: 0.94 points for this test's mask and seed (0.33 on earlier kernels), and
-    /// 1.00, 0.20, 0.19, 0.73 for `worker prune --method random` masks with seeds 1–4. Larger
-    /// does not buy it at CI's price: 12,000 images 0.56; width 16 0.03, 0.25 and 0.10 (seeds
-    /// 1–3), at 4–5× this test's time; learning rate 0.01 0.77 and 0.72, 0.002 0.32 and 0.16 (but
-    /// 35–39% accuracy); batch 512 at learning rate 0.2 1.55. Hence 1.5 points here; a wrong
-    /// sparse gradient shows as a gap of many points or a run that does not learn.
-    static let accuracyTolerance = 1.5
-
+    /// The two runs differ only in float rounding. From a random initialisation three epochs
+    /// grow that into different networks, and the gap is then the spread between two such
+    /// networks (0.13–1.51 points measured, whatever the width and data), not a property of
+    /// the engines; from trained weights the two runs stay in one basin and the gap is the
+    /// engines' own: 0.00–0.04 points for seeds 1–8 (AMD EPYC Zen 4), 0.14 at a 10% mask. The
+    /// masked network does learn in those epochs: weights that do not move (learning rate
+    /// 1e-9) end at 63.2%, the fine-tuned ones at 78.7%, so a wrong sparse gradient shows as a
+    /// gap of many points.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory.path)), .timeLimit(.minutes(10)))
     func sparseAndDenseReachTheSameAccuracyOnFashionMNIST() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let maskFile = directory.appendingPathComponent("mask.safetensors")
-        let network = try Self.writeMask(keepingTenths: 3, width: 8, inputChannels: 1, to: maskFile)
+        let common = ["--dataset", "fashion-mnist", "--width", "8", "--epochs", "3", "--batch-size", "128", "--schedule", "cosine",
+                      "--validation-size", "0", "--train-limit", "6000", "--seed", "1"]
+        let trained = directory.appendingPathComponent("trained"), maskFile = directory.appendingPathComponent("mask.safetensors")
+        let pretraining = try Self.start(["train"] + common + ["--lr", "0.05", "--threads", "2", "--out", trained.path])
+        pretraining.waitUntilExit()
+        try #require(pretraining.terminationStatus == 0, "the dense pretraining failed")
+        let weights = trained.appendingPathComponent("weights.safetensors").path
+        let pruning = try Self.start(["prune", "--method", "lottery-ticket", "--rate", "0.7", "--weights", weights, "--width", "8",
+                                      "--dataset", "fashion-mnist", "--out", maskFile.path])
+        pruning.waitUntilExit()
+        try #require(pruning.terminationStatus == 0, "pruning the trained weights failed")
+
         var runs: [(mode: String, process: Process, directory: URL)] = []
         defer { for run in runs where run.process.isRunning { kill(run.process.processIdentifier, SIGKILL); run.process.waitUntilExit() } }
         for mode in ["off", "on"] {
             let out = directory.appendingPathComponent(mode)
-            let arguments = ["train", "--dataset", "fashion-mnist", "--width", "8", "--epochs", "3", "--batch-size", "128", "--lr", "0.05",
-                             "--schedule", "cosine", "--validation-size", "0", "--train-limit", "6000", "--seed", "1", "--threads", "1",
-                             "--mask", maskFile.path, "--out", out.path]
+            let arguments = ["train"] + common + ["--lr", "0.02", "--threads", "1", "--initial", weights, "--mask", maskFile.path, "--out", out.path]
             runs.append((mode, try Self.start(arguments, environment: ["PRUNESWEEP_SPARSE": mode, GEMMEngineSelection.variable: "openblas"]), out))
         }
         var summaries: [String: RunSummary] = [:]
@@ -184,14 +189,15 @@ import Testing
             summaries[run.mode] = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: run.directory.appendingPathComponent("metrics.json")))
         }
         let dense = try #require(summaries["off"]), sparse = try #require(summaries["on"])
+        let convolutions = ResNet18(.init(width: 8, inputChannels: 1, classes: 10)).convolutions.count
         #expect(dense.sparse?.sparseLayers.isEmpty == true)
-        #expect(sparse.sparse?.sparseLayers.count == network.convolutions.count, "the sparse run left layers dense")
+        #expect(sparse.sparse?.sparseLayers.count == convolutions, "the sparse run left layers dense")
         #expect(dense.history.count == 3 && sparse.history.count == 3)
         let gap = 100 * abs(sparse.finalTestAccuracy - dense.finalTestAccuracy)
-        print(String(format: "Fashion-MNIST, 3 masked epochs: dense %.2f%%, sparse %.2f%% (%.2f points apart)",
+        print(String(format: "Fashion-MNIST, 3 masked epochs from trained weights: dense %.2f%%, sparse %.2f%% (%.2f points apart)",
                      100 * dense.finalTestAccuracy, 100 * sparse.finalTestAccuracy, gap))
-        #expect(gap <= Self.accuracyTolerance, "dense \(dense.finalTestAccuracy), sparse \(sparse.finalTestAccuracy)")
-        #expect(dense.finalTestAccuracy > 0.6, "the dense run did not learn: the comparison says nothing")
+        #expect(gap <= 0.2, "dense \(dense.finalTestAccuracy), sparse \(sparse.finalTestAccuracy)")
+        #expect(dense.finalTestAccuracy > 0.7, "the dense run did not learn: the comparison says nothing")
     }
 
     /// Every kernel family the CPU supports computes the same products as a plain loop (the
