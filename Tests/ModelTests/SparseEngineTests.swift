@@ -337,6 +337,20 @@ import Testing
         #expect(!SparseSelection.prefersSparse(dense: 1.0, sparse: 2.0), "a layer where sparse is slower stays dense")
     }
 
+    /// A sweep taken in a slow phase of the machine (both paths slower, sparse more: stage 1 of
+    /// a width-16 start measured so) does not decide alone: each path keeps its faster sweep.
+    @Test func verdictKeepsEachPathsFasterSweep() {
+        let start = Date()
+        let slow = SparseSelection.Verdict(denseSeconds: 15.0e-3, sparseSeconds: 14.7e-3, agreed: true, measuredAt: start, othersBusyShare: 0)
+        let usual = SparseSelection.Verdict(denseSeconds: 8.7e-3, sparseSeconds: 7.1e-3, agreed: false,
+                                            measuredAt: start.addingTimeInterval(3), othersBusyShare: 0.1)
+        #expect(!slow.sparse && usual.sparse)
+        for combined in [slow.fastest(with: usual), usual.fastest(with: slow)] {
+            #expect(combined.denseSeconds == 8.7e-3 && combined.sparseSeconds == 7.1e-3 && combined.sparse)
+            #expect(!combined.agreed && combined.othersBusyShare == 0.1)
+        }
+    }
+
     /// A fresh verdict file in a folder of its own (removed by `removeCache`).
     static func freshCache() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-verdicts-\(UUID().uuidString)")

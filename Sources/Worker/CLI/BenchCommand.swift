@@ -126,6 +126,11 @@ struct BenchCommand: ParsableCommand {
                 }
                 say(line)
             }
+            say("  training step by part (ms per step, last round):")
+            for line in result.profile {
+                say(String(format: "    %@ dense %7.2f  sparse %7.2f", line.part.padding(toLength: 54, withPad: " ", startingAt: 0),
+                           line.denseMilliseconds, line.sparseMilliseconds))
+            }
             say(String(format: "  peak resident memory %.0f MiB", result.peakResidentMiB))
             results.append(result)
         }

@@ -128,7 +128,7 @@ public struct Benchmark {
         record("training / BLAS on the network's shapes", trainingRate / shapeRate, "ratio")
         record("time inside GEMM", 100 * gemm.seconds / seconds, "%")
         record("GEMM rate inside training", gemm.flops / gemm.seconds / 1e9, "GFLOP/s")
-        result.profile = profileLines(parts, seconds: seconds, steps: plans.count, parts: StepProfile.Part.allCases)
+        result.profile = profileLines(parts, seconds: seconds, steps: plans.count, parts: StepProfile.Part.allCases.filter { !$0.isSparse })
         record("share of the step outside the convolutions' arithmetic",
                result.profile.filter { !$0.isConvolutionArithmetic }.reduce(0) { $0 + $1.share }, "%")
 

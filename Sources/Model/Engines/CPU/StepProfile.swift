@@ -12,6 +12,7 @@ public enum StepProfile {
     public enum Part: Int, CaseIterable, Sendable {
         case batchAssembly, convolutionForward, im2col, batchNormForward, poolAndClassifier, loss
         case residualBackward, batchNormBackward, convolutionWeightGradient, convolutionInputGradient, col2im, sgd
+        case sparseForward, sparseBackward
 
         /// The part in words.
         public var name: String {
@@ -28,13 +29,19 @@ public enum StepProfile {
             case .convolutionInputGradient: "convolution input gradient (GEMM or direct)"
             case .col2im: "col2im"
             case .sgd: "SGD"
+            case .sparseForward: "sparse convolution forward (copies, gather)"
+            case .sparseBackward: "sparse convolution backward (copies, both gradients)"
             }
         }
+
+        /// Whether the part is the sparse engine's (`worker bench --density` shows them beside
+        /// the dense engine's parts; PyTorch has none).
+        public var isSparse: Bool { self == .sparseForward || self == .sparseBackward }
 
         /// Whether the part is the convolutions' own arithmetic (GEMM or direct); the rest is the
         /// work around it.
         public var isConvolutionArithmetic: Bool {
-            [.convolutionForward, .convolutionWeightGradient, .convolutionInputGradient].contains(self)
+            [.convolutionForward, .convolutionWeightGradient, .convolutionInputGradient, .sparseForward, .sparseBackward].contains(self)
         }
     }
 

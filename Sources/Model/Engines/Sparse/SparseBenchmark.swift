@@ -36,11 +36,19 @@ public enum SparseBenchmark {
         public var choice: SparseChoice
         /// The process's peak resident memory when done, MiB.
         public var peakResidentMiB: Double
+        /// Where a training step's time went in the last round, dense and sparse (the parts
+        /// either engine spent time in, in step order).
+        public var profile: [PartTimes]
 
         /// Sparse over dense images/s.
         public var trainingSpeedUp: Double { sparseTraining / denseTraining }
         /// Sparse over dense images/s.
         public var evaluationSpeedUp: Double { sparseEvaluation / denseEvaluation }
+    }
+
+    /// Milliseconds per training step in one kind of work (`StepProfile.Part.name`).
+    public struct PartTimes: Codable, Sendable {
+        public var part: String, denseMilliseconds: Double, sparseMilliseconds: Double
     }
 
     /// Where the masks come from.
@@ -102,13 +110,16 @@ public enum SparseBenchmark {
             _ = try engine.trainEpoch([plans[0]], learningRates: [0.01], momentumInitialized: false)
         }
         var rates: [[Double]] = [[], [], [], []]
+        var profiles: [[StepProfile.Part: Double]] = [[:], [:]]
         for round in 1...options.rounds {
             var thisRound: [Double] = []
             for sparse in [false, true] {
                 use(sparse: sparse)
+                if round == options.rounds { StepProfile.start() }
                 let training = try rate { () throws(ModelError) in
                     _ = try engine.trainEpoch(plans, learningRates: learningRates, momentumInitialized: true)
                 }
+                if round == options.rounds { profiles[sparse ? 1 : 0] = StepProfile.stop() }
                 let evaluation = try rate { () throws(ModelError) in _ = try engine.evaluate(.test) }
                 rates[sparse ? 1 : 0].append(training)
                 rates[sparse ? 3 : 2].append(evaluation)
@@ -117,6 +128,10 @@ public enum SparseBenchmark {
             log(String(format: "width %d round %d: training %.1f → %.1f images/s, evaluation %.1f → %.1f images/s", options.width,
                        round, thisRound[0], thisRound[2], thisRound[1], thisRound[3]))
         }
+        let profile = StepProfile.Part.allCases.compactMap { part -> PartTimes? in
+            let dense = 1000 * profiles[0][part, default: 0] / Double(plans.count), sparse = 1000 * profiles[1][part, default: 0] / Double(plans.count)
+            return dense > 0 || sparse > 0 ? PartTimes(part: part.name, denseMilliseconds: dense, sparseMilliseconds: sparse) : nil
+        }
         use(sparse: true)
         func median(_ values: [Double]) -> Double {
             let sorted = values.sorted()
@@ -124,6 +139,6 @@ public enum SparseBenchmark {
         }
         return Result(width: options.width, density: maskSet.density, denseTraining: median(rates[0]), sparseTraining: median(rates[1]),
                       denseEvaluation: median(rates[2]), sparseEvaluation: median(rates[3]), choice: choice,
-                      peakResidentMiB: Benchmark.peakResidentMegabytes())
+                      peakResidentMiB: Benchmark.peakResidentMegabytes(), profile: profile)
     }
 }

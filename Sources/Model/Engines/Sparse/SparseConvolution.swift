@@ -123,12 +123,14 @@ public final class SparseConvolution {
         let scratch = Scratch(pattern, inChannels: inChannels, outChannels: outChannels, parts: parts, in: workspace)
         gatherValues(pattern.rows.weightIndices, into: &forwardValues)
         let values = forwardValues
-        Self.forEachBlock(x.batch, parts: parts) { part, _, block in
-            let (input, result) = scratch.regions(part)
-            Self.toBatchInner(x, images: block, into: input, halo: padding)
-            Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: values,
-                        into: result, groupStride: area * lanes)
-            Self.fromBatchInner(result, into: y, images: block, accumulate: false)
+        StepProfile.measure(.sparseForward) {
+            Self.forEachBlock(x.batch, parts: parts) { part, _, block in
+                let (input, result) = scratch.regions(part)
+                Self.toBatchInner(x, images: block, into: input, halo: padding)
+                Self.gather(pattern.rows, groups: outChannels, at: pattern.outputPositions, from: input, values: values,
+                            into: result, groupStride: area * lanes)
+                Self.fromBatchInner(result, into: y, images: block, accumulate: false)
+            }
         }
         return y
     }
@@ -155,28 +157,30 @@ public final class SparseConvolution {
         let area = pattern.height * pattern.width, classes = stride * stride
         if dx != nil { gatherValues(pattern.columns.weightIndices, into: &backwardValues) }
         let values = backwardValues, partialBase = scratch.sums
-        Self.forEachBlock(x.batch, parts: parts) { part, index, block in
-            let (input, gradient) = scratch.regions(part)
-            Self.toBatchInner(x, images: block, into: input, halo: padding)
-            Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
-            let sums = partialBase + index * kept
-            Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
-                pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
-                    pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
-                        csparse_dot(sums + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
-                                    dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
+        StepProfile.measure(.sparseBackward) {
+            Self.forEachBlock(x.batch, parts: parts) { part, index, block in
+                let (input, gradient) = scratch.regions(part)
+                Self.toBatchInner(x, images: block, into: input, halo: padding)
+                Self.toBatchInner(dy, images: block, into: gradient, halo: pattern.gradientHalo)
+                let sums = partialBase + index * kept
+                Self.forEachGroup(pattern.rows, count: outChannels, positionsPerGroup: outputArea) { o, taps in
+                    pattern.outputPositions.sourceBase.withUnsafeBufferPointer { xBase in
+                        pattern.outputGradientBase.withUnsafeBufferPointer { dyBase in
+                            csparse_dot(sums + taps.first, input, gradient + o * gradientPlane * lanes, xBase.baseAddress,
+                                        dyBase.baseAddress, Int32(outputArea), taps.offsets, Int32(taps.count), Int32(lanes))
+                        }
                     }
                 }
+                guard let dx else { return }
+                // The padded input is dead now: the input gradient takes its place.
+                let inputGradient = input
+                // Group `c·classes + r` writes input channel c's positions of class r.
+                for r in 0..<classes {
+                    Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
+                                values: values, into: inputGradient, groupStride: area * lanes)
+                }
+                Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
             }
-            guard let dx else { return }
-            // The padded input is dead now: the input gradient takes its place.
-            let inputGradient = input
-            // Group `c·classes + r` writes input channel c's positions of class r.
-            for r in 0..<classes {
-                Self.gather(pattern.columns, first: r, step: classes, groups: inChannels, at: pattern.classes[r], from: gradient,
-                            values: values, into: inputGradient, groupStride: area * lanes)
-            }
-            Self.fromBatchInner(inputGradient, into: dx, images: block, accumulate: accumulate)
         }
         // Block 0's row takes the others' sums in block order, then goes to the kept weights.
         for index in 1..<Swift.max(1, blockCount) {
