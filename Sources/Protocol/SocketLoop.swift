@@ -36,8 +36,13 @@ public final class SocketLoop: Sendable {
     /// Starts the loop. `setUp` creates and configures the socket on the loop's thread and
     /// returns it with its endpoint; a failure there is thrown from `init`. With
     /// `onHandshake`, the outcome of every security handshake on the socket is reported.
+    /// `connect`, when given, is connected to once that report is in place: ZeroMQ does not
+    /// retry a handshake refused for its security mechanism (a keyless client at a CURVE
+    /// server), so a socket connected in `setUp` could lose its only event to the moment
+    /// before the monitor started, and its owner would wait for an answer that never comes.
     public init(tick: Double = 0.05,
                 setUp: @escaping @Sendable () throws -> (ZMQSocket, String),
+                connect: String? = nil,
                 onMessage: @escaping @Sendable (_ frames: [Data], _ senderKey: String?) -> Void,
                 onTick: @escaping @Sendable () -> Void = {},
                 onHandshake: (@Sendable (HandshakeEvent) -> Void)? = nil) throws {
@@ -54,6 +59,7 @@ public final class SocketLoop: Sendable {
                 let (created, endpoint) = try setUp()
                 socket = created
                 if onHandshake != nil { monitor = try socket.monitorHandshakes() }
+                if let connect { try socket.connect(connect) }
                 startResult.value.withLock { $0 = .success(endpoint) }
                 started.signal()
             } catch {

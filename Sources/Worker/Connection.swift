@@ -26,9 +26,8 @@ final class Connection: Sendable {
         loop = try SocketLoop(setUp: {
             let socket = try ZMQSocket(.dealer)
             if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.serverKey) }
-            try socket.connect(endpoint)
             return (socket, endpoint)
-        }, onMessage: { frames, _ in
+        }, connect: endpoint, onMessage: { frames, _ in
             liveness.with { $0.heard(at: Date().timeIntervalSince1970) }
             do { onMessage(try Wire.decode(frames)) } catch { log("dropped a frame from the coordinator: \(error)") }
         }, onTick: {

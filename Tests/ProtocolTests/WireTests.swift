@@ -62,6 +62,31 @@ import Testing
         #expect(backoff.next() == 1)
     }
 
+    /// A keyless client at a CURVE server hears why: ZeroMQ ends such a connection after its one
+    /// handshake and does not retry it, so that single event is all a worker gets (a worker
+    /// that missed it once waited for the coordinator forever). The loop connects only once
+    /// its monitor runs.
+    @Test(.timeLimit(.minutes(10)))
+    func aKeylessClientHearsTheCurveServerRefuseIt() throws {
+        let keys = try CurveKeyPair.generate()
+        let server = try SocketLoop(setUp: {
+            let socket = try ZMQSocket(.router)
+            try socket.makeCurveServer(keys)
+            return (socket, try socket.bind("tcp://127.0.0.1:*"))
+        }, onMessage: { _, _ in })
+        defer { server.stop() }
+        for _ in 0..<5 {
+            let events = Mutex<[HandshakeEvent]>([])
+            let client = try SocketLoop(setUp: { (try ZMQSocket(.dealer), server.endpoint) }, connect: server.endpoint,
+                                        onMessage: { _, _ in }, onHandshake: { event in events.withLock { $0.append(event) } })
+            let deadline = Date().addingTimeInterval(10)
+            while events.withLock({ $0.isEmpty }) && Date() < deadline { usleep(5_000) }
+            client.stop()
+            let heard = events.withLock { $0 }
+            #expect(heard.count == 1 && heard.allSatisfy { if case .protocolError = $0 { true } else { false } }, "\(heard)")
+        }
+    }
+
     /// A ROUTER bound on loopback and a DEALER, each owned by its own loop thread.
     @Test(.timeLimit(.minutes(10)))
     func routerAndDealerExchangeMessages() throws {
