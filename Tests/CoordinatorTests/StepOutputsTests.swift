@@ -52,6 +52,14 @@ import Testing
             theta0 = try runner.run(initialise, inputs: [:]).artifacts
             mask = try runner.run(prune, inputs: ["weights": theta0["weights"]!]).artifacts
         }
+
+        /// The training on the prune's mask, run: it reads θ0 under its role (the init's
+        /// weights) and the prune's mask.
+        func trainedOnMask() throws -> (train: TaskSpec, inputs: [String: String], trained: [String: String]) {
+            let train = try #require(plan.tasks.first { $0.inputs["mask"] == prune.id })
+            let inputs = train.inputs.mapValues { producer in producer == prune.id ? mask["mask"]! : theta0["weights"]! }
+            return (train, inputs, try runner.run(train, inputs: inputs).artifacts)
+        }
     }
 
     /// `MaskCount` counts and refuses masks as `MaskSet` does, from the file's bytes.
@@ -100,10 +108,7 @@ import Testing
         let pruned = try Pruned("known")
         defer { try? FileManager.default.removeItem(at: pruned.directory) }
         let (store, prune, theta0, mask) = (pruned.store, pruned.prune, pruned.theta0, pruned.mask)
-        let train = try #require(pruned.plan.tasks.first { $0.inputs["mask"] == prune.id })
-        // The training reads θ0 under its role (the init's weights) and the prune's mask.
-        let inputs = train.inputs.mapValues { producer in producer == prune.id ? mask["mask"]! : theta0["weights"]! }
-        let trained = try pruned.runner.run(train, inputs: inputs).artifacts
+        let (train, inputs, trained) = try pruned.trainedOnMask()
 
         let checkedPrune = try prune.checkOutputs(mask, inputs: ["weights": theta0["weights"]!], store: store)
         let kept = try #require(checkedPrune.maskKept[mask["mask"]!])
@@ -130,10 +135,7 @@ import Testing
         let pruned = try Pruned("intake")
         defer { try? FileManager.default.removeItem(at: pruned.directory) }
         let (store, prune, theta0, mask) = (pruned.store, pruned.prune, pruned.theta0, pruned.mask)
-        let train = try #require(pruned.plan.tasks.first { $0.inputs["mask"] == prune.id })
-        // The training reads θ0 under its role (the init's weights) and the prune's mask.
-        let inputs = train.inputs.mapValues { producer in producer == prune.id ? mask["mask"]! : theta0["weights"]! }
-        let trained = try pruned.runner.run(train, inputs: inputs).artifacts
+        let (train, inputs, trained) = try pruned.trainedOnMask()
         let files = FileWork(wake: {})
         let attempt = ResultCheck.Attempt(worker: "w", host: "h", gpu: nil, build: nil, wallSeconds: 1)
         func verdict(_ intake: ResultIntake, _ task: TaskSpec, _ outputs: [String: String], _ inputs: [String: String]) -> String? {
