@@ -27,6 +27,9 @@ public protocol SweepMonitor: AnyObject, Sendable {
     func artifactBytes(_ count: Int, sent: Bool)
     /// A journal transaction committed in `seconds`.
     func journalCommitted(seconds: Double)
+    /// The socket loop ended a turn that took `seconds`: while it runs, no message is read
+    /// and no answer or heartbeat goes out (the coordinator's stall, as workers feel it).
+    func loopTurned(seconds: Double)
     /// The tasks by state, as the journal holds them, after a loop turn that changed them
     /// (and once at the start): the dashboard and metrics read them without the journal.
     func tasksCounted(_ counts: [Journal.State: Int])

@@ -99,6 +99,7 @@ public final class LiveSweepState: SweepMonitor {
     public func frameRejected(reason: String) {}
     public func artifactBytes(_ count: Int, sent: Bool) {}
     public func journalCommitted(seconds: Double) {}
+    public func loopTurned(seconds: Double) {}
     public func tasksCounted(_ counts: [Journal.State: Int]) { taskCounts.withLock { $0 = counts } }
 
     private func idle(_ worker: String) {

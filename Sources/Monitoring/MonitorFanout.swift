@@ -29,5 +29,6 @@ public final class MonitorFanout: SweepMonitor {
     public func frameRejected(reason: String) { for m in monitors { m.frameRejected(reason: reason) } }
     public func artifactBytes(_ count: Int, sent: Bool) { for m in monitors { m.artifactBytes(count, sent: sent) } }
     public func journalCommitted(seconds: Double) { for m in monitors { m.journalCommitted(seconds: seconds) } }
+    public func loopTurned(seconds: Double) { for m in monitors { m.loopTurned(seconds: seconds) } }
     public func tasksCounted(_ counts: [Journal.State: Int]) { for m in monitors { m.tasksCounted(counts) } }
 }

@@ -9,13 +9,16 @@ import Synchronization
 /// The sweep's metrics through swift-metrics, exposed in Prometheus' text format at `/metrics`:
 /// tasks by state (as the server counts them after each turn that changed them), results,
 /// retries, lost workers, rejected frames, per-worker images/s and epoch seconds, artifact
-/// bytes moved, and the journal's commit latency. The counters count from the coordinator's
+/// bytes moved, the journal's commit latency, and the socket loop's turns (a histogram, and the
+/// longest since the start: the coordinator's longest stall). The counters count from the coordinator's
 /// start, as Prometheus counters do; its own registry keeps them apart from anything else.
 public final class SweepMetrics: SweepMonitor {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let results, retries, lostWorkers, rejectedFrames, bytesSent, bytesReceived: CoreMetrics.Counter
-    private let commitLatency: CoreMetrics.Timer
+    private let commitLatency, loopTurns: CoreMetrics.Timer
+    private let longestTurn: CoreMetrics.Gauge
+    private let longestTurnSeconds = Mutex(0.0)
     private let tasks: [(Journal.State, CoreMetrics.Gauge)]
     private let taskCounts = Mutex<[Journal.State: Int]?>(nil)
     private let perWorker = Mutex<[String: (imagesPerSecond: CoreMetrics.Gauge, epochSeconds: CoreMetrics.Gauge)]>([:])
@@ -25,7 +28,7 @@ public final class SweepMetrics: SweepMonitor {
         var factory = PrometheusMetricsFactory(registry: registry)
         // SQLite commits take from a fraction of a millisecond (page cache) to a second (a slow disk).
         factory.defaultDurationHistogramBuckets = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-                                                   .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                                                   .milliseconds(10), .milliseconds(20), .milliseconds(50), .milliseconds(100),
                                                    .milliseconds(250), .milliseconds(500), .seconds(1)]
         self.factory = factory
         results = CoreMetrics.Counter(label: "prunesweep_results_total", factory: factory)
@@ -35,6 +38,8 @@ public final class SweepMetrics: SweepMonitor {
         bytesSent = CoreMetrics.Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "sent")], factory: factory)
         bytesReceived = CoreMetrics.Counter(label: "prunesweep_artifact_bytes_total", dimensions: [("direction", "received")], factory: factory)
         commitLatency = CoreMetrics.Timer(label: "prunesweep_journal_commit_seconds", factory: factory)
+        loopTurns = CoreMetrics.Timer(label: "prunesweep_loop_turn_seconds", factory: factory)
+        longestTurn = CoreMetrics.Gauge(label: "prunesweep_loop_turn_longest_seconds", factory: factory)
         tasks = [Journal.State.queued, .running, .done, .failed].map { state in
             (state, CoreMetrics.Gauge(label: "prunesweep_tasks", dimensions: [("state", state.rawValue)], factory: factory))
         }
@@ -80,4 +85,14 @@ public final class SweepMetrics: SweepMonitor {
 
     public func tasksCounted(_ counts: [Journal.State: Int]) { taskCounts.withLock { $0 = counts } }
     public func journalCommitted(seconds: Double) { commitLatency.recordNanoseconds(Int64(seconds * 1e9)) }
+
+    public func loopTurned(seconds: Double) {
+        loopTurns.recordNanoseconds(Int64(seconds * 1e9))
+        let longer = longestTurnSeconds.withLock { longest in
+            guard seconds > longest else { return false }
+            longest = seconds
+            return true
+        }
+        if longer { longestTurn.record(seconds) }
+    }
 }

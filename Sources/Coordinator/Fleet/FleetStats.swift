@@ -2,8 +2,18 @@ import Foundation
 
 /// What simulated workers measured, mergeable across workers and processes.
 public struct FleetStats: Codable, Sendable, Equatable {
-    /// Seconds from credit sent to task received, and from result sent to `accepted` received.
-    public var dispatch: [Double] = [], intake: [Double] = []
+    /// A task handed to an idle worker: when the worker asked (sent its credit) and when the
+    /// task arrived, seconds since 1970. The task's id lets a measurement subtract the time
+    /// the task was not runnable yet (its inputs unfinished), which is the sweep's, not the
+    /// coordinator's (`scripts/fleet-sim` reads when the inputs were done from the journal).
+    public struct Dispatch: Codable, Sendable, Equatable {
+        public var task: String, asked: Double, received: Double
+    }
+
+    /// Every dispatch to an idle worker.
+    public var dispatches: [Dispatch] = []
+    /// Seconds from result sent to `accepted` received.
+    public var intake: [Double] = []
     /// The longest silence of the coordinator towards one worker beyond its heartbeat interval
     /// (0 when it always spoke within the interval): the coordinator's longest stall as a
     /// worker sees it, plus the simulator's own delay in reading.
@@ -27,7 +37,7 @@ public struct FleetStats: Codable, Sendable, Equatable {
 
     /// These statistics and `other`'s together.
     public mutating func merge(_ other: FleetStats) {
-        dispatch += other.dispatch
+        dispatches += other.dispatches
         intake += other.intake
         longestLateHeartbeat = max(longestLateHeartbeat, other.longestLateHeartbeat)
         longestTurn = max(longestTurn, other.longestTurn)
@@ -50,6 +60,9 @@ public struct FleetStats: Codable, Sendable, Equatable {
         let sorted = values.sorted()
         return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * fraction + 0.5))]
     }
+
+    /// Seconds from credit sent to task received, per dispatch.
+    public var dispatch: [Double] { dispatches.map { $0.received - $0.asked } }
 
     /// One line: counts, dispatch and intake p50/p99 in milliseconds, the late heartbeat.
     public var summary: String {

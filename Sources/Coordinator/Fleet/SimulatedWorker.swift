@@ -107,7 +107,7 @@ struct SimulatedWorker {
         var actions: [Action] = []
         switch message {
         case .task(let assignment):
-            if case .idle(let since) = phase { stats.dispatch.append(now - since) }
+            if case .idle(let since) = phase { stats.dispatches.append(FleetStats.Dispatch(task: assignment.taskID, asked: since, received: now)) }
             stats.started[assignment.taskID, default: 0] += 1
             actions = begin(assignment, now: now)
         case .artifactChunk(let chunk, let bytes):
