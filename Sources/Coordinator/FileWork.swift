@@ -10,7 +10,7 @@ import Foundation
 /// workers' slots (a worker reports only the tasks it holds); upload bytes waiting are
 /// bounded by the `ArtifactService`.
 final class FileWork: @unchecked Sendable {
-    private let lanes: [DispatchQueue]
+    private let lanes: [BackgroundThread]
     private let lock = NSLock()
     private var answers: [@Sendable () -> Void] = []
     private var queued = 0
@@ -22,11 +22,16 @@ final class FileWork: @unchecked Sendable {
     static var defaultLanes: Int { min(8, max(2, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// File work on `lanes` threads whose finished jobs call `wake` (the socket loop's, so
-    /// `drain` runs soon).
+    /// `drain` runs soon). The lanes run below the socket thread's priority
+    /// (`BackgroundThread`): on a busy core the socket thread's turns come first.
     init(lanes: Int = FileWork.defaultLanes, wake: @escaping @Sendable () -> Void) {
-        self.lanes = (0..<max(1, lanes)).map { DispatchQueue(label: "prunesweep-files-\($0)") }
+        self.lanes = (0..<max(1, lanes)).map { BackgroundThread(name: "prunesweep-files-\($0)", niceness: Self.niceness) }
         self.wake = wake
     }
+
+    /// Nice steps of the lanes below the socket thread: weight 335 against 1,024, so a lane
+    /// still gets a quarter of a core the socket thread keeps busy (its checks must not back up).
+    static let niceness: Int32 = 5
 
     /// Jobs asked for and not yet drained.
     var pending: Int { lock.withLock { queued } }
@@ -34,7 +39,7 @@ final class FileWork: @unchecked Sendable {
     /// Runs `job` off the socket thread, after every earlier job of `key` (nil: any lane);
     /// `then` gets its value on the socket thread (`drain`).
     func run<T: Sendable>(after key: String?, _ job: @escaping @Sendable () -> T, then: @escaping @Sendable (T) -> Void) {
-        let lane = lock.withLock { () -> DispatchQueue in
+        let lane = lock.withLock { () -> BackgroundThread in
             queued += 1
             if let key { return lanes[Self.lane(of: key, among: lanes.count)] }
             nextLane = (nextLane + 1) % lanes.count
@@ -55,21 +60,30 @@ final class FileWork: @unchecked Sendable {
     }
 
     /// Hands the finished jobs' values to their `then` (call on the socket thread); the
-    /// answers of one key come in the order its jobs were asked for.
-    func drain() {
+    /// answers of one key come in the order its jobs were asked for. With `until` (an uptime
+    /// in nanoseconds), answers left when it has passed wait for the next drain, still first
+    /// in line, and the loop is woken for it: a burst of verdicts does not hold the socket
+    /// thread's turn for tens of milliseconds.
+    func drain(until deadline: UInt64 = .max) {
         let ready = lock.withLock { () -> [@Sendable () -> Void] in
             defer { answers.removeAll() }
             return answers
         }
-        for answer in ready {
-            answer()
+        var taken = 0
+        while taken < ready.count {
+            ready[taken]()
             lock.withLock { queued -= 1 }
+            taken += 1
+            if DispatchTime.now().uptimeNanoseconds >= deadline { break }
         }
+        guard taken < ready.count else { return }
+        lock.withLock { answers.insert(contentsOf: ready[taken...], at: 0) }
+        wake()
     }
 
     /// Waits for every job asked for so far to finish, then drains (a stopping server's last turn).
     func finish() {
-        for lane in lanes { lane.sync {} }
+        for lane in lanes { lane.waitUntilIdle() }
         drain()
     }
 }

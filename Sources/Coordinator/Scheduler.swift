@@ -264,8 +264,9 @@ struct Scheduler {
     /// it has not failed on while there is one. With nothing ready, idle workers may get
     /// backups. Placed tasks hold their slot until `started` or `unplaced`. The free workers
     /// are ordered once per call and workload (`CandidateOrder`), so each task looks at the
-    /// front of the order, not at every free worker.
-    mutating func place(_ ready: some Sequence<Ready>, at time: Double) -> [Decision] {
+    /// front of the order, not at every free worker. At most `starts` tasks start; the
+    /// caller places again for the rest.
+    mutating func place(_ ready: some Sequence<Ready>, at time: Double, starts: Int = .max) -> [Decision] {
         var decisions: [Decision] = []
         var free = Set(workers.values.filter(mayStart).map(\.name))
         var orders: [String: CandidateOrder] = [:]
@@ -278,10 +279,15 @@ struct Scheduler {
         var promised: Set<String> = []
         // Each ranked worker's outlook on a workload, made once per dispatch.
         var outlooks: [String: [String: WorkerOutlook]] = [:]
+        // The faster workers a training could wait for instead of starting on a candidate,
+        // per workload and candidate: made at the candidate's first hold check of the
+        // dispatch, then only shortened as workers are promised.
+        var waitable: [String: [WorkerOutlook]] = [:]
         var anyReady = false
+        var started = 0
         for task in ready {
             anyReady = true
-            guard !free.isEmpty else { break }
+            guard !free.isEmpty, started < starts else { break }
             let key = task.workload?.key ?? ""
             if orders[key] == nil { orders[key] = CandidateOrder(task.workload, free.compactMap { candidate($0, for: task.workload) }) }
             let tried = failedOn[task.id] ?? []
@@ -296,13 +302,15 @@ struct Scheduler {
             guard let name = chosen?.name, let worker = workers[name] else { continue }
             if let workload = task.workload {
                 if fastest[workload.key] == nil { fastest[workload.key] = speeds.fastest(workload: workload.key) ?? 0 }
-                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, ranked: &ranked, promised: &promised, outlooks: &outlooks, at: time) {
+                if let hold = holdsBack(task.id, workload, from: worker, fastest: fastest[workload.key] ?? 0, ranked: &ranked, promised: &promised,
+                                        outlooks: &outlooks, waitable: &waitable, at: time) {
                     decisions.append(hold)
                     continue
                 }
             }
             reserve(task.id, on: name)
             decisions.append(.start(task: task.id, worker: name))
+            started += 1
             if worker.group.flatMap({ hostCaps[$0] }) != nil {
                 // A host cap may close the chosen worker's neighbours too.
                 free = free.filter { workers[$0].map(mayStart) ?? false }
@@ -349,10 +357,15 @@ struct Scheduler {
     /// dispatch, not per task, as are the outlooks of its workers). A faster worker that one
     /// hold of this dispatch waits for is `promised`: its next free slot is that training's,
     /// so no other training waits for it (a thousand slower workers would otherwise all wait
-    /// for the one fastest).
+    /// for the one fastest). The workers a candidate's trainings could wait for are listed
+    /// once per dispatch (`waitable`) and shortened as they are promised: the slowest free
+    /// worker of a fleet of alike workers is checked for every ready training, and walking
+    /// the ranking again for each (hundreds of faster workers, four lookups by name apiece)
+    /// was a third of the socket thread's time at 1,000 workers.
     private mutating func holdsBack(_ id: String, _ workload: TrainingWorkload, from chosen: Worker, fastest: Double,
                                     ranked: inout [String: [RankedWorker]], promised: inout Set<String>,
-                                    outlooks: inout [String: [String: WorkerOutlook]], at time: Double) -> Decision? {
+                                    outlooks: inout [String: [String: WorkerOutlook]], waitable: inout [String: [WorkerOutlook]],
+                                    at time: Double) -> Decision? {
         guard let slow = imagesPerSecond(chosen, workload), fastest > TrainingPlacement.slowFactor * slow else { return nil }
         if ranked[workload.key] == nil {
             ranked[workload.key] = workers.values.compactMap { worker -> RankedWorker? in
@@ -362,23 +375,28 @@ struct Scheduler {
         }
         let images = workload.imagesLeft(after: copies.checkpointEpoch(id))
         let tried = failedOn[id] ?? []
-        var eligible: [WorkerOutlook] = []
-        for other in ranked[workload.key] ?? [] {
-            guard other.imagesPerSecond > TrainingPlacement.slowFactor * slow else { break }
-            guard other.name != chosen.name, !tried.contains(other.name), !promised.contains(other.name),
-                  let worker = workers[other.name] else { continue }
-            if let known = outlooks[workload.key]?[other.name] {
-                eligible.append(known)
-            } else {
-                let seen = outlook(worker, for: workload, at: time)
-                outlooks[workload.key, default: [:]][other.name] = seen
-                eligible.append(seen)
+        // A task that failed somewhere has a list of its own (without those workers).
+        let listed = tried.isEmpty ? waitable[workload.key + "\u{0}" + chosen.name] : nil
+        var eligible: [WorkerOutlook] = listed ?? []
+        if listed == nil {
+            for other in ranked[workload.key] ?? [] {
+                guard other.imagesPerSecond > TrainingPlacement.slowFactor * slow else { break }
+                guard other.name != chosen.name, !tried.contains(other.name), !promised.contains(other.name) else { continue }
+                if let known = outlooks[workload.key]?[other.name] {
+                    eligible.append(known)
+                } else if let worker = workers[other.name] {
+                    let seen = outlook(worker, for: workload, at: time)
+                    outlooks[workload.key, default: [:]][other.name] = seen
+                    eligible.append(seen)
+                }
             }
+            if tried.isEmpty { waitable[workload.key + "\u{0}" + chosen.name] = eligible }
         }
         let here = WorkerOutlook(name: chosen.name, imagesPerSecond: slow, freeIn: 0)
         guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: eligible),
               let fast = faster.imagesPerSecond else { return nil }
         promised.insert(faster.name)
+        for key in waitable.keys { waitable[key]?.removeAll { $0.name == faster.name } }
         retryAt = min(retryAt ?? .infinity, time + 1)
         let first = heldNoted.insert(id).inserted
         return .hold(task: id, worker: chosen.name, faster: faster.name, firstTime: first, slowSeconds: images / slow,

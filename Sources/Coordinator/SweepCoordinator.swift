@@ -51,6 +51,24 @@ public struct SweepCoordinator {
     /// endpoint once the journal is recorded and the socket bound. `stopRequested` is asked
     /// four times a second; when it names a reason (a signal) the workers it started are
     /// stopped and the sweep returns unfinished, kept in the journal for a rerun to resume.
+    /// The coordinator's ROUTER, bound to `bind` (a CURVE server with `curve`), and its endpoint.
+    static func listen(on bind: String, curve: CurveKeyPair?) throws -> (ZMQSocket, String) {
+        let socket = try ZMQSocket(.router)
+        try socket.set(ZMQSocket.routerMandatory, 1)
+        // A fleet connects at once (at the start, and again after a restart): beyond the
+        // backlog the kernel drops a connection's handshake and the worker's TCP retries it a
+        // second later (1,000 simulated workers: 620 joined 1–2 s late with ZeroMQ's 100).
+        try socket.set(ZMQSocket.backlog, listenBacklog)
+        if let curve { try socket.makeCurveServer(curve) }
+        return (socket, try socket.bind(bind))
+    }
+
+    /// Nice steps of the report writer below the socket thread (weight 110 against 1,024).
+    static let reportNiceness: Int32 = 10
+
+    /// Connections queued to be accepted: a fleet of a few thousand workers connecting at once.
+    static let listenBacklog: Int32 = 4096
+
     public func run(extend: Bool = false, log: Logger, monitor: (any SweepMonitor)? = nil, stopRequested: () -> String? = { nil },
                     onBound: (String) -> Void = { _ in }) throws -> Outcome {
         let plan = try SweepPlan(sweep)
@@ -83,14 +101,11 @@ public struct SweepCoordinator {
         }
         defer { zap?.stop() }
         let bind = cluster.bind
+        var onTurn: (@Sendable (Double) -> Void)?
+        if let monitor { onTurn = { seconds in monitor.loopTurned(seconds: seconds) } }
         let loop: SocketLoop
         do {
-            loop = try SocketLoop(setUp: {
-                let socket = try ZMQSocket(.router)
-                try socket.set(ZMQSocket.routerMandatory, 1)
-                if let security { try socket.makeCurveServer(security.coordinator) }
-                return (socket, try socket.bind(bind))
-            }, onMessage: { server.receive($0, senderKey: $1) }, onTick: { server.tick() }, onHandshake: { event in
+            loop = try SocketLoop(setUp: { try Self.listen(on: bind, curve: security?.coordinator) }, onMessage: { server.receive($0, senderKey: $1) }, onTick: { server.tick() }, onHandshake: { event in
                 // A peer with the wrong keys retries every few hundred milliseconds.
                 let why: String
                 switch event {
@@ -99,7 +114,7 @@ public struct SweepCoordinator {
                 case .succeeded, .refused: return
                 }
                 reports.report("handshake-failed", reason: why, line: "refused a peer that failed the CURVE handshake (\(why))")
-            })
+            }, onTurn: onTurn)
         } catch {
             throw SweepError.invalid("cannot listen on \(bind) (cluster.json field bind): \(error); is another coordinator running? Use another port, or * for any free one")
         }
@@ -126,12 +141,19 @@ public struct SweepCoordinator {
         // The report reads through a connection of its own, so its reads never wait for, nor
         // hold up, the server's connection (the journal writes ahead: readers see the last commit).
         let reader = try Journal(directory: runDirectory)
-        var written = (done: try reader.eventCount("done"), at: Date(), took: 0.0)
+        // The report is written on a thread below the socket thread's priority: a fleet's
+        // report takes seconds of a core, which the socket thread's turns would otherwise share.
+        let reportWriter = BackgroundThread(name: "prunesweep-report", niceness: Self.reportNiceness)
+        let written = Locked((done: try reader.eventCount("done"), at: Date(), took: 0.0, writing: false))
         while !server.waitUntilFinished(seconds: 0.25) {
+            if !written.with({ $0.writing }) {
+                do { try reader.checkpoint() } catch { log.warning("cannot checkpoint the journal's write-ahead log (it grows until the next try): \(error)") }
+            }
             if let reason = stopRequested() {
                 log.notice("\(reason): stopping the sweep and the workers this coordinator started; finished tasks are kept, rerun the same command to resume")
                 launcher.stop(grace: 0, why: "is stopped with the coordinator (\(reason))")
                 loop.stop()
+                reportWriter.waitUntilIdle()
                 reports.flushAll()
                 return Outcome(report: runDirectory.appendingPathComponent("report.md"), failed: try journal.tasks().filter { $0.state != .done }.count,
                                rejectedFrames: server.rejectedFrames, refusedMessages: server.refusedMessages, overheads: server.overheads,
@@ -141,12 +163,17 @@ public struct SweepCoordinator {
             // The report follows the results (at most every 5 s, and at most a tenth of the
             // time: a fleet's report of 20,000 results takes seconds of a core to write), so a
             // long sweep can be read while it runs.
-            if Date().timeIntervalSince(written.at) >= max(5, 10 * written.took), let done = try? reader.eventCount("done"), done != written.done {
-                let clock = Date()
-                do { try SweepOutputs.write(journal: reader, sweep: sweep, runDirectory: runDirectory, plan: plan) } catch {
-                    log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
+            let last = written.with { $0 }
+            if !last.writing, Date().timeIntervalSince(last.at) >= max(5, 10 * last.took), let done = try? reader.eventCount("done"), done != last.done {
+                written.with { $0.writing = true }
+                let sweep = sweep, runDirectory = runDirectory
+                reportWriter.async {
+                    let clock = Date()
+                    do { try SweepOutputs.write(journal: reader, sweep: sweep, runDirectory: runDirectory, plan: plan) } catch {
+                        log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
+                    }
+                    written.with { $0 = (done, Date(), Date().timeIntervalSince(clock), false) }
                 }
-                written = (done, Date(), Date().timeIntervalSince(clock))
             }
             if launcher.allFailed && server.liveWorkers == 0 {
                 launcher.stop(grace: 0)
@@ -156,6 +183,7 @@ public struct SweepCoordinator {
         }
         launcher.stop(grace: 10)
         loop.stop()
+        reportWriter.waitUntilIdle()
         reports.flushAll()
         let report = try SweepOutputs.write(journal: journal, sweep: sweep, runDirectory: runDirectory, plan: plan)
         let failed = try journal.tasks().filter { $0.state != .done }.count

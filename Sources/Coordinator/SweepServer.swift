@@ -131,6 +131,9 @@ public final class SweepServer: @unchecked Sendable {
         waker.with { $0 = Wake(call: wake) }
     }
 
+    /// Makes the socket loop run another turn at once (work of this turn was left for it).
+    func wakeLoop() { waker.with { $0 }?.call() }
+
     /// Workers connected now (read from another thread: a momentary count is enough).
     public var liveWorkers: Int { liveCount.with { $0 } }
     let liveCount = Locked(0)

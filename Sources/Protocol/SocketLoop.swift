@@ -30,6 +30,10 @@ public final class SocketLoop: Sendable {
     private let shared: Shared
     /// Messages handled per turn at most, before queued sends go out and the tick runs.
     static let messagesPerTurn = 256
+    /// Seconds of a turn spent handling messages at most (the same bound in time: a turn of
+    /// 256 results and uploads took 25–60 ms of the coordinator's socket thread, and no
+    /// heartbeat or answer goes out during a turn).
+    static let messageSeconds = 0.005
     /// The endpoint the socket bound or connected to (a bound `*` port resolved).
     public let endpoint: String
 
@@ -40,12 +44,15 @@ public final class SocketLoop: Sendable {
     /// retry a handshake refused for its security mechanism (a keyless client at a CURVE
     /// server), so a socket connected in `setUp` could lose its only event to the moment
     /// before the monitor started, and its owner would wait for an answer that never comes.
+    /// `onTurn` hears each turn's seconds, from the poll's return to the end of `onTick`:
+    /// the time the socket goes unread and unanswered, its owner's stall.
     public init(tick: Double = 0.05,
                 setUp: @escaping @Sendable () throws -> (ZMQSocket, String),
                 connect: String? = nil,
                 onMessage: @escaping @Sendable (_ frames: [Data], _ senderKey: String?) -> Void,
                 onTick: @escaping @Sendable () -> Void = {},
-                onHandshake: (@Sendable (HandshakeEvent) -> Void)? = nil) throws {
+                onHandshake: (@Sendable (HandshakeEvent) -> Void)? = nil,
+                onTurn: (@Sendable (_ seconds: Double) -> Void)? = nil) throws {
         let descriptor = eventfd(0, Int32(EFD_NONBLOCK))
         guard descriptor >= 0 else { throw ZMQError("eventfd") }
         let shared = Shared(eventDescriptor: descriptor)
@@ -72,6 +79,7 @@ public final class SocketLoop: Sendable {
             while !shared.stopping.load(ordering: .acquiring) {
                 let polled = [socket] + (monitor.map { [$0] } ?? [])
                 guard let (readable, event) = try? poll(polled, eventDescriptor: descriptor, milliseconds: milliseconds) else { break }
+                let turnStart = DispatchTime.now().uptimeNanoseconds
                 if event {
                     var counter: UInt64 = 0
                     _ = read(descriptor, &counter, 8)
@@ -84,7 +92,9 @@ public final class SocketLoop: Sendable {
                     // not keep it from sending what it queued (answers, heartbeats) and from
                     // its tick; what is left is still readable at the next poll.
                     var handled = 0
-                    while handled < Self.messagesPerTurn, let received = try? socket.receiveMessage() {
+                    let until = turnStart + UInt64(Self.messageSeconds * 1e9)
+                    while handled < Self.messagesPerTurn, DispatchTime.now().uptimeNanoseconds < until,
+                          let received = try? socket.receiveMessage() {
                         onMessage(received.frames, received.userID)
                         handled += 1
                     }
@@ -95,6 +105,7 @@ public final class SocketLoop: Sendable {
                     }
                 }
                 onTick()
+                onTurn?(Double(DispatchTime.now().uptimeNanoseconds - turnStart) / 1e9)
             }
             // Queued messages (a last shutdown or result) still go out before the socket closes.
             for frames in shared.outbox.withLock({ $0 }) { _ = try? socket.send(frames, dontWait: true) }

@@ -47,6 +47,9 @@ public final class ZMQSocket {
 
     /// Option: a ROUTER send to an unknown peer fails instead of being dropped silently.
     public static let routerMandatory = ZMQ_ROUTER_MANDATORY
+    /// Option: connections the kernel queues until the socket's I/O thread accepts them (the
+    /// listen backlog; ZeroMQ's default is 100, and the kernel caps it at `net.core.somaxconn`).
+    public static let backlog = ZMQ_BACKLOG
 
     let handle: UnsafeMutableRawPointer
     private var closed = false
@@ -71,6 +74,13 @@ public final class ZMQSocket {
     public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("setsockopt \(option)") }
+    }
+
+    /// The value of integer `option`.
+    public func get(_ option: Int32) throws(ZMQError) -> Int32 {
+        var value: Int32 = 0, size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, option, &value, &size) == 0 else { throw ZMQError("getsockopt \(option)") }
+        return value
     }
 
     /// Makes this socket a CURVE server with `keys`: every peer must handshake with CURVE,

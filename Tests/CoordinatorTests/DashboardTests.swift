@@ -97,6 +97,9 @@ import FoundationNetworking
         #expect(metrics["prunesweep_lost_workers_total"] == Double(lost), "\(scrape.body)")
         #expect(metrics["prunesweep_rejected_frames_total"] == Double(try journal.occurrences("rejected-frame")), "\(scrape.body)")
         #expect(metrics["prunesweep_journal_commit_seconds_count"] ?? 0 > 0, "\(scrape.body)")
+        // Every turn of the socket loop is timed; the longest is one of them, so no more than their sum.
+        let turns = metrics["prunesweep_loop_turn_seconds_count"] ?? 0, longest = metrics["prunesweep_loop_turn_longest_seconds"] ?? 0
+        #expect(turns > 0 && longest > 0 && longest <= metrics["prunesweep_loop_turn_seconds_sum"] ?? 0, "\(scrape.body)")
         #expect(metrics["prunesweep_artifact_bytes_total{direction=\"received\"}"] ?? 0 > 0, "\(scrape.body)")
         #expect(metrics["prunesweep_worker_images_per_second{worker=\"localhost-w1\"}"] ?? 0 > 0, "\(scrape.body)")
         #expect(metrics["prunesweep_worker_epoch_seconds{worker=\"localhost-w1\"}"] ?? 0 > 0, "\(scrape.body)")

@@ -33,6 +33,33 @@ import Testing
         #expect(files.pending == 0)
     }
 
+    @Test func aDrainPastItsDeadlineLeavesTheRestInOrderAndWakesTheLoop() throws {
+        let wakes = Locked(0)
+        let files = FileWork(lanes: 1, wake: { wakes.with { $0 += 1 } })
+        let answered = Locked<[Int]>([])
+        for index in 1...3 { files.run(after: "w", { index }) { value in answered.with { $0.append(value) } } }
+        // Each finished job wakes the loop once its answer is queued.
+        let deadline = Date().addingTimeInterval(60)
+        while wakes.with({ $0 }) < 3 && Date() < deadline { usleep(1_000) }
+        try #require(wakes.with { $0 } == 3)
+        // A deadline already passed: one answer is taken, the others wait, and the loop is woken for them.
+        files.drain(until: 0)
+        #expect(answered.with { $0 } == [1] && files.pending == 2 && wakes.with { $0 } == 4)
+        files.drain()
+        #expect(answered.with { $0 } == [1, 2, 3] && files.pending == 0)
+    }
+
+    @Test func lanesRunBelowThePriorityOfTheThreadThatMadeThem() {
+        let files = FileWork(lanes: 2, wake: {})
+        let own = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        let seen = Locked<[Int32]>([])
+        for key in ["worker-0", "worker-1", "worker-2"] {
+            files.run(after: key, { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }) { nice in seen.with { $0.append(nice) } }
+        }
+        files.finish()
+        #expect(seen.with { $0 } .count == 3 && seen.with { $0 }.allSatisfy { $0 == min(19, own + FileWork.niceness) }, "\(seen.with { $0 }) against \(own)")
+    }
+
     static func service(bound: Int) throws -> (ArtifactService, FileWork, ArtifactStore, URL) {
         let directory = try JournalTests.directory()
         let store = try ArtifactStore(runDirectory: directory)

@@ -51,6 +51,22 @@ import Testing
         #expect(Self.starts(outcome3) == ["y": "a"])
     }
 
+    @Test func aDispatchStartsAtMostItsBoundAndTheNextPlacesTheRest() {
+        var scheduler = Scheduler(quarantineAfter: 3, hostCaps: [:])
+        for index in 0..<5 {
+            scheduler.joined("w\(index)", host: "h", group: nil, slots: 1, running: [:])
+            scheduler.granted("w\(index)", credit: 1)
+        }
+        let first = Self.starts(scheduler.place(Self.ready(10), at: 0, starts: 2))
+        // The first tasks in plan order, on two workers.
+        #expect(Set(first.keys) == ["t0", "t1"] && Set(first.values).count == 2)
+        let second = Self.starts(scheduler.place(Self.ready(10).filter { first[$0.id] == nil }, at: 0, starts: 2))
+        #expect(Set(second.keys) == ["t2", "t3"] && Set(second.values).isDisjoint(with: first.values))
+        // The fifth worker takes the next; the bound is no floor.
+        let third = Self.starts(scheduler.place(Self.ready(10).filter { first[$0.id] == nil && second[$0.id] == nil }, at: 0, starts: 2))
+        #expect(Set(third.keys) == ["t4"] && !first.values.contains(third["t4"] ?? "") && !second.values.contains(third["t4"] ?? ""))
+    }
+
     @Test func aHostCapLimitsItsWorkersTogether() {
         var scheduler = Scheduler(quarantineAfter: 3, hostCaps: ["box": 1])
         for name in ["a", "b"] {
