@@ -29,8 +29,8 @@ final class FileWork: @unchecked Sendable {
         self.wake = wake
     }
 
-    /// Nice steps of the lanes below the socket thread: weight 335 against 1,024, so a lane
-    /// still gets a quarter of a core the socket thread keeps busy (its checks must not back up).
+    /// Nice steps of the lanes below the socket thread: weight 335 against 1,024, so two lanes
+    /// still get two fifths of a core that the socket thread keeps busy (checks must not back up).
     static let niceness: Int32 = 5
 
     /// Jobs asked for and not yet drained.
