@@ -66,6 +66,13 @@ final class BackgroundThread: Sendable {
         jobs.condition.unlock()
     }
 
+    /// Whether every job given so far has run.
+    var isIdle: Bool {
+        jobs.condition.lock()
+        defer { jobs.condition.unlock() }
+        return jobs.next == jobs.waiting.count && !jobs.running
+    }
+
     /// Waits until every job given so far has run.
     func waitUntilIdle() {
         jobs.condition.lock()

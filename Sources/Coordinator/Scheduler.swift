@@ -376,7 +376,8 @@ struct Scheduler {
         let images = workload.imagesLeft(after: copies.checkpointEpoch(id))
         let tried = failedOn[id] ?? []
         // A task that failed somewhere has a list of its own (without those workers).
-        let listed = tried.isEmpty ? waitable[workload.key + "\u{0}" + chosen.name] : nil
+        let listKey = workload.key + "\u{0}" + chosen.name
+        let listed = tried.isEmpty ? waitable[listKey] : nil
         var eligible: [WorkerOutlook] = listed ?? []
         if listed == nil {
             for other in ranked[workload.key] ?? [] {
@@ -390,7 +391,7 @@ struct Scheduler {
                     eligible.append(seen)
                 }
             }
-            if tried.isEmpty { waitable[workload.key + "\u{0}" + chosen.name] = eligible }
+            if tried.isEmpty { waitable[listKey] = eligible }
         }
         let here = WorkerOutlook(name: chosen.name, imagesPerSecond: slow, freeIn: 0)
         guard let faster = TrainingPlacement.fasterWorker(for: images, candidate: here, others: eligible),

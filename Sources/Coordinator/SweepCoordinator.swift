@@ -144,9 +144,9 @@ public struct SweepCoordinator {
         // The report is written on a thread below the socket thread's priority: a fleet's
         // report takes seconds of a core, which the socket thread's turns would otherwise share.
         let reportWriter = BackgroundThread(name: "prunesweep-report", niceness: Self.reportNiceness)
-        let written = Locked((done: try reader.eventCount("done"), at: Date(), took: 0.0, writing: false))
+        let written = Locked((done: try reader.eventCount("done"), at: Date(), took: 0.0))
         while !server.waitUntilFinished(seconds: 0.25) {
-            if !written.with({ $0.writing }) {
+            if reportWriter.isIdle {
                 do { try reader.checkpoint() } catch { log.warning("cannot checkpoint the journal's write-ahead log (it grows until the next try): \(error)") }
             }
             if let reason = stopRequested() {
@@ -164,15 +164,14 @@ public struct SweepCoordinator {
             // time: a fleet's report of 20,000 results takes seconds of a core to write), so a
             // long sweep can be read while it runs.
             let last = written.with { $0 }
-            if !last.writing, Date().timeIntervalSince(last.at) >= max(5, 10 * last.took), let done = try? reader.eventCount("done"), done != last.done {
-                written.with { $0.writing = true }
+            if reportWriter.isIdle, Date().timeIntervalSince(last.at) >= max(5, 10 * last.took), let done = try? reader.eventCount("done"), done != last.done {
                 let sweep = sweep, runDirectory = runDirectory
                 reportWriter.async {
                     let clock = Date()
                     do { try SweepOutputs.write(journal: reader, sweep: sweep, runDirectory: runDirectory, plan: plan) } catch {
                         log.error("cannot rewrite the report in \(runDirectory.path) (the sweep goes on; it is written again at the end): \(error)")
                     }
-                    written.with { $0 = (done, Date(), Date().timeIntervalSince(clock), false) }
+                    written.with { $0 = (done, Date(), Date().timeIntervalSince(clock)) }
                 }
             }
             if launcher.allFailed && server.liveWorkers == 0 {
