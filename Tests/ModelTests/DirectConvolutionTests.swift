@@ -113,13 +113,13 @@ struct DirectConvolutionTests {
     }
 
     /// The pixel kernels (16 output channels per vector, whole rows in registers) sum every
-    /// output as the row kernel does: the same bits on maps of 16, 14 (two column tiles), 8, 7
-    /// and 4 columns, with and without a remainder of channels past the 16-channel blocks, and
-    /// with an odd number of rows, which leaves single rows past the two-row tiles.
+    /// output as the row kernel does: the same bits on maps of 28 (four column tiles), 16, 14
+    /// (two), 8, 7 and 4 columns, with and without a remainder of channels past the 16-channel
+    /// blocks, and with an odd number of rows, which leaves single rows past the two-row tiles.
     /// (in, out, rows, columns).
     @Test(.enabled(if: Conv2d.availableDirectLevel == 2, "AVX-512 only"),
           arguments: [(64, 64, 8, 8), (128, 128, 4, 4), (24, 40, 7, 7), (16, 16, 4, 4), (32, 56, 16, 16), (32, 56, 15, 16),
-                      (24, 56, 14, 14), (24, 56, 13, 14)])
+                      (24, 56, 14, 14), (24, 56, 13, 14), (16, 16, 7, 28), (16, 16, 6, 28), (3, 40, 5, 28)])
     func pixelKernelsGiveTheRowKernelsBits(_ shape: (Int, Int, Int, Int)) {
         let (c, o, height, side) = shape, batch = 3
         let (x, weight, packed, scratch) = Self.kernelCall(c, o, side: side, height: height, batch: batch, seed: 51)
@@ -136,8 +136,8 @@ struct DirectConvolutionTests {
 
     /// A store that also sums each output plane (`moments` in the epilogue) writes the plain
     /// store's bits, and its sums equal the output's, added in Double, to float rounding: on the
-    /// row kernel (32 and 28 columns), the pixel kernels with a remainder on the row kernel
-    /// (16, 14, 8 and 7) and at stride 2 (inputs of 32, 28 and 7 columns), over a chunk of images that
+    /// row kernel (32 columns, and 28 with fewer than 16 channels), the pixel kernels with a
+    /// remainder on the row kernel (16, 14, 8 and 7) and at stride 2 (inputs of 32, 28 and 7 columns), over a chunk of images that
     /// starts past the first. With AVX-512 the row kernel sums from its registers; the AVX2 row
     /// kernel (stride 1 only, no pixel kernels) sums each stored row, and is checked wherever
     /// the CPU has AVX2.

@@ -49,14 +49,15 @@ typedef struct {
 /// Stride 1 runs at any level. At level 2, on maps where `direct_convolution_packs(width, 1)`,
 /// `packed` (from `direct_convolution_pack`, or null) puts the full blocks of 16 output channels
 /// in the vector lanes and whole rows of pixels in the registers: the same bits as the row
-/// kernel, 1.2–2× faster on maps of 4 to 16 columns. Stride 2 runs on those pixel kernels only:
+/// kernel, 1.2–2× faster on maps of 4 to 16 columns, 1.1× on 28. Stride 2 runs on those pixel kernels only:
 /// level 2, `direct_convolution_packs(width, 2)`, `packed` given and `out_channels` a multiple of 16.
 void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
                             int out_channels, int batch, int height, int width, int stride, int first_image, int end_image,
                             float *scratch, int accumulate, const direct_convolution_epilogue *epilogue, int level);
-/// Whether inputs `width` columns wide have pixel kernels at `stride`: outputs of 16, 14, 8, 7
-/// and 4 columns at stride 1 (stages 2 to 4 of ResNet18 on 32- and 28-pixel images; 16 and 14
-/// in two tiles) and at stride 2 (its three downsampling 3×3 layers).
+/// Whether inputs `width` columns wide have pixel kernels at `stride`: outputs of 28, 16, 14, 8,
+/// 7 and 4 columns at stride 1 (ResNet18's stages 2 to 4 on 32- and 28-pixel images, and its
+/// first on 28; 28 in four tiles, 16 and 14 in two) and of 16, 14, 8, 7 and 4 at stride 2 (its
+/// three downsampling 3×3 layers).
 int direct_convolution_packs(int width, int stride);
 /// Floats `direct_convolution_pack` writes: the full blocks of 16 output channels' weights.
 size_t direct_convolution_packed_floats(int in_channels, int out_channels);

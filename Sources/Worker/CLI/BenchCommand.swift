@@ -119,6 +119,10 @@ struct BenchCommand: ParsableCommand {
             say("width \(width), \(channels)×\(options.imageSize)² images, density \(String(format: "%.4f", result.density)), batch \(batchSize), \(Parallel.threads) threads (medians of \(options.rounds) interleaved rounds):")
             say(String(format: "  training    dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseTraining, result.sparseTraining, result.trainingSpeedUp))
             say(String(format: "  evaluation  dense %7.1f  sparse %7.1f images/s  %.2f×", result.denseEvaluation, result.sparseEvaluation, result.evaluationSpeedUp))
+            var bound = String(format: "  the masks keep %.1f%% of the convolutions' multiply-adds: skipping the zeros makes them at most %.2f× faster",
+                               100 * result.keptWork, result.workBound)
+            if let chosen = result.choice.expectedSpeedUp { bound += String(format: "; the chosen paths' passes: %.2f×", chosen) }
+            say(bound)
             for layer in result.choice.layers {
                 var line = "  \(layer.layer.padding(toLength: 20, withPad: " ", startingAt: 0)) density \(String(format: "%.4f", layer.density))  \(layer.sparse ? "sparse" : "dense ")"
                 if let dense = layer.denseSeconds, let sparse = layer.sparseSeconds {

@@ -34,6 +34,8 @@ public enum SparseBenchmark {
         public var denseTraining: Double, sparseTraining: Double, denseEvaluation: Double, sparseEvaluation: Double
         /// The per-layer choice.
         public var choice: SparseChoice
+        /// The share of the convolutions' multiply-adds the masks keep (`keptWork(of:height:width:)`).
+        public var keptWork: Double
         /// The process's peak resident memory when done, MiB.
         public var peakResidentMiB: Double
         /// Where a training step's time went in the last round, dense and sparse (the parts
@@ -44,6 +46,26 @@ public enum SparseBenchmark {
         public var trainingSpeedUp: Double { sparseTraining / denseTraining }
         /// Sparse over dense images/s.
         public var evaluationSpeedUp: Double { sparseEvaluation / denseEvaluation }
+        /// The most that skipping the pruned weights' multiply-adds can make the convolutions
+        /// faster, were the sparse kernels exactly as fast per multiply-add as the dense ones.
+        public var workBound: Double { 1 / keptWork }
+    }
+
+    /// The share of all the convolutions' multiply-adds (forward, each per image) that `network`'s
+    /// masks keep, on `height`×`width` images; an unmasked convolution keeps all of its own.
+    ///
+    /// Pruning methods keep very different shares of each layer: SynFlow at 5% keeps ~70% of
+    /// stage 1, whose 32×32 positions make it the costliest, and ~2% of stage 4. The share of the
+    /// work is what bounds a sparse engine's gain, not the share of the weights: the dense
+    /// kernels run near the core's peak, so sparse ones can at best match them per multiply-add.
+    public static func keptWork(of network: ResNet18, height: Int, width: Int) -> Double {
+        var kept = 0.0, all = 0.0
+        for (conv, h, w) in network.convolutionInputs(height: height, width: width) {
+            let work = Double(conv.outChannels * conv.inChannels * conv.kernel * conv.kernel * conv.outputExtent(h) * conv.outputExtent(w))
+            all += work
+            kept += conv.weight.mask == nil ? work : work * Double(conv.weight.keptCount) / Double(conv.weight.value.count)
+        }
+        return all > 0 ? kept / all : 1
     }
 
     /// Milliseconds per training step in one kind of work (`StepProfile.Part.name`).
@@ -139,6 +161,7 @@ public enum SparseBenchmark {
         }
         return Result(width: options.width, density: maskSet.density, denseTraining: median(rates[0]), sparseTraining: median(rates[1]),
                       denseEvaluation: median(rates[2]), sparseEvaluation: median(rates[3]), choice: choice,
+                      keptWork: keptWork(of: network, height: options.imageSize, width: options.imageSize),
                       peakResidentMiB: Benchmark.peakResidentMegabytes(), profile: profile)
     }
 }
