@@ -68,8 +68,13 @@ __attribute__((target("avx512f"))) static void border_plane_avx512(const float *
 // Image `n` of `x` into `pad` as `[c][h + 2][w + 2]` with a zero border.
 static void pad_image(const float *x, float *pad, int channels, int batch, int n, int height, int width, int level) {
     const size_t plane = (size_t)(height + 2) * (width + 2);
+    const size_t area = (size_t)height * width, channel_stride = (size_t)batch * area;
     for (int c = 0; c < channels; c++) {
-        const float *source = x + ((size_t)c * batch + n) * height * width;
+        const float *source = x + ((size_t)c * batch + n) * area;
+        /* Each channel's plane is a stream of its own, a batch of planes past the last one: ask
+         * for the next channel's plane while this one is copied. */
+        if (c + 1 < channels)
+            for (size_t i = 0; i < area; i += 16) __builtin_prefetch(source + channel_stride + i, 0, 3);
         if (level >= 2) border_plane_avx512(source, pad + c * plane, height, width);
         else border_plane(source, pad + c * plane, height, width);
     }
