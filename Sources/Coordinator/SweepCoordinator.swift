@@ -46,11 +46,6 @@ public struct SweepCoordinator {
         self.dataDirectory = dataDirectory
     }
 
-    /// Runs the sweep to its end. `log` takes every line of live progress, `monitor` (the
-    /// dashboard and metrics) every event and the journal's commit times; `onBound` hears the
-    /// endpoint once the journal is recorded and the socket bound. `stopRequested` is asked
-    /// four times a second; when it names a reason (a signal) the workers it started are
-    /// stopped and the sweep returns unfinished, kept in the journal for a rerun to resume.
     /// The coordinator's ROUTER, bound to `bind` (a CURVE server with `curve`), and its endpoint.
     static func listen(on bind: String, curve: CurveKeyPair?) throws -> (ZMQSocket, String) {
         let socket = try ZMQSocket(.router)
@@ -69,6 +64,11 @@ public struct SweepCoordinator {
     /// Connections queued to be accepted: a fleet of a few thousand workers connecting at once.
     static let listenBacklog: Int32 = 4096
 
+    /// Runs the sweep to its end. `log` takes every line of live progress, `monitor` (the
+    /// dashboard and metrics) every event and the journal's commit times; `onBound` hears the
+    /// endpoint once the journal is recorded and the socket bound. `stopRequested` is asked
+    /// four times a second; when it names a reason (a signal) the workers it started are
+    /// stopped and the sweep returns unfinished, kept in the journal for a rerun to resume.
     public func run(extend: Bool = false, log: Logger, monitor: (any SweepMonitor)? = nil, stopRequested: () -> String? = { nil },
                     onBound: (String) -> Void = { _ in }) throws -> Outcome {
         let plan = try SweepPlan(sweep)

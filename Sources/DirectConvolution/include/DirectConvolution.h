@@ -49,8 +49,9 @@ typedef struct {
 /// Stride 1 runs at any level. At level 2, on maps where `direct_convolution_packs(width, 1)`,
 /// `packed` (from `direct_convolution_pack`, or null) puts the full blocks of 16 output channels
 /// in the vector lanes and whole rows of pixels in the registers: the same bits as the row
-/// kernel, 1.2–2× faster on maps of 4 to 16 columns, 1.1× on 28. Stride 2 runs on those pixel kernels only:
-/// level 2, `direct_convolution_packs(width, 2)`, `packed` given and `out_channels` a multiple of 16.
+/// kernel, 1.2–2× faster on maps of 4 to 16 columns, 1.1× on 28. Stride 2 runs on those pixel
+/// kernels only: level 2, `direct_convolution_packs(width, 2)`, `packed` given and `out_channels`
+/// a multiple of 16.
 void direct_convolution_3x3(const float *x, const float *w, const float *packed, float *y, int in_channels,
                             int out_channels, int batch, int height, int width, int stride, int first_image, int end_image,
                             float *scratch, int accumulate, const direct_convolution_epilogue *epilogue, int level);

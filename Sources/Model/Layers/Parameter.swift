@@ -62,4 +62,7 @@ public final class Parameter {
         for i in 0..<mask.count where mask[i] != 0 { kept += 1 }
         return kept
     }
+
+    /// The share of the weights the mask keeps (1 without a mask).
+    public var density: Double { Double(keptCount) / Double(value.count) }
 }

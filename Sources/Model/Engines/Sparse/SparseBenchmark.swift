@@ -63,7 +63,7 @@ public enum SparseBenchmark {
         for (conv, h, w) in network.convolutionInputs(height: height, width: width) {
             let work = Double(conv.outChannels * conv.inChannels * conv.kernel * conv.kernel * conv.outputExtent(h) * conv.outputExtent(w))
             all += work
-            kept += conv.weight.mask == nil ? work : work * Double(conv.weight.keptCount) / Double(conv.weight.value.count)
+            kept += work * conv.weight.density
         }
         return all > 0 ? kept / all : 1
     }

@@ -94,21 +94,21 @@ public enum SparseSelection {
     /// and changes nothing, when the network carries no mask.
     public static func install(on network: ResNet18, batchSize: Int, height: Int, width: Int, mode: Mode,
                                fixed: [String]? = nil, cache: URL? = cacheURL) throws(ModelError) -> SparseChoice? {
+        // Each mask is counted once (a scan of every weight).
         let layers = network.convolutionInputs(height: height, width: width).filter { $0.conv.weight.mask != nil }
+            .map { conv, h, w in (conv: conv, height: h, width: w, density: conv.weight.density) }
         guard !layers.isEmpty else { return nil }
         var verdicts: [String: Verdict] = [:]
         if mode == .auto && fixed == nil {
-            let measured = layers.compactMap { conv, h, w -> Measured? in
-                let density = Double(conv.weight.keptCount) / Double(conv.weight.value.count)
-                return density < 1 ? Measured(conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batchSize, density: density)) : nil
+            let measured = layers.compactMap { conv, h, w, density -> Measured? in
+                density < 1 ? Measured(conv: conv, height: h, width: w, key: layerKey(conv, height: h, width: w, batch: batchSize, density: density)) : nil
             }
             verdicts = try self.verdicts(for: measured, batch: batchSize, cache: cache)
         }
         var choices: [SparseChoice.Layer] = []
-        for (conv, inputHeight, inputWidth) in layers {
+        for (conv, inputHeight, inputWidth, density) in layers {
             conv.sparse = nil
             let name = conv.weight.layerName
-            let density = Double(conv.weight.keptCount) / Double(conv.weight.value.count)
             var layer = SparseChoice.Layer(layer: name, density: density, sparse: false)
             switch mode {
             case .off:
