@@ -139,7 +139,7 @@ extern "C" __global__ void accumulate_metrics(const float* loss, const int* corr
 }
 
 // SGD.step over every parameter at once (PyTorch semantics: coupled decay, momentum buffer
-// = d on the first step, optional Nesterov), then Parameter.applyMask's w *= m, buf *= m (the
+// = d on the first step, optional Nesterov), then the mask's products w *= m, buf *= m (the
 // mask is all ones where a tensor has none: an exact no-op). schedule holds {learning rate,
 // first step ? 1 : 0} per step of the epoch, read at *step, so one captured graph serves every
 // step. Every operation is rounded on its own, in SGD.step's order: NVRTC's default
