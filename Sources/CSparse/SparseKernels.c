@@ -459,7 +459,25 @@ static void from_batch_inner_avx2(float *dst, const float *src, int32_t first, i
         const float *s = src + (int64_t)c * area * np;
         for (int32_t block = 0; block < n; block += 8) {
             const int32_t images = n - block < 8 ? n - block : 8;
-            for (int64_t position = 0; position < area; position += 8) {
+            int64_t position = 0;
+            /* Sixteen positions a pass where writing: each image's 64 bytes stored back to back,
+             * where 32 bytes into eight images' rows in turn stalled on the stores (10–70%
+             * more `perf` samples in this copy on the quick preset's 1% masks, AMD EPYC). */
+            for (; !accumulate && position + 16 <= area; position += 16) {
+                __m256 r[8], u[8];
+                for (int32_t j = 0; j < 8; j++) {
+                    r[j] = _mm256_loadu_ps(s + (position + j) * np + block);
+                    u[j] = _mm256_loadu_ps(s + (position + 8 + j) * np + block);
+                }
+                transpose8(r);
+                transpose8(u);
+                for (int32_t i = 0; i < images; i++) {
+                    float *out = d + (int64_t)(block + i) * area + position;
+                    _mm256_storeu_ps(out, r[i]);
+                    _mm256_storeu_ps(out + 8, u[i]);
+                }
+            }
+            for (; position < area; position += 8) {
                 const int32_t count = area - position < 8 ? (int32_t)(area - position) : 8;
                 const __m256i mask = first_lanes(count);
                 __m256 r[8];
