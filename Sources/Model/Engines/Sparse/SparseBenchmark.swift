@@ -61,7 +61,7 @@ public enum SparseBenchmark {
     public static func keptWork(of network: ResNet18, height: Int, width: Int) -> Double {
         var kept = 0.0, all = 0.0
         for (conv, h, w) in network.convolutionInputs(height: height, width: width) {
-            let work = Double(conv.outChannels * conv.inChannels * conv.kernel * conv.kernel * conv.outputExtent(h) * conv.outputExtent(w))
+            let work = Double(conv.multiplyAdds(height: h, width: w))
             all += work
             kept += work * conv.weight.density
         }
