@@ -280,6 +280,10 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         var seen = Set<String>()
         for (index, host) in hosts.enumerated() {
             guard !host.name.isEmpty else { throw .invalid("field hosts[\(index)].name is empty") }
+            // The name goes into worker names, log file names and the workers' command lines.
+            guard host.name.first != "-", host.name.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) }) else {
+                throw .invalid("field hosts[\(index)].name: \(host.name.debugDescription) must be letters, digits, '.', '_' and '-', not beginning with '-' (it names the host's workers and their log files)")
+            }
             guard seen.insert(host.name).inserted else { throw .invalid("field hosts[\(index)].name: \(host.name.debugDescription) is listed twice") }
             if let slots = host.slotsPerGPU {
                 guard slots >= 1 else { throw .invalid("field hosts[\(index)].slotsPerGPU: \(slots) must be ≥ 1") }

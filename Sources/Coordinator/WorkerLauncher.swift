@@ -66,7 +66,8 @@ public final class WorkerLauncher {
          "--heartbeat", String(cluster.heartbeatSeconds), "--missed-heartbeats", String(cluster.missedHeartbeats),
          // Its output is a file (RUN_DIR/logs/NAME.log), where the per-epoch detail belongs.
          "--log-level", "debug"]
-            + (curve.map { ["--server-key", $0.serverKey, "--key", $0.workerKeyFile] } ?? [])
+            // One word with its option: a Z85 key may begin with "-", which would read as an option.
+            + (curve.map { ["--server-key=\($0.serverKey)", "--key", $0.workerKeyFile] } ?? [])
             + (host.device.map { ["--device", $0] } ?? [])
             + (host.launcher == .local ? ["--cache", runDirectory.appendingPathComponent("workers").appendingPathComponent(name).path] : [])
     }
@@ -146,9 +147,9 @@ public final class WorkerLauncher {
                 continue
             case .manual:
                 let slot = slots[index]
-                let variables = environment(for: slot.host, slot: slot.index).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                let command = variables + [workerPath(for: slot.host) ?? "worker"] + arguments(for: slot.host, name: slot.name)
-                log.info("manual host \(slot.host.name): start its worker by hand:  \(command.joined(separator: " "))")
+                let command = SSHCommand.line(environment: environment(for: slot.host, slot: slot.index),
+                                              words: [workerPath(for: slot.host) ?? "worker"] + arguments(for: slot.host, name: slot.name))
+                log.info("manual host \(slot.host.name): start its worker by hand:  \(command)")
             }
         }
         for host in cluster.hosts where host.launcher == .slurm && !unprepared.contains(host.name) {
@@ -166,7 +167,7 @@ public final class WorkerLauncher {
         let slot = slots[index]
         let logs = runDirectory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        let logURL = logs.appendingPathComponent("\(slot.name).log")
+        let logURL = self.logURL(of: slot.name)
         if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let logFile = try FileHandle(forWritingTo: logURL)
         logFile.seekToEndOfFile()
@@ -205,15 +206,32 @@ public final class WorkerLauncher {
             let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
                 : slots[index].host.launcher == .ssh ? SSHCommand.explain(status: process.terminationStatus, host: slots[index].host)
                 : "exited with status \(process.terminationStatus)"
+            let said = lastLine(ofLog: logURL(of: name)).map { " (its log ends: \($0))" } ?? ""
             slots[index].process = nil
             guard slots[index].restartsLeft > 0 else {
-                log.warning("worker \(name) \(how) and has used its \(cluster.restarts) restarts; the slot stays empty")
+                log.warning("worker \(name) \(how)\(said) and has used its \(cluster.restarts) restarts; the slot stays empty")
                 continue
             }
             slots[index].restartsLeft -= 1
-            log.warning("worker \(name) \(how); restarting it (\(slots[index].restartsLeft) restart(s) left)")
+            log.warning("worker \(name) \(how)\(said); restarting it (\(slots[index].restartsLeft) restart(s) left)")
             do { try launch(index) } catch { log.warning("cannot restart worker \(name): \(error)") }
         }
+    }
+
+    private func logURL(of name: String) -> URL {
+        runDirectory.appendingPathComponent("logs").appendingPathComponent("\(name).log")
+    }
+
+    /// The last line a worker wrote, which names why it ended when it could not start (a
+    /// refused argument, a missing library); nil when its log is empty or unreadable.
+    private func lastLine(ofLog url: URL) -> String? {
+        guard let file = try? FileHandle(forReadingFrom: url) else { return nil }
+        defer { try? file.close() }
+        guard let end = try? file.seekToEnd() else { return nil }
+        try? file.seek(toOffset: end > 2048 ? end - 2048 : 0)
+        let tail = String(decoding: (try? file.readToEnd()) ?? Data(), as: UTF8.self)
+        let line = tail.split(whereSeparator: \.isNewline).last.map { $0.trimmingCharacters(in: .whitespaces) }
+        return line.flatMap { $0.isEmpty ? nil : String($0.prefix(300)) }
     }
 
     /// Whether every slot the coordinator starts has failed for good (no manual or Slurm hosts

@@ -202,6 +202,26 @@ import Testing
         #expect(result.errors.contains("no worker is running and none can be started"), "\(result.errors)")
     }
 
+    /// A local worker that ends at once is restarted, and each warning quotes the last line
+    /// it wrote (why it could not start), so the reason is in the coordinator's own output.
+    @Test(.timeLimit(.minutes(10)))
+    func aWorkerThatCannotStartIsReportedWithItsLastLine() throws {
+        let harness = try SweepHarness()
+        defer { harness.remove() }
+        let worker = try harness.file("broken-worker", "#!/bin/sh\necho starting\necho 'error: libzmq.so.5: cannot open shared object file' >&2\nexit 127\n")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: worker.path)
+        let cluster = try harness.file("cluster.json", """
+            {"bind": "tcp://127.0.0.1:*", "restarts": 1, "hosts": [{"name": "box", "workerPath": "\(worker.path)"}]}
+            """)
+        let sweep = try harness.file("sweep.json", #"{"name":"broken","preset":"smoke","seeds":[1],"synflowIterations":[10],"synflowDensities":[0.2]}"#)
+        let result = try CoordinatorProcessTests.run(["--sweep", sweep.path, "--run-dir", harness.run.path, "--cluster", cluster.path])
+        #expect(result.status == 2)
+        let said = "exited with status 127 (its log ends: error: libzmq.so.5: cannot open shared object file)"
+        #expect(result.output.contains("worker box-w1 \(said); restarting it"), "\(result.output)")
+        #expect(result.output.contains("worker box-w1 \(said) and has used its 1 restarts"), "\(result.output)")
+        #expect(result.errors.contains("no worker is running and none can be started"), "\(result.errors)")
+    }
+
     /// Per-slot GPUs reach the workers and results.json; a host cap of 1 runs one task at a time.
     @Test(.timeLimit(.minutes(10)))
     func gpuSlotsAreRecordedAndTheHostCapHolds() throws {
@@ -262,6 +282,8 @@ import Testing
             (#"{"hosts": [{"name": "a", "gpus": ["0", "1"], "slotsPerGPU": 2, "workers": 3}]}"#, "field hosts[0].workers: 3 is not gpus × slotsPerGPU = 2 × 2"),
             (#"{"hosts": [{"name": "a", "gpus": ["0"], "slotsPerGPU": 0}]}"#, "field hosts[0].slotsPerGPU: 0 must be ≥ 1"),
             (#"{"hosts": [{"name": "a", "launcher": "slurm", "gpus": ["0"], "slotsPerGPU": 2}]}"#, "Slurm hands out a job's GPUs itself"),
+            (#"{"hosts": [{"name": "-a"}]}"#, #"field hosts[0].name: "-a" must be letters, digits"#),
+            (#"{"hosts": [{"name": "rack 1/a"}]}"#, #"field hosts[0].name: "rack 1/a" must be letters, digits"#),
             (#"{"bundle": "no-such.tar.xz", "hosts": [{"name": "a"}]}"#, "field bundle: \(harness.directory.path)/no-such.tar.xz does not exist"),
         ]
         for (index, (text, message)) in cases.enumerated() {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Coordinator
+import Protocol
 
 /// CURVE on the wire: keys from `coordinator keygen`, workers let in by their public key,
 /// strangers and keyless workers refused (and logged on both sides) before any task.
@@ -21,7 +22,11 @@ import Testing
         let harness = try SweepHarness()
         defer { harness.remove() }
         let keys = harness.directory.appendingPathComponent("keys")
-        for name in ["coordinator", "worker", "stranger"] {
+        // A Z85 key may begin with "-"; the workers the coordinator starts must still read it.
+        var coordinatorKey = try CurveKeyPair.generate()
+        while !coordinatorKey.publicKey.hasPrefix("-") { coordinatorKey = try CurveKeyPair.generate() }
+        try coordinatorKey.write(to: keys.appendingPathComponent("coordinator"))
+        for name in ["worker", "stranger"] {
             let result = try CoordinatorProcessTests.run(["keygen", "--out", keys.appendingPathComponent(name).path])
             try #require(result.status == 0, "\(result.errors)")
         }

@@ -47,9 +47,4 @@ import Testing
         #expect("\(error!)".contains("host batch") && "\(error!)".contains("not-a-bundle.tar.xz has no prunesweep/worker"), "\(error!)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: base).isEmpty)
     }
-
-    @Test func remotePathsUnderTheHomeExpandThere() {
-        #expect(SSHCommand.path("~/.cache/prunesweep/bundles/x/prunesweep/worker") == #""$HOME"/'.cache/prunesweep/bundles/x/prunesweep/worker'"#)
-        #expect(SSHCommand.path("/opt/it's") == #"'/opt/it'\''s'"#)
-    }
 }

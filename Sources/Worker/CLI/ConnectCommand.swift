@@ -21,7 +21,7 @@ struct ConnectCommand: ParsableCommand {
     @Option(help: "Seconds between heartbeats (the coordinator's cluster.json sets the same).") var heartbeat = 2.5
     @Option(help: "Heartbeats missed before the coordinator counts as lost.") var missedHeartbeats = 3
     @Option(help: "Artifact cache and scratch directory (default ~/.cache/prunesweep/worker-NAME).") var cache: String?
-    @Option(help: "The coordinator's CURVE public key, or a file holding it (coordinator.pub); needed when it encrypts.") var serverKey: String?
+    @Option(help: "The coordinator's CURVE public key file (coordinator.pub), or the key itself as --server-key='KEY' (a key may begin with -); needed when it encrypts.") var serverKey: String?
     @Option(help: "This worker's CURVE secret key file (from `coordinator keygen`).") var key: String?
     @Option(help: "The least severe lines shown: trace, debug, info, notice, warning, error or critical (the coordinator's log gets debug and up whatever this says).")
     var logLevel: Logger.Level = .info
