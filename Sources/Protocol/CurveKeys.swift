@@ -52,6 +52,8 @@ public struct CurveKeyPair: Equatable, Sendable {
     }
 
     /// Every key of a file of public keys: one per line, the key first; `#` starts a comment.
+    /// (`#` is a Z85 character, but no key begins with it: a key's first character encodes
+    /// its first four bytes' top digit in base 85, at most 82, `%`.)
     public static func readKeys(_ url: URL) throws -> [String] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw CurveKeyError.unreadable(url.path) }
