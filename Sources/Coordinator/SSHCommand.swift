@@ -13,19 +13,22 @@ enum SSHCommand {
         "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// `K=V … WORD…` as one line to paste into a POSIX shell: each value or word that holds
-    /// anything but letters, digits and `_-./:=,@+%~` is quoted (CURVE keys hold `$`, `&`, `(`
-    /// and the like), a variable's name is not (quoted, it would be a command).
-    static func line(environment: [String: String], words: [String]) -> String {
-        let variables = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\(shellWord($0.value))" }
-        return (variables + words.map(shellWord)).joined(separator: " ")
+    /// `K=V … WORKER ARGS…` as one line to paste into a POSIX shell: each value or argument
+    /// that holds anything but letters, digits and `_-./:=,@+%` is quoted (CURVE keys hold `$`,
+    /// `&`, `(` and the like), a variable's name is not (quoted, it would be a command), and
+    /// the worker's path is a `path`.
+    static func line(environment: [String: String], worker: String, arguments: [String]) -> String {
+        let variables = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\(word($0.value))" }
+        return (variables + [path(worker)] + arguments.map(word)).joined(separator: " ")
     }
 
-    private static func shellWord(_ word: String) -> String {
+    /// `word` as typed where a shell would take it as it is, else quoted: command lines shown
+    /// to people stay readable.
+    static func word(_ word: String) -> String {
         !word.isEmpty && word.utf8.allSatisfy { plain.contains($0) } ? word : quote(word)
     }
 
-    private static let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,@+%~".utf8)
+    private static let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,@+%".utf8)
 
     /// A path for a POSIX shell: quoted, except that a leading `~/` becomes `"$HOME"/`, so
     /// paths under the remote home work from any working directory.

@@ -148,7 +148,7 @@ public final class WorkerLauncher {
             case .manual:
                 let slot = slots[index]
                 let command = SSHCommand.line(environment: environment(for: slot.host, slot: slot.index),
-                                              words: [workerPath(for: slot.host) ?? "worker"] + arguments(for: slot.host, name: slot.name))
+                                              worker: workerPath(for: slot.host) ?? "worker", arguments: arguments(for: slot.host, name: slot.name))
                 log.info("manual host \(slot.host.name): start its worker by hand:  \(command)")
             }
         }

@@ -22,7 +22,7 @@ import Testing
         let z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
         let arguments = ["--server-key=-u@%3hv/gIcfgjx8}-OV0stiIl86.]DfSPgmGr95", z85, "it's", "", "--threads", "4"]
         let variable = "a $b & 'c'"
-        let line = SSHCommand.line(environment: ["PRUNESWEEP_TEST": variable], words: [worker.path] + arguments)
+        let line = SSHCommand.line(environment: ["PRUNESWEEP_TEST": variable], worker: worker.path, arguments: arguments)
         #expect(line.hasSuffix(" --threads 4"), "\(line)")
 
         let shell = Process()

@@ -119,17 +119,12 @@ public struct Provenance: Sendable {
         if builtIn == sweep, let original = SweepSpec.builtIn[sweep.name] {
             arguments.append(sweep.name)
             if sweep.preset != original.preset { arguments += ["--preset", sweep.preset] }
-            arguments += overrides.flatMap { ["--set", Self.quoted($0)] }
+            arguments += overrides.flatMap { ["--set", SSHCommand.word($0)] }
         } else {
-            arguments.append(Self.quoted(runDirectory.appendingPathComponent("sweep.json").path))
+            arguments.append(SSHCommand.word(runDirectory.appendingPathComponent("sweep.json").path))
         }
         let defaultDirectory = URL(fileURLWithPath: "runs/\(sweep.name)").standardizedFileURL.path
-        if runDirectory.standardizedFileURL.path != defaultDirectory { arguments += ["--run-dir", Self.quoted(runDirectory.path)] }
+        if runDirectory.standardizedFileURL.path != defaultDirectory { arguments += ["--run-dir", SSHCommand.word(runDirectory.path)] }
         return (arguments + ["--cluster", "cluster.json"]).joined(separator: " ")
-    }
-
-    /// `text` as one shell word.
-    static func quoted(_ text: String) -> String {
-        text.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+".contains($0) } ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
