@@ -16,10 +16,11 @@ enum SSHCommand {
     /// `K=V … WORKER ARGS…` as one line to paste into a POSIX shell: each value or argument
     /// that holds anything but letters, digits and `_-./:=,@+%` is quoted (CURVE keys hold `$`,
     /// `&`, `(` and the like), a variable's name is not (quoted, it would be a command), and
-    /// the worker's path is a `path`.
+    /// a worker path under `~/` is a `path`.
     static func line(environment: [String: String], worker: String, arguments: [String]) -> String {
         let variables = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\(word($0.value))" }
-        return (variables + [path(worker)] + arguments.map(word)).joined(separator: " ")
+        let command = worker == "~" || worker.hasPrefix("~/") ? path(worker) : word(worker)
+        return (variables + [command] + arguments.map(word)).joined(separator: " ")
     }
 
     /// `word` as typed where a shell would take it as it is, else quoted: command lines shown

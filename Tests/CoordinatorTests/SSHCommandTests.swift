@@ -24,6 +24,10 @@ import Testing
         let variable = "a $b & 'c'"
         let line = SSHCommand.line(environment: ["PRUNESWEEP_TEST": variable], worker: worker.path, arguments: arguments)
         #expect(line.hasSuffix(" --threads 4"), "\(line)")
+        #expect(SSHCommand.line(environment: ["OPENBLAS_NUM_THREADS": "4"], worker: "worker", arguments: ["--name", "box-w1"])
+                == "OPENBLAS_NUM_THREADS=4 worker --name box-w1")
+        #expect(SSHCommand.line(environment: [:], worker: "~/prunesweep/worker", arguments: [])
+                == #""$HOME"/'prunesweep/worker'"#)
 
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
