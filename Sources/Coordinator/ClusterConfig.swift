@@ -284,6 +284,10 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
             guard host.name.first != "-", host.name.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) }) else {
                 throw .invalid("field hosts[\(index)].name: \(host.name.debugDescription) must be letters, digits, '.', '_' and '-', not beginning with '-' (it names the host's workers and their log files)")
             }
+            // ssh takes the destination after the host's options; one beginning with "-" would be another option.
+            if let address = host.address, address.isEmpty || address.first == "-" {
+                throw .invalid("field hosts[\(index)].address: \(address.debugDescription) is not an ssh destination; write user@host or an alias of ~/.ssh/config (options go in sshOptions)")
+            }
             guard seen.insert(host.name).inserted else { throw .invalid("field hosts[\(index)].name: \(host.name.debugDescription) is listed twice") }
             if let slots = host.slotsPerGPU {
                 guard slots >= 1 else { throw .invalid("field hosts[\(index)].slotsPerGPU: \(slots) must be ≥ 1") }

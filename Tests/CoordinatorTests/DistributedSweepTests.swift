@@ -284,6 +284,8 @@ import Testing
             (#"{"hosts": [{"name": "a", "launcher": "slurm", "gpus": ["0"], "slotsPerGPU": 2}]}"#, "Slurm hands out a job's GPUs itself"),
             (#"{"hosts": [{"name": "-a"}]}"#, #"field hosts[0].name: "-a" must be letters, digits"#),
             (#"{"hosts": [{"name": "rack 1/a"}]}"#, #"field hosts[0].name: "rack 1/a" must be letters, digits"#),
+            (#"{"hosts": [{"name": "a", "launcher": "ssh", "address": "-oProxyCommand=x"}]}"#,
+             #"field hosts[0].address: "-oProxyCommand=x" is not an ssh destination"#),
             (#"{"bundle": "no-such.tar.xz", "hosts": [{"name": "a"}]}"#, "field bundle: \(harness.directory.path)/no-such.tar.xz does not exist"),
         ]
         for (index, (text, message)) in cases.enumerated() {
