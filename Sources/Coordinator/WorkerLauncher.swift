@@ -165,9 +165,8 @@ public final class WorkerLauncher {
 
     private func launch(_ index: Int) throws {
         let slot = slots[index]
-        let logs = runDirectory.appendingPathComponent("logs")
-        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         let logURL = self.logURL(of: slot.name)
+        try FileManager.default.createDirectory(at: logURL.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let logFile = try FileHandle(forWritingTo: logURL)
         logFile.seekToEndOfFile()
